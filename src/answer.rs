@@ -1,0 +1,135 @@
+//! What the receiver answers, as DESIGN's table of answers gives it. The sender only
+//! looks at the status code; the JSON body (`{"status": ...}`) is for people and tests.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::service::AnswerBody;
+use crate::store::DedupKey;
+use crate::verify::VerifyError;
+
+/// `Retry-After` on a `409`: the same callback is still being processed.
+pub(crate) const IN_FLIGHT_RETRY_AFTER_SECONDS: u32 = 5;
+/// `Retry-After` on a `503`: the dedup store is unavailable.
+pub(crate) const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 30;
+
+/// One answer, before it becomes a response.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// 200: the handler ran and succeeded.
+    Processed(DedupKey),
+    /// 200: already processed.
+    Duplicate(DedupKey),
+    /// 200: no handler for this event.
+    Ignored(DedupKey),
+    /// 409: still in flight after the wait.
+    InFlight(DedupKey),
+    /// 401: verification refused the request.
+    Rejected(VerifyError),
+    /// 400, 405, 413, 415: not a callback we can read.
+    Invalid(StatusCode, Cow<'static, str>),
+    /// 500: the handler failed, panicked or timed out; the claim was released.
+    Failed(DedupKey, &'static str),
+    /// 503: the dedup store is unavailable.
+    Unavailable(DedupKey),
+}
+
+#[derive(Serialize)]
+struct AnswerJson<'a> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Cow<'a, str>>,
+}
+
+impl Answer {
+    pub(crate) fn invalid(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::Invalid(status, reason.into())
+    }
+
+    pub(crate) fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => StatusCode::OK,
+            Self::InFlight(_) => StatusCode::CONFLICT,
+            Self::Rejected(_) => StatusCode::UNAUTHORIZED,
+            Self::Invalid(status, _) => *status,
+            Self::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The body's `status`, also the `outcome` recorded on the tracing span.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Processed(_) => "processed",
+            Self::Duplicate(_) => "duplicate",
+            Self::Ignored(_) => "ignored",
+            Self::InFlight(_) => "in_flight",
+            Self::Rejected(_) => "rejected",
+            Self::Invalid(..) => "invalid",
+            Self::Failed(..) => "failed",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn key(&self) -> Option<&DedupKey> {
+        match self {
+            Self::Processed(key)
+            | Self::Duplicate(key)
+            | Self::Ignored(key)
+            | Self::InFlight(key)
+            | Self::Failed(key, _)
+            | Self::Unavailable(key) => Some(key),
+            Self::Rejected(_) | Self::Invalid(..) => None,
+        }
+    }
+
+    fn reason(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Self::Rejected(error) => Some(Cow::Owned(error.to_string())),
+            Self::Invalid(_, reason) => Some(Cow::Borrowed(reason)),
+            Self::Failed(_, reason) => Some(Cow::Borrowed(reason)),
+            Self::InFlight(_) => Some(Cow::Borrowed("the same callback is being processed")),
+            Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
+            Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::InFlight(_) => Some(IN_FLIGHT_RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response<AnswerBody> {
+        let key = self.key();
+        let json = AnswerJson {
+            status: self.label(),
+            task_id: key.map(DedupKey::task_id),
+            callback_type: key.map(DedupKey::callback_type),
+            reason: self.reason(),
+        };
+        // Serializing a struct of strings into a Vec cannot fail.
+        let body = serde_json::to_vec(&json).unwrap_or_default();
+        let mut response = Response::new(AnswerBody::new(Bytes::from(body)));
+        *response.status_mut() = self.status_code();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status_code() == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}

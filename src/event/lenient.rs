@@ -1,0 +1,291 @@
+//! Field deserializers that accept every shape the sender has been seen to use and
+//! turn anything unexpected into "absent" instead of an error.
+//!
+//! A callback that fails to parse is answered with `400`, and after three such answers
+//! the sender gives up on it for good: a song is lost over a field we do not even
+//! need. So only the fields the pipeline cannot work without are strict (see
+//! [`super::parse`]); everything else goes through these.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::track::CreateTime;
+
+/// A string; numbers and booleans become their text; `""`, `null` and containers
+/// become `None`.
+pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<StringScalar>::new())
+}
+
+/// An integer, from a JSON integer, an integral float or a numeric string.
+pub(crate) fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<IntegerScalar>::new())
+}
+
+/// A float, from a JSON number or a numeric string.
+pub(crate) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<FloatScalar>::new())
+}
+
+/// `createTime`: a date-time string or a number of epoch milliseconds.
+pub(crate) fn create_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CreateTime>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<CreateTimeScalar>::new())
+}
+
+/// An object deserialized as `T`; any other JSON value becomes `None`.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    d.deserialize_any(ObjectVisitor(PhantomData))
+}
+
+/// A list of objects deserialized as `T`; elements that are not objects are skipped,
+/// and anything that is not a list is an empty list.
+pub(crate) fn list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    d.deserialize_any(ListVisitor(PhantomData))
+}
+
+/// How one scalar field turns each JSON scalar into its value.
+trait Scalar {
+    type Value;
+    const EXPECTING: &'static str;
+    fn from_str(text: &str) -> Option<Self::Value>;
+    fn from_i64(value: i64) -> Option<Self::Value>;
+    fn from_u64(value: u64) -> Option<Self::Value>;
+    fn from_f64(value: f64) -> Option<Self::Value>;
+    fn from_bool(_value: bool) -> Option<Self::Value> {
+        None
+    }
+}
+
+struct StringScalar;
+impl Scalar for StringScalar {
+    type Value = String;
+    const EXPECTING: &'static str = "a string";
+    fn from_str(text: &str) -> Option<String> {
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+    fn from_i64(value: i64) -> Option<String> {
+        Some(value.to_string())
+    }
+    fn from_u64(value: u64) -> Option<String> {
+        Some(value.to_string())
+    }
+    fn from_f64(value: f64) -> Option<String> {
+        Some(value.to_string())
+    }
+    fn from_bool(value: bool) -> Option<String> {
+        Some(value.to_string())
+    }
+}
+
+struct IntegerScalar;
+impl Scalar for IntegerScalar {
+    type Value = i64;
+    const EXPECTING: &'static str = "an integer";
+    fn from_str(text: &str) -> Option<i64> {
+        text.trim().parse().ok()
+    }
+    fn from_i64(value: i64) -> Option<i64> {
+        Some(value)
+    }
+    fn from_u64(value: u64) -> Option<i64> {
+        i64::try_from(value).ok()
+    }
+    fn from_f64(value: f64) -> Option<i64> {
+        integral_f64(value)
+    }
+}
+
+struct FloatScalar;
+impl Scalar for FloatScalar {
+    type Value = f64;
+    const EXPECTING: &'static str = "a number";
+    fn from_str(text: &str) -> Option<f64> {
+        text.trim().parse().ok().filter(|v: &f64| v.is_finite())
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn from_i64(value: i64) -> Option<f64> {
+        Some(value as f64)
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn from_u64(value: u64) -> Option<f64> {
+        Some(value as f64)
+    }
+    fn from_f64(value: f64) -> Option<f64> {
+        value.is_finite().then_some(value)
+    }
+}
+
+struct CreateTimeScalar;
+impl Scalar for CreateTimeScalar {
+    type Value = CreateTime;
+    const EXPECTING: &'static str = "a date-time string or epoch milliseconds";
+    fn from_str(text: &str) -> Option<CreateTime> {
+        (!text.is_empty()).then(|| CreateTime::Text(text.to_owned()))
+    }
+    fn from_i64(value: i64) -> Option<CreateTime> {
+        Some(CreateTime::EpochMillis(value))
+    }
+    fn from_u64(value: u64) -> Option<CreateTime> {
+        i64::try_from(value).ok().map(CreateTime::EpochMillis)
+    }
+    fn from_f64(value: f64) -> Option<CreateTime> {
+        integral_f64(value.trunc()).map(CreateTime::EpochMillis)
+    }
+}
+
+/// `value` as an `i64` when it is a whole number inside `i64`'s range.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+fn integral_f64(value: f64) -> Option<i64> {
+    let in_range = value >= i64::MIN as f64 && value < i64::MAX as f64;
+    (value.fract() == 0.0 && in_range).then_some(value as i64)
+}
+
+struct ScalarVisitor<S>(PhantomData<S>);
+
+impl<S> ScalarVisitor<S> {
+    fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<'de, S: Scalar> Visitor<'de> for ScalarVisitor<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(S::EXPECTING)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(S::from_str(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(S::from_i64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(S::from_u64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(S::from_f64(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(S::from_bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| None)
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+struct ListVisitor<T>(PhantomData<T>);
+
+/// One element of a lenient list: an object as `T`, anything else skipped.
+struct Element<T>(Option<T>);
+
+impl<'de, T: DeserializeOwned> de::Deserialize<'de> for Element<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Element)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ListVisitor<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+        while let Some(Element(item)) = seq.next_element::<Element<T>>()? {
+            items.extend(item);
+        }
+        Ok(items)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| Vec::new())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Stage 1 of the pipeline: is this a request we should read at all? Method `POST`
+//! (else `405`), a JSON content type (else `415`), a body within the size limit
+//! (else `413`). Also where the connection's peer address is found.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Extensions, HeaderMap, Method, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::answer::Answer;
+use crate::error::BoxError;
+
+/// The body size limit by default: 1 MiB. A music callback is a few kilobytes.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The connection's peer address, as a request extension.
+///
+/// The [`IpAllowlist`](crate::verify::IpAllowlist) reads it. Mountings that know the
+/// peer insert it (with feature `axum`, axum's `ConnectInfo<SocketAddr>` is read as
+/// well); a plain hyper server inserts it per connection:
+///
+/// ```
+/// use suno_callback::PeerAddr;
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(PeerAddr("203.0.113.7:55000".parse().unwrap()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The peer address from the request's extensions, if the mounting put one there.
+pub(crate) fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    if let Some(PeerAddr(addr)) = extensions.get::<PeerAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        extensions.get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(*addr);
+    }
+    None
+}
+
+/// Checks what can be checked before reading the body.
+pub(crate) fn check_head(
+    method: &Method,
+    headers: &HeaderMap,
+    body_limit: usize,
+) -> Result<(), Answer> {
+    if method != Method::POST {
+        return Err(Answer::invalid(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: callbacks are POST",
+        ));
+    }
+    if !is_json(headers) {
+        return Err(Answer::invalid(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/json",
+        ));
+    }
+    let declared_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > body_limit as u64) {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+/// `application/json`, any `+json` type, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.rsplit_once('+').is_some_and(|(kind, suffix)| {
+            kind.len() > "application/".len()
+                && kind[.."application/".len()].eq_ignore_ascii_case("application/")
+                && suffix.eq_ignore_ascii_case("json")
+        })
+}
+
+/// Reads the whole body, refusing more than `body_limit` bytes whatever the request
+/// declared.
+pub(crate) async fn read_body<B>(body: B, body_limit: usize) -> Result<Bytes, Answer>
+where
+    B: Body + Send,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, body_limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(Answer::invalid(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )),
+    }
+}
+
+fn too_large() -> Answer {
+    Answer::invalid(StatusCode::PAYLOAD_TOO_LARGE, "body exceeds the size limit")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_content_type(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, value.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for accepted in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.suno+json",
+        ] {
+            assert!(is_json(&with_content_type(accepted)), "{accepted}");
+        }
+        for refused in ["text/plain", "application/jsonx", "+json", "text/x+json"] {
+            assert!(!is_json(&with_content_type(refused)), "{refused}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,78 @@
+//! Receive the callbacks of the Suno music API (as served by Kie AI and sunoapi.org)
+//! as a tower [`Service`](tower_service::Service) or [`Layer`](tower_layer::Layer):
+//! verify the request's source, dedupe by `(task_id, callbackType)` through a
+//! pluggable store, and dispatch typed events to your handlers, exactly once each.
+//!
+//! ```no_run
+//! use suno_callback::SunoCallbacks;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let callbacks = SunoCallbacks::builder()
+//!     .hmac_key(std::env::var("SUNO_WEBHOOK_HMAC_KEY")?) // call again to rotate keys
+//!     .on_text(|ev| async move { println!("lyrics ready for {}", ev.task_id()); Ok(()) })
+//!     .on_first(|ev| async move { println!("first track of {}", ev.task_id()); Ok(()) })
+//!     .on_complete(|ev| async move {
+//!         for track in ev.tracks() {
+//!             println!("{:?} {:?}", track.title(), track.audio_url());
+//!         }
+//!         Ok(())
+//!     })
+//!     .on_failure(|ev| async move { eprintln!("{}: {} ({:?})", ev.task_id(), ev.reason(), ev.msg()); Ok(()) })
+//!     .build()?;
+//! let app = axum::Router::new().route_service("/callbacks/suno", callbacks.service());
+//! // or, around an existing app: existing_router.layer(callbacks.layer_at("/callbacks/suno"))
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The request goes through these stages, each in its own module, and the first that
+//! refuses it decides the answer:
+//!
+//! | stage | module | refusal |
+//! |---|---|---|
+//! | method, content type, body size | `intake` | 405 / 415 / 413 |
+//! | parse the body | [`CallbackEvent::from_json`] | 400 |
+//! | verify the source | [`verify`] | 401 |
+//! | claim the dedup key | `claim`, [`store`] | 200 duplicate / 409 / 503 |
+//! | run the handler | `dispatch` | 500 (claim released) |
+//! | complete or release the key | `settle` | |
+//!
+//! The README has the whole table of answers and the configuration defaults.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod answer;
+mod claim;
+mod dispatch;
+mod error;
+mod event;
+mod intake;
+mod pipeline;
+mod receiver;
+mod settle;
+
+pub mod service;
+pub mod store;
+pub mod verify;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use crate::error::{BoxError, BuildError, HandlerError};
+pub use crate::event::{
+    CallbackEvent, CreateTime, FailureEvent, FailureReason, ParseError, Stage, StageEvent, Track,
+};
+pub use crate::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
+pub use crate::receiver::{
+    DEFAULT_CLAIM_LEASE, DEFAULT_DONE_TTL, DEFAULT_HANDLER_TIMEOUT, DEFAULT_IN_FLIGHT_WAIT,
+    DEFAULT_STORE_TIMEOUT, SunoCallbacks, SunoCallbacksBuilder,
+};

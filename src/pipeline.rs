@@ -1,0 +1,192 @@
+//! The pipeline: the one place that knows the order of the stages.
+//!
+//! 1. [`intake`](crate::intake): method, content type, body size;
+//! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
+//! 3. [`verify`](crate::verify): is it from the sender;
+//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
+//! 5. [`dispatch`](crate::dispatch): run the handler;
+//! 6. [`settle`](crate::settle): complete or release the key;
+//!
+//! and [`answer`](crate::answer) turns the result into a response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body::Body;
+use tracing::{Instrument, Span};
+
+use crate::answer::Answer;
+use crate::claim::{ClaimOutcome, claim_or_wait};
+use crate::dispatch::{self, HandlerOutcome, Handlers};
+use crate::error::BoxError;
+use crate::event::CallbackEvent;
+use crate::intake;
+use crate::settle::settle;
+use crate::store::{DedupKey, DynStore};
+use crate::verify::{VerifyRequest, VerifyStage};
+
+/// The durations the pipeline works with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub(crate) handler_timeout: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) done_ttl: Duration,
+    pub(crate) in_flight_wait: Duration,
+    pub(crate) store_timeout: Duration,
+}
+
+/// A configured receiver's stages.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) body_limit: usize,
+    pub(crate) verify: VerifyStage,
+    pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) handlers: Handlers,
+    pub(crate) timing: Timing,
+}
+
+/// A request after stage 1: what the later stages need of it.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) headers: HeaderMap,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) body: Bytes,
+}
+
+impl Pipeline {
+    /// Runs every stage on an HTTP request.
+    pub(crate) async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Answer
+    where
+        B: Body + Send,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        if let Err(answer) = intake::check_head(&parts.method, &parts.headers, self.body_limit) {
+            return log_intake(answer);
+        }
+        let body = match intake::read_body(body, self.body_limit).await {
+            Ok(body) => body,
+            Err(answer) => return log_intake(answer),
+        };
+        let inbound = Inbound {
+            peer: intake::peer_addr(&parts.extensions),
+            headers: parts.headers,
+            body,
+        };
+        self.process(inbound).await
+    }
+
+    /// Runs stages 2 to 6 on a request whose body has been read.
+    pub(crate) async fn process(self: Arc<Self>, inbound: Inbound) -> Answer {
+        let event = match CallbackEvent::from_json(inbound.body.clone()) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(%error, "callback refused: body is not a callback");
+                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+            }
+        };
+        let key = DedupKey::new(event.task_id(), event.stage().as_str());
+        let span = tracing::info_span!(
+            "suno_callback",
+            task_id = %key.task_id(),
+            callback_type = %key.callback_type(),
+            outcome = tracing::field::Empty,
+        );
+        let answer = self
+            .verified_process(inbound, event, key)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", answer.label());
+        span.in_scope(|| match &answer {
+            Answer::Failed(..) | Answer::Unavailable(_) => {
+                tracing::warn!(status = answer.status_code().as_u16(), "callback answered");
+            }
+            _ => tracing::info!(status = answer.status_code().as_u16(), "callback answered"),
+        });
+        answer
+    }
+
+    async fn verified_process(
+        self: Arc<Self>,
+        inbound: Inbound,
+        event: CallbackEvent,
+        key: DedupKey,
+    ) -> Answer {
+        let mut request = VerifyRequest::new(&inbound.headers, key.task_id(), key.callback_type())
+            .with_body(&inbound.body);
+        if let Some(peer) = inbound.peer {
+            request = request.with_peer(peer);
+        }
+        if let Err(error) = self.verify.run(&request).await {
+            tracing::debug!(%error, "callback refused by verification");
+            return Answer::Rejected(error);
+        }
+        let Some(invocation) = self.handlers.route(event) else {
+            return Answer::Ignored(key);
+        };
+        let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
+            ClaimOutcome::Run(token) => token,
+            ClaimOutcome::Duplicate => return Answer::Duplicate(key),
+            ClaimOutcome::StillInFlight => return Answer::InFlight(key),
+            ClaimOutcome::Unavailable(error) => {
+                tracing::warn!(%error, "dedup store unavailable");
+                return Answer::Unavailable(key);
+            }
+        };
+        // The handler and the settling of its claim run as their own task: if the
+        // connection drops mid-handler, the handler still finishes and the claim is
+        // still completed or released.
+        let pipeline = Arc::clone(&self);
+        let task_key = key.clone();
+        let run = tokio::spawn(
+            async move {
+                let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                settle(
+                    &*pipeline.store,
+                    &task_key,
+                    token,
+                    &outcome,
+                    &pipeline.timing,
+                )
+                .await;
+                outcome
+            }
+            .instrument(Span::current()),
+        );
+        match run.await {
+            Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
+            Ok(HandlerOutcome::Failed(error)) => {
+                tracing::error!(error = %&*error, "handler failed");
+                Answer::Failed(key, "handler failed")
+            }
+            Ok(HandlerOutcome::Panicked(message)) => {
+                tracing::error!(panic = %message, "handler panicked");
+                Answer::Failed(key, "handler panicked")
+            }
+            Ok(HandlerOutcome::TimedOut) => {
+                tracing::error!(
+                    timeout_ms =
+                        u64::try_from(self.timing.handler_timeout.as_millis()).unwrap_or(u64::MAX),
+                    "handler timed out"
+                );
+                Answer::Failed(key, "handler timed out")
+            }
+            Err(join_error) => {
+                tracing::error!(%join_error, "handler task did not finish");
+                Answer::Failed(key, "handler task did not finish")
+            }
+        }
+    }
+}
+
+fn log_intake(answer: Answer) -> Answer {
+    tracing::debug!(
+        status = answer.status_code().as_u16(),
+        "callback refused before parsing"
+    );
+    answer
+}

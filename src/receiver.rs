@@ -1,0 +1,331 @@
+//! The configured receiver, [`SunoCallbacks`], and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dispatch::{Handlers, boxed};
+use crate::error::{BuildError, HandlerError};
+use crate::event::{CallbackEvent, FailureEvent, StageEvent};
+use crate::intake::DEFAULT_BODY_LIMIT;
+use crate::pipeline::{Pipeline, Timing};
+use crate::service::{CallbackLayer, CallbackService};
+use crate::store::{DedupStore, DynStore, MemoryStore};
+use crate::verify::{
+    Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
+};
+
+/// How long a handler may run by default: below the sender's 15 s wait, so a slow
+/// handler is answered `500` (and retried) before the sender gives up on the request.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claim holds a key by default. It must exceed the handler timeout; when a
+/// process dies mid-handler, the next delivery after the lease runs the handler.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// How long a processed callback is remembered by default.
+pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a duplicate waits by default for the delivery that holds its key.
+pub const DEFAULT_IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+/// How long one dedup store call may take by default before the store counts as down.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A configured callback receiver: verification, dedup store and handlers.
+///
+/// Build one with [`SunoCallbacks::builder`], then mount it as a tower service
+/// ([`service`](Self::service)) or as a layer around an existing app
+/// ([`layer_at`](Self::layer_at)). Clones share everything.
+///
+/// ```
+/// use suno_callback::SunoCallbacks;
+///
+/// let callbacks = SunoCallbacks::builder()
+///     .hmac_key("webhook-hmac-key")
+///     .on_complete(|event| async move {
+///         for track in event.tracks() {
+///             println!("{}: {:?}", event.task_id(), track.audio_url());
+///         }
+///         Ok(())
+///     })
+///     .build()?;
+/// let app: axum::Router = axum::Router::new().route_service("/callbacks/suno", callbacks.service());
+/// # Ok::<(), suno_callback::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct SunoCallbacks {
+    pipeline: Arc<Pipeline>,
+}
+
+impl SunoCallbacks {
+    /// A builder with the defaults: in-memory store, 1 MiB body limit, 10 s handler
+    /// timeout, 30 s lease, 24 h TTL; no verification until a key or verifier is set.
+    pub fn builder() -> SunoCallbacksBuilder {
+        SunoCallbacksBuilder::default()
+    }
+
+    /// The receiver as a tower [`Service`](tower_service::Service) answering every
+    /// request it is given; mount it on the callback path.
+    pub fn service(&self) -> CallbackService {
+        CallbackService::new(Arc::clone(&self.pipeline))
+    }
+
+    /// A layer that answers requests to `path` (an exact match) and passes every other
+    /// request to the service it wraps, untouched.
+    pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
+        CallbackLayer::new(path.into(), self.service())
+    }
+}
+
+impl fmt::Debug for SunoCallbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SunoCallbacks")
+            .field("pipeline", &self.pipeline)
+            .finish()
+    }
+}
+
+/// Configures a [`SunoCallbacks`]. Every setting has a default but verification: set
+/// an HMAC key, a verifier, or explicitly
+/// [accept unverified callbacks](Self::dangerously_accept_unverified_callbacks).
+pub struct SunoCallbacksBuilder {
+    hmac_keys: Vec<Vec<u8>>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+    verifiers: Vec<Arc<dyn DynVerifier>>,
+    accept_unverified: bool,
+    store: Option<Arc<dyn DynStore>>,
+    body_limit: usize,
+    timing: Timing,
+    handlers: Handlers,
+}
+
+impl Default for SunoCallbacksBuilder {
+    fn default() -> Self {
+        Self {
+            hmac_keys: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            clock: Arc::new(SystemClock),
+            verifiers: Vec::new(),
+            accept_unverified: false,
+            store: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            timing: Timing {
+                handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+                lease: DEFAULT_CLAIM_LEASE,
+                done_ttl: DEFAULT_DONE_TTL,
+                in_flight_wait: DEFAULT_IN_FLIGHT_WAIT,
+                store_timeout: DEFAULT_STORE_TIMEOUT,
+            },
+            handlers: Handlers::default(),
+        }
+    }
+}
+
+impl SunoCallbacksBuilder {
+    /// Adds an active "webhook HMAC key" (raw UTF-8 bytes). Call it again to accept
+    /// several keys while rotating: a signature made with any of them is accepted.
+    pub fn hmac_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.hmac_keys.push(key.as_ref().to_vec());
+        self
+    }
+
+    /// Adds several active HMAC keys at once.
+    pub fn hmac_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        self.hmac_keys
+            .extend(keys.into_iter().map(|key| key.as_ref().to_vec()));
+        self
+    }
+
+    /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// The clock the HMAC timestamp is checked against (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Adds a verifier. All verifiers must accept, the HMAC check (if a key is set)
+    /// first, then these in the order they were added.
+    pub fn verifier(mut self, verifier: impl Verifier) -> Self {
+        self.verifiers.push(Arc::new(verifier));
+        self
+    }
+
+    /// Accepts callbacks without any verification. Anyone who can reach the endpoint
+    /// can then make your handlers run with made-up tasks. For local experiments only.
+    pub fn dangerously_accept_unverified_callbacks(mut self) -> Self {
+        self.accept_unverified = true;
+        self
+    }
+
+    /// The dedup store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl DedupStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The largest body accepted, in bytes (default 1 MiB); larger ones get `413`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a handler may run (default 10 s) before it is dropped, its claim
+    /// released and `500` answered.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.timing.handler_timeout = timeout;
+        self
+    }
+
+    /// How long a claim holds its key (default 30 s); must exceed the handler timeout.
+    pub fn claim_lease(mut self, lease: Duration) -> Self {
+        self.timing.lease = lease;
+        self
+    }
+
+    /// How long a processed callback is remembered as done (default 24 h).
+    pub fn done_ttl(mut self, ttl: Duration) -> Self {
+        self.timing.done_ttl = ttl;
+        self
+    }
+
+    /// How long a delivery that finds its callback in flight waits for the outcome
+    /// before answering `409` (default 5 s).
+    pub fn in_flight_wait(mut self, wait: Duration) -> Self {
+        self.timing.in_flight_wait = wait;
+        self
+    }
+
+    /// How long one dedup store call may take before the store counts as unavailable
+    /// (default 2 s).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.timing.store_timeout = timeout;
+        self
+    }
+
+    /// Handles `text` callbacks (lyrics or text done).
+    pub fn on_text<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handlers.text = Some(boxed(handler));
+        self
+    }
+
+    /// Handles `first` callbacks (first track done).
+    pub fn on_first<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handlers.first = Some(boxed(handler));
+        self
+    }
+
+    /// Handles `complete` callbacks (all tracks done).
+    pub fn on_complete<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handlers.complete = Some(boxed(handler));
+        self
+    }
+
+    /// Handles failures: a `code` other than 200, or `callbackType` `error`.
+    pub fn on_failure<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(FailureEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handlers.failure = Some(boxed(handler));
+        self
+    }
+
+    /// Handles every event that has no specific handler, including unknown
+    /// `callbackType` values. Without it such events are answered `200 ignored`.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handlers.fallback = Some(boxed(handler));
+        self
+    }
+
+    /// Checks the configuration and builds the receiver.
+    pub fn build(self) -> Result<SunoCallbacks, BuildError> {
+        let timing = self.timing;
+        if timing.handler_timeout.is_zero() {
+            return Err(BuildError::invalid_setting(
+                "handler timeout must be positive",
+            ));
+        }
+        if timing.lease <= timing.handler_timeout {
+            return Err(BuildError::invalid_setting(
+                "claim lease must be longer than the handler timeout",
+            ));
+        }
+        if timing.done_ttl.is_zero() || timing.store_timeout.is_zero() || self.body_limit == 0 {
+            return Err(BuildError::invalid_setting(
+                "done TTL, store timeout and body limit must be positive",
+            ));
+        }
+        let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
+        if !self.hmac_keys.is_empty() {
+            let hmac = HmacVerifier::new(&self.hmac_keys)?
+                .tolerance(self.tolerance)
+                .shared_clock(self.clock);
+            verifiers.push(Arc::new(hmac) as Arc<dyn DynVerifier>);
+        }
+        verifiers.extend(self.verifiers);
+        let verify = VerifyStage::new(verifiers);
+        if verify.is_empty() {
+            if !self.accept_unverified {
+                return Err(BuildError::no_verification());
+            }
+            tracing::warn!(
+                "suno-callback accepts UNVERIFIED callbacks: anyone who can reach the \
+                 endpoint can trigger the handlers"
+            );
+        }
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn DynStore>);
+        Ok(SunoCallbacks {
+            pipeline: Arc::new(Pipeline {
+                body_limit: self.body_limit,
+                verify,
+                store,
+                handlers: self.handlers,
+                timing,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for SunoCallbacksBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SunoCallbacksBuilder")
+            .field(
+                "hmac_keys",
+                &format_args!("[redacted; {}]", self.hmac_keys.len()),
+            )
+            .field("tolerance", &self.tolerance)
+            .field("verifiers", &self.verifiers.len())
+            .field("accept_unverified", &self.accept_unverified)
+            .field("store", &self.store)
+            .field("body_limit", &self.body_limit)
+            .field("timing", &self.timing)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,98 @@
+//! The receiver as a layer around an existing service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::body::WithCallbacksBody;
+use super::future::WithCallbacksFuture;
+use super::service::CallbackService;
+use crate::error::BoxError;
+
+/// A layer that answers callbacks on one path and passes every other request to the
+/// wrapped service. Made by [`SunoCallbacks::layer_at`](crate::SunoCallbacks::layer_at).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// # use suno_callback::SunoCallbacks;
+/// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+/// let app: Router = Router::new()
+///     .route("/health", get(|| async { "ok" }))
+///     .layer(callbacks.layer_at("/callbacks/suno"));
+/// # Ok::<(), suno_callback::BuildError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CallbackLayer {
+    path: Arc<str>,
+    callbacks: CallbackService,
+}
+
+impl CallbackLayer {
+    pub(crate) fn new(path: String, callbacks: CallbackService) -> Self {
+        Self {
+            path: path.into(),
+            callbacks,
+        }
+    }
+}
+
+impl<S> Layer<S> for CallbackLayer {
+    type Service = WithCallbacks<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithCallbacks {
+            inner,
+            path: Arc::clone(&self.path),
+            callbacks: self.callbacks.clone(),
+        }
+    }
+}
+
+/// A service answering callbacks on one path and passing the rest to `S`.
+/// `poll_ready` is the inner service's.
+#[derive(Clone, Debug)]
+pub struct WithCallbacks<S> {
+    inner: S,
+    path: Arc<str>,
+    callbacks: CallbackService,
+}
+
+impl<S> WithCallbacks<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, consuming the wrapper.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for WithCallbacks<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<WithCallbacksBody<ResBody>>;
+    type Error = S::Error;
+    type Future = WithCallbacksFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if request.uri().path() == &*self.path {
+            WithCallbacksFuture::callback(self.callbacks.call(request))
+        } else {
+            WithCallbacksFuture::inner(self.inner.call(request))
+        }
+    }
+}

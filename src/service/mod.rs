@@ -1,0 +1,16 @@
+//! Mounting the receiver in tower: [`CallbackService`] answers every request it gets;
+//! [`CallbackLayer`] wraps an existing service and answers only its path.
+//!
+//! Rejections are responses, not errors: both services' error types pass through
+//! the inner service's (or are [`Infallible`](std::convert::Infallible)).
+
+mod body;
+mod future;
+mod layer;
+#[allow(clippy::module_inception)]
+mod service;
+
+pub use self::body::{AnswerBody, WithCallbacksBody};
+pub use self::future::{ResponseFuture, WithCallbacksFuture};
+pub use self::layer::{CallbackLayer, WithCallbacks};
+pub use self::service::CallbackService;

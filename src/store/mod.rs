@@ -1,0 +1,338 @@
+//! Where the pipeline remembers which callbacks it has taken on (stages 4 and 6).
+//!
+//! A [`DedupStore`] holds one entry per `(task_id, callbackType)`. The pipeline
+//! [claims](DedupStore::claim) the key before running a handler: the claim is one
+//! atomic insert-if-absent with a lease, so of two concurrent deliveries exactly one
+//! gets [`Claim::Acquired`]. After the handler it either
+//! [completes](DedupStore::complete) the key (kept for a TTL, later deliveries are
+//! duplicates) or [releases](DedupStore::release) it (the sender's retry runs the
+//! handler again). Both take the [`ClaimToken`] the claim returned, so a caller whose
+//! lease has expired, and whose key may now belong to someone else, is refused.
+//!
+//! [`MemoryStore`] is the default. Every store passes the same conformance suite
+//! (`suno_callback::testing::conformance`, feature `testing`).
+
+mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+use crate::error::BoxError;
+
+/// The identity of one callback: its task and its stage (`callbackType` as sent).
+///
+/// ```
+/// use suno_callback::store::DedupKey;
+///
+/// let key = DedupKey::new("2fac7b1e", "complete");
+/// assert_eq!(key.task_id(), "2fac7b1e");
+/// assert_eq!(key.callback_type(), "complete");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DedupKey {
+    task_id: String,
+    callback_type: String,
+}
+
+impl DedupKey {
+    /// The key for a task id and a `callbackType`.
+    pub fn new(task_id: impl Into<String>, callback_type: impl Into<String>) -> Self {
+        Self {
+            task_id: task_id.into(),
+            callback_type: callback_type.into(),
+        }
+    }
+
+    /// The task id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// The `callbackType` (`""` when the body had none).
+    pub fn callback_type(&self) -> &str {
+        &self.callback_type
+    }
+}
+
+/// Proof of a claim, handed back to [`complete`](DedupStore::complete) and
+/// [`release`](DedupStore::release).
+///
+/// ```
+/// use suno_callback::store::ClaimToken;
+///
+/// let a = ClaimToken::new_unique();
+/// let b = ClaimToken::new_unique();
+/// assert_ne!(a, b);
+/// assert_eq!(ClaimToken::from_u128(a.as_u128()), a);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken(u128);
+
+impl ClaimToken {
+    /// A token no other call in any process is expected to produce: a random
+    /// per-process prefix and a counter.
+    pub fn new_unique() -> Self {
+        static PREFIX: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let prefix = *PREFIX.get_or_init(random_u64);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self((u128::from(prefix) << 64) | u128::from(count))
+    }
+
+    /// A token from its numeric form (for stores that persist it).
+    pub const fn from_u128(value: u128) -> Self {
+        Self(value)
+    }
+
+    /// The numeric form.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+/// 64 random bits from the operating system; if that fails, from the standard
+/// library's randomly keyed hasher (seeded from the OS as well where it can be).
+pub(crate) fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    })
+}
+
+impl fmt::Debug for ClaimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClaimToken({:032x})", self.0)
+    }
+}
+
+impl fmt::Display for ClaimToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// What a claim found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or its lease had expired): the caller owns it until the lease
+    /// ends, and must complete or release it with this token.
+    Acquired(ClaimToken),
+    /// Someone else holds an unexpired claim: the callback is being processed.
+    InFlight,
+    /// The callback was processed and is remembered until its TTL ends.
+    Done,
+}
+
+/// A dedup store: atomic claims with a lease, completion with a TTL, release.
+///
+/// Every method is async and fallible because a networked store can be slow or down;
+/// the pipeline answers `503` when a claim fails, so no handler ever runs without one.
+/// See [`MemoryStore`] for the in-process implementation.
+pub trait DedupStore: Send + Sync + 'static {
+    /// Atomically: if `key` is absent, or its claim's lease has expired, take it for
+    /// `lease` and return [`Claim::Acquired`]; otherwise report what holds it.
+    fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Marks `key` done for `ttl`, if `token` still holds an unexpired claim on it;
+    /// otherwise fails with [`StoreError::is_claim_lost`].
+    fn complete(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the claim on `key`, if `token` still holds it; otherwise fails with
+    /// [`StoreError::is_claim_lost`].
+    fn release(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
+    fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        (**self).claim(key, lease)
+    }
+
+    fn complete(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).complete(key, token, ttl)
+    }
+
+    fn release(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(key, token)
+    }
+}
+
+/// Why a store operation failed.
+///
+/// ```
+/// use suno_callback::store::StoreError;
+///
+/// let down = StoreError::unavailable(std::io::Error::other("connection refused"));
+/// assert!(down.is_unavailable());
+/// assert!(StoreError::claim_lost().is_claim_lost());
+/// ```
+#[derive(Debug)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<BoxError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreErrorKind {
+    Unavailable,
+    ClaimLost,
+    CapacityExhausted,
+}
+
+impl StoreError {
+    /// The backend could not be reached, timed out or failed.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self {
+            kind: StoreErrorKind::Unavailable,
+            source: Some(source.into()),
+        }
+    }
+
+    /// The token no longer holds the claim (its lease expired, or it never did).
+    pub fn claim_lost() -> Self {
+        Self {
+            kind: StoreErrorKind::ClaimLost,
+            source: None,
+        }
+    }
+
+    /// The store is full of claims it may not evict.
+    pub fn capacity_exhausted() -> Self {
+        Self {
+            kind: StoreErrorKind::CapacityExhausted,
+            source: None,
+        }
+    }
+
+    /// See [`StoreError::unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        self.kind == StoreErrorKind::Unavailable
+    }
+
+    /// See [`StoreError::claim_lost`].
+    pub fn is_claim_lost(&self) -> bool {
+        self.kind == StoreErrorKind::ClaimLost
+    }
+
+    /// See [`StoreError::capacity_exhausted`].
+    pub fn is_capacity_exhausted(&self) -> bool {
+        self.kind == StoreErrorKind::CapacityExhausted
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            StoreErrorKind::Unavailable => f.write_str("dedup store unavailable")?,
+            StoreErrorKind::ClaimLost => f.write_str("claim no longer held")?,
+            StoreErrorKind::CapacityExhausted => f.write_str("dedup store full")?,
+        }
+        match &self.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`DedupStore`] the pipeline stores.
+pub(crate) trait DynStore: Send + Sync + 'static {
+    fn claim_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    fn complete_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    fn release_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        token: ClaimToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    fn type_name(&self) -> &'static str;
+}
+
+impl<S: DedupStore> DynStore for S {
+    fn claim_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        Box::pin(self.claim(key, lease))
+    }
+
+    fn complete_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.complete(key, token, ttl))
+    }
+
+    fn release_boxed<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        token: ClaimToken,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.release(key, token))
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<S>()
+    }
+}
+
+impl fmt::Debug for dyn DynStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.type_name())
+    }
+}

@@ -1,0 +1,249 @@
+//! The dedup store conformance suite: what every [`DedupStore`] must do, as async
+//! checks that panic on a violation. A store crate proves itself with one line in its
+//! tests:
+//!
+//! ```ignore
+//! async fn make_store() -> MyStore { MyStore::connect("...").await.unwrap() }
+//! suno_callback::dedup_store_conformance!(make_store);
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per check (the calling crate needs
+//! `tokio` with the `macros` and `rt-multi-thread` features). Every check uses keys of
+//! its own, so the checks may share one store and run concurrently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::store::{Claim, ClaimToken, DedupKey, DedupStore};
+
+const LEASE: Duration = Duration::from_secs(30);
+const TTL: Duration = Duration::from_secs(3600);
+/// Short enough to wait out in a test, long enough for a slow CI machine to finish
+/// the operations that must happen inside it.
+const SHORT: Duration = Duration::from_millis(400);
+const PAST_SHORT: Duration = Duration::from_millis(900);
+
+/// A key no other check or run uses.
+pub fn unique_key(check: &str, callback_type: &str) -> DedupKey {
+    DedupKey::new(
+        format!("conformance-{check}-{}", ClaimToken::new_unique()),
+        callback_type,
+    )
+}
+
+async fn acquire<S: DedupStore>(store: &S, key: &DedupKey, lease: Duration) -> ClaimToken {
+    match store.claim(key, lease).await {
+        Ok(Claim::Acquired(token)) => token,
+        other => panic!("claim of a free key {key:?} must be Acquired, got {other:?}"),
+    }
+}
+
+async fn expect_claim<S: DedupStore>(store: &S, key: &DedupKey, expected: Claim, why: &str) {
+    let got = store.claim(key, LEASE).await.expect("claim must not fail");
+    assert_eq!(got, expected, "{why} (key {key:?})");
+}
+
+/// A free key is acquired; while claimed, it is in flight for everyone else.
+pub async fn claim_is_exclusive<S: DedupStore>(store: &S) {
+    let key = unique_key("exclusive", "complete");
+    acquire(store, &key, LEASE).await;
+    expect_claim(store, &key, Claim::InFlight, "a claimed key is in flight").await;
+}
+
+/// A completed key is done for later claims.
+pub async fn complete_marks_done<S: DedupStore>(store: &S) {
+    let key = unique_key("complete", "complete");
+    let token = acquire(store, &key, LEASE).await;
+    store
+        .complete(&key, token, TTL)
+        .await
+        .expect("the holder completes its claim");
+    expect_claim(store, &key, Claim::Done, "a completed key is done").await;
+}
+
+/// A released key can be claimed again, with a new token.
+pub async fn release_frees_the_key<S: DedupStore>(store: &S) {
+    let key = unique_key("release", "first");
+    let first = acquire(store, &key, LEASE).await;
+    store
+        .release(&key, first)
+        .await
+        .expect("the holder releases its claim");
+    let second = acquire(store, &key, LEASE).await;
+    assert_ne!(first, second, "a new claim gets a new token");
+}
+
+/// A claim whose lease ran out no longer holds the key: the next claim acquires it,
+/// and the old token can neither complete nor release it.
+pub async fn lease_expiry_frees_the_key<S: DedupStore>(store: &S) {
+    let key = unique_key("lease", "complete");
+    let stale = acquire(store, &key, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let fresh = acquire(store, &key, LEASE).await;
+    let completed = store.complete(&key, stale, TTL).await;
+    assert!(
+        completed.is_err_and(|e| e.is_claim_lost()),
+        "an expired token must not complete another holder's claim"
+    );
+    let released = store.release(&key, stale).await;
+    assert!(
+        released.is_err_and(|e| e.is_claim_lost()),
+        "an expired token must not release another holder's claim"
+    );
+    expect_claim(store, &key, Claim::InFlight, "the fresh claim still holds").await;
+    store
+        .complete(&key, fresh, TTL)
+        .await
+        .expect("the fresh holder completes");
+}
+
+/// An expired lease with nobody else claiming still refuses the old token.
+pub async fn expired_token_cannot_complete<S: DedupStore>(store: &S) {
+    let key = unique_key("expired", "text");
+    let stale = acquire(store, &key, SHORT).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    let completed = store.complete(&key, stale, TTL).await;
+    assert!(
+        completed.is_err_and(|e| e.is_claim_lost()),
+        "a claim past its lease is lost"
+    );
+    acquire(store, &key, LEASE).await;
+}
+
+/// A done key is forgotten after its TTL.
+pub async fn ttl_expiry_forgets_done<S: DedupStore>(store: &S) {
+    let key = unique_key("ttl", "complete");
+    let token = acquire(store, &key, LEASE).await;
+    store
+        .complete(&key, token, SHORT)
+        .await
+        .expect("complete with a short TTL");
+    expect_claim(store, &key, Claim::Done, "done within its TTL").await;
+    tokio::time::sleep(PAST_SHORT).await;
+    acquire(store, &key, LEASE).await;
+}
+
+/// A token that never held the key is refused, and the holder is unaffected.
+pub async fn token_mismatch_is_refused<S: DedupStore>(store: &S) {
+    let key = unique_key("mismatch", "first");
+    let holder = acquire(store, &key, LEASE).await;
+    let forged = ClaimToken::new_unique();
+    assert!(
+        store
+            .complete(&key, forged, TTL)
+            .await
+            .is_err_and(|e| e.is_claim_lost()),
+        "a foreign token must not complete"
+    );
+    assert!(
+        store
+            .release(&key, forged)
+            .await
+            .is_err_and(|e| e.is_claim_lost()),
+        "a foreign token must not release"
+    );
+    expect_claim(store, &key, Claim::InFlight, "the holder still holds").await;
+    store
+        .complete(&key, holder, TTL)
+        .await
+        .expect("the holder completes");
+}
+
+/// Once completed, a token cannot release (or re-complete) the key.
+pub async fn settled_token_is_spent<S: DedupStore>(store: &S) {
+    let key = unique_key("spent", "complete");
+    let token = acquire(store, &key, LEASE).await;
+    store.complete(&key, token, TTL).await.expect("complete");
+    assert!(
+        store.release(&key, token).await.is_err(),
+        "a completed key cannot be released"
+    );
+    expect_claim(store, &key, Claim::Done, "still done").await;
+}
+
+/// Keys differ by task and by stage, and no pair of strings collides with another.
+pub async fn keys_are_independent<S: DedupStore>(store: &S) {
+    let base = unique_key("independent", "").task_id().to_owned();
+    let keys = [
+        DedupKey::new(format!("{base}:a"), "b"),
+        DedupKey::new(base.clone(), "a:b"),
+        DedupKey::new(format!("{base}a"), "b"),
+        DedupKey::new(format!("{base}\u{0}a"), "b"),
+        DedupKey::new(format!("{base}-☃"), "complete"),
+        DedupKey::new(base.clone(), "complete"),
+        DedupKey::new(base.clone(), "first"),
+        DedupKey::new(base, ""),
+    ];
+    for key in &keys {
+        acquire(store, key, LEASE).await;
+    }
+}
+
+/// Of many concurrent claims of one key, exactly one acquires it.
+pub async fn concurrent_claims_have_one_winner<S: DedupStore>(store: Arc<S>) {
+    const CLAIMERS: usize = 64;
+    let key = unique_key("race", "complete");
+    let barrier = Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+    let mut claimers = Vec::with_capacity(CLAIMERS);
+    for _ in 0..CLAIMERS {
+        let (store, key, barrier) = (Arc::clone(&store), key.clone(), Arc::clone(&barrier));
+        claimers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.claim(&key, LEASE).await
+        }));
+    }
+    let mut winners = 0;
+    for claimer in claimers {
+        match claimer.await.expect("claimer task") {
+            Ok(Claim::Acquired(_)) => winners += 1,
+            Ok(Claim::InFlight) => {}
+            other => panic!("a concurrent claim must be Acquired or InFlight, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "exactly one of {CLAIMERS} concurrent claims wins"
+    );
+}
+
+/// Runs every check, one after another, against one store.
+pub async fn run_all<S: DedupStore>(store: Arc<S>) {
+    claim_is_exclusive(&*store).await;
+    complete_marks_done(&*store).await;
+    release_frees_the_key(&*store).await;
+    lease_expiry_frees_the_key(&*store).await;
+    expired_token_cannot_complete(&*store).await;
+    ttl_expiry_forgets_done(&*store).await;
+    token_mismatch_is_refused(&*store).await;
+    settled_token_is_spent(&*store).await;
+    keys_are_independent(&*store).await;
+    concurrent_claims_have_one_winner(store).await;
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each calling
+/// `$make_store().await` (an async fn returning the store) for a store to test.
+#[macro_export]
+macro_rules! dedup_store_conformance {
+    ($make_store:path) => {
+        $crate::dedup_store_conformance!(@checks $make_store;
+            claim_is_exclusive, complete_marks_done, release_frees_the_key,
+            lease_expiry_frees_the_key, expired_token_cannot_complete,
+            ttl_expiry_forgets_done, token_mismatch_is_refused, settled_token_is_spent,
+            keys_are_independent);
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_claims_have_one_winner() {
+            let store = ::std::sync::Arc::new($make_store().await);
+            $crate::testing::conformance::concurrent_claims_have_one_winner(store).await;
+        }
+    };
+    (@checks $make_store:path; $($check:ident),*) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let store = $make_store().await;
+                $crate::testing::conformance::$check(&store).await;
+            }
+        )*
+    };
+}
