@@ -49,21 +49,42 @@ fn a_complete_track_exposes_every_documented_field() {
     assert_eq!(event.msg(), Some("All generated successfully."));
     let track = &event.tracks()[1];
     assert_eq!(track.id(), Some("85511f3c-9a1e-4c57-b1f2-3a7d5e0c662c"));
-    assert_eq!(track.audio_url(), Some("https://cdn.example.net/audio/1.mp3"));
-    assert_eq!(track.stream_audio_url(), Some("https://cdn.example.net/stream/1"));
-    assert_eq!(track.image_url(), Some("https://cdn.example.net/cover/1.jpeg"));
-    assert_eq!(track.source_audio_url(), Some("https://cdn.example.net/src/1.mp3"));
+    assert_eq!(
+        track.audio_url(),
+        Some("https://cdn.example.net/audio/1.mp3")
+    );
+    assert_eq!(
+        track.stream_audio_url(),
+        Some("https://cdn.example.net/stream/1")
+    );
+    assert_eq!(
+        track.image_url(),
+        Some("https://cdn.example.net/cover/1.jpeg")
+    );
+    assert_eq!(
+        track.source_audio_url(),
+        Some("https://cdn.example.net/src/1.mp3")
+    );
     assert_eq!(
         track.source_stream_audio_url(),
         Some("https://cdn.example.net/src-stream/1")
     );
-    assert_eq!(track.source_image_url(), Some("https://cdn.example.net/src-cover/1.jpeg"));
-    assert_eq!(track.prompt(), Some("[Verse] Night city lights shining bright"));
+    assert_eq!(
+        track.source_image_url(),
+        Some("https://cdn.example.net/src-cover/1.jpeg")
+    );
+    assert_eq!(
+        track.prompt(),
+        Some("[Verse] Night city lights shining bright")
+    );
     assert_eq!(track.model_name(), Some("chirp-v4-5"));
     assert_eq!(track.title(), Some("Iron Man"));
     assert_eq!(track.tags(), Some("electrifying, rock"));
     assert_eq!(track.duration_seconds(), Some(228.28));
-    assert_eq!(track.create_time(), Some(&CreateTime::EpochMillis(1_786_343_609_818)));
+    assert_eq!(
+        track.create_time(),
+        Some(&CreateTime::EpochMillis(1_786_343_609_818))
+    );
 }
 
 #[test]
@@ -102,8 +123,14 @@ fn failures_map_to_documented_reasons() {
         ("error_code_413.json", FailureReason::MatchesExistingWork),
         ("error_code_500.json", FailureReason::ServerError),
         ("error_code_531.json", FailureReason::FailedCreditsRefunded),
-        ("add_instrumental_error.json", FailureReason::GenerationFailed),
-        ("extend_error_empty_list.json", FailureReason::GenerationFailed),
+        (
+            "add_instrumental_error.json",
+            FailureReason::GenerationFailed,
+        ),
+        (
+            "extend_error_empty_list.json",
+            FailureReason::GenerationFailed,
+        ),
     ];
     for (file, reason) in expectations {
         let path = format!("music/{file}");
@@ -150,7 +177,10 @@ fn unknown_fields_and_callback_types_are_not_errors() {
     };
     assert_eq!(event.stage(), &Stage::Other("remaster".into()));
     assert_eq!(event.tracks().len(), 1, "non-object elements skipped");
-    assert_eq!(event.raw_json()["data"]["newField"], serde_json::Value::Bool(true));
+    assert_eq!(
+        event.raw_json()["data"]["newField"],
+        serde_json::Value::Bool(true)
+    );
     let code_599 = r#"{"code":599,"msg":"new","data":{"callbackType":"error","task_id":"t"}}"#;
     let CallbackEvent::Failure(failure) = CallbackEvent::from_json(code_599).expect("parse") else {
         panic!("failure expected")
@@ -160,7 +190,14 @@ fn unknown_fields_and_callback_types_are_not_errors() {
 
 #[test]
 fn other_callback_families_parse_without_error() {
-    for dir in ["lyrics", "wav", "separation", "midi", "cover_images", "video"] {
+    for dir in [
+        "lyrics",
+        "wav",
+        "separation",
+        "midi",
+        "cover_images",
+        "video",
+    ] {
         for (name, body) in fixtures_in(dir) {
             let result = CallbackEvent::from_json(body);
             assert!(result.is_ok(), "{dir}/{name}: {:?}", result.err());

@@ -18,7 +18,10 @@ fn vectors() -> Vec<Vector> {
     let json: serde_json::Value =
         serde_json::from_slice(&common::fixture("signature_vectors.json")).expect("json");
     let field = |v: &serde_json::Value, name: &str| -> String {
-        v[name].as_str().unwrap_or_else(|| panic!("{name}")).to_owned()
+        v[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}"))
+            .to_owned()
     };
     let vectors: Vec<Vector> = json
         .as_array()
@@ -40,7 +43,12 @@ fn vectors() -> Vec<Vector> {
 fn sign_reproduces_every_vector() {
     for v in vectors() {
         assert_eq!(v.message, format!("{}.{}", v.task_id, v.timestamp));
-        assert_eq!(sign(v.key.as_bytes(), &v.task_id, &v.timestamp), v.signature, "{}", v.message);
+        assert_eq!(
+            sign(v.key.as_bytes(), &v.task_id, &v.timestamp),
+            v.signature,
+            "{}",
+            v.message
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use suno_callback::testing::Signer;
+pub use suno_callback::testing::Signer;
 use tower::{Service, ServiceExt};
 
 pub const KEY: &str = "test-webhook-hmac-key";
@@ -26,7 +26,13 @@ pub fn fixtures_in(dir: &str) -> Vec<(String, Bytes)> {
     let path = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(&path)
         .unwrap_or_else(|e| panic!("list {path}: {e}"))
-        .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".json"))
         .collect();
     names.sort();
@@ -105,7 +111,10 @@ where
     ResBody: Body,
     ResBody::Error: std::fmt::Debug,
 {
-    let response = service.oneshot(request).await.unwrap_or_else(|e| match e {});
+    let response = service
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| match e {});
     Answer::from_response(response).await
 }
 
@@ -120,4 +129,119 @@ impl Counter {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+}
+
+/// Real HTTP: posts `request` to `addr` over a new loopback connection.
+pub async fn http_send(addr: std::net::SocketAddr, request: Request<Full<Bytes>>) -> Answer {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    parts.uri = format!("http://{addr}{path}").parse().expect("uri");
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(Request::from_parts(parts, body))
+        .await
+        .expect("HTTP request");
+    Answer::from_response(response).await
+}
+
+/// Real HTTP over a raw TCP connection, so header names go on the wire exactly as
+/// written. Returns the status code and the body.
+pub async fn raw_http(addr: std::net::SocketAddr, request_text: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(request_text.as_bytes())
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The path of a built example. `cargo test` builds examples before running tests;
+/// when this binary was built alone (as some runners do), the example is built here.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--all-features", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building example {name} failed");
+    }
+    path
+}
+
+/// A running example: its address and the lines it prints.
+pub struct RunningExample {
+    pub child: tokio::process::Child,
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl RunningExample {
+    /// Starts an example on an ephemeral loopback port with the given environment and
+    /// waits for its "listening on http://ADDR/..." line.
+    pub async fn start(name: &str, env: &[(&str, &str)], remove: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = tokio::process::Command::new(example_binary(name));
+        command
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        for key in remove {
+            command.env_remove(key);
+        }
+        let mut child = command.spawn().expect("start example");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = next_line(&mut lines).await;
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let authority = rest.split('/').next().expect("authority");
+                break authority.parse().expect("socket address");
+            }
+        };
+        Self { child, lines, addr }
+    }
+
+    /// The next line the example prints (fails after 30 s).
+    pub async fn next_line(&mut self) -> String {
+        next_line(&mut self.lines).await
+    }
+}
+
+async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the example printed a line in time")
+        .expect("read stdout")
+        .expect("the example is still running")
 }

@@ -1,0 +1,127 @@
+//! The cost of one callback through the whole pipeline, next to its floor: parsing,
+//! the HMAC check and one store claim, each measured alone.
+//!
+//! ```text
+//! cargo bench --bench pipeline
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use suno_callback::store::{Claim, DedupKey, DedupStore, MemoryStore};
+use suno_callback::testing::Signer;
+use suno_callback::verify::{Clock, HmacVerifier, SystemClock, VerifyRequest};
+use suno_callback::{CallbackEvent, SunoCallbacks};
+use tower::ServiceExt;
+
+const KEY: &str = "bench-webhook-hmac-key";
+const PATH: &str = "/callbacks/suno";
+
+fn complete_body(task_id: &str) -> Bytes {
+    let template = include_str!("../tests/fixtures/music/add_instrumental_complete.json");
+    Bytes::from(template.replace("2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", task_id))
+}
+
+fn next_task_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("bench-{:016x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn floor(c: &mut Criterion) {
+    let body = complete_body("2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72");
+    c.bench_function("floor/parse_complete_2_tracks", |b| {
+        b.iter(|| CallbackEvent::from_json(black_box(body.clone())))
+    });
+
+    let verifier = HmacVerifier::new([KEY]).expect("key");
+    let mut headers = HeaderMap::new();
+    let now = SystemClock.unix_seconds();
+    for (name, value) in Signer::new(KEY).headers_at("2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", now) {
+        headers.insert(name, value);
+    }
+    c.bench_function("floor/hmac_verify", |b| {
+        b.iter(|| {
+            let request =
+                VerifyRequest::new(&headers, "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", "complete");
+            verifier.check(black_box(&request))
+        })
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Claims with a 1 ms lease: the bench makes millions of claims and never settles
+    // them, and a store full of live claims refuses new ones.
+    let store = MemoryStore::new();
+    c.bench_function("floor/memory_store_claim", |b| {
+        b.to_async(&runtime).iter_batched(
+            || DedupKey::new(next_task_id(), "complete"),
+            |key| {
+                let store = store.clone();
+                async move {
+                    let claimed = store.claim(&key, Duration::from_millis(1)).await;
+                    assert!(matches!(claimed, Ok(Claim::Acquired(_))));
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn whole_pipeline(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|event| async move {
+            black_box(event.tracks().len());
+            Ok(())
+        })
+        .build()
+        .expect("configuration");
+    let signer = Signer::new(KEY);
+
+    c.bench_function("pipeline/first_delivery", |b| {
+        b.to_async(&runtime).iter_batched(
+            || signer.request(PATH, complete_body(&next_task_id())),
+            |request| {
+                let service = callbacks.service();
+                async move {
+                    let response = service.oneshot(request).await.unwrap_or_else(|e| match e {});
+                    assert_eq!(response.status(), 200);
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    let duplicate_body = complete_body("bench-duplicate");
+    runtime.block_on(async {
+        let request = signer.request(PATH, duplicate_body.clone());
+        let response = callbacks.service().oneshot(request).await.unwrap_or_else(|e| match e {});
+        assert_eq!(response.status(), 200);
+    });
+    c.bench_function("pipeline/duplicate", |b| {
+        b.to_async(&runtime).iter_batched(
+            || signer.request(PATH, duplicate_body.clone()),
+            |request| {
+                let service = callbacks.service();
+                async move {
+                    let response = service.oneshot(request).await.unwrap_or_else(|e| match e {});
+                    assert_eq!(response.status(), 200);
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, floor, whole_pipeline);
+criterion_main!(benches);
