@@ -94,7 +94,10 @@ fn whole_pipeline(c: &mut Criterion) {
             |request| {
                 let service = callbacks.service();
                 async move {
-                    let response = service.oneshot(request).await.unwrap_or_else(|e| match e {});
+                    let response = service
+                        .oneshot(request)
+                        .await
+                        .unwrap_or_else(|e| match e {});
                     assert_eq!(response.status(), 200);
                 }
             },
@@ -105,7 +108,11 @@ fn whole_pipeline(c: &mut Criterion) {
     let duplicate_body = complete_body("bench-duplicate");
     runtime.block_on(async {
         let request = signer.request(PATH, duplicate_body.clone());
-        let response = callbacks.service().oneshot(request).await.unwrap_or_else(|e| match e {});
+        let response = callbacks
+            .service()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
         assert_eq!(response.status(), 200);
     });
     c.bench_function("pipeline/duplicate", |b| {
@@ -114,7 +121,10 @@ fn whole_pipeline(c: &mut Criterion) {
             |request| {
                 let service = callbacks.service();
                 async move {
-                    let response = service.oneshot(request).await.unwrap_or_else(|e| match e {});
+                    let response = service
+                        .oneshot(request)
+                        .await
+                        .unwrap_or_else(|e| match e {});
                     assert_eq!(response.status(), 200);
                 }
             },

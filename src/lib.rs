@@ -67,6 +67,11 @@ pub mod verify;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
     CallbackEvent, CreateTime, FailureEvent, FailureReason, ParseError, Stage, StageEvent, Track,
