@@ -28,6 +28,7 @@ pub use track::{CreateTime, Track};
 /// assert_eq!(Stage::Other("remix".into()).as_str(), "remix");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Stage {
     /// `text`: the lyrics or text are done.
     Text,
@@ -123,7 +124,7 @@ macro_rules! shared_accessors {
         /// The body as a JSON value, for fields this crate does not model. It is parsed
         /// again on each call; keep the value if you need it more than once.
         pub fn raw_json(&self) -> serde_json::Value {
-            serde_json::from_slice(&self.meta.raw).unwrap_or(serde_json::Value::Null)
+            parse::from_slice_tolerant(&self.meta.raw).unwrap_or(serde_json::Value::Null)
         }
     };
 }
@@ -239,9 +240,19 @@ impl CallbackEvent {
         self.meta().code
     }
 
+    /// The callback's `msg`.
+    pub fn msg(&self) -> Option<&str> {
+        self.meta().msg.as_deref()
+    }
+
     /// The body exactly as received.
     pub fn raw_body(&self) -> &Bytes {
         &self.meta().raw
+    }
+
+    /// The body as a JSON value (parsed again on each call).
+    pub fn raw_json(&self) -> serde_json::Value {
+        parse::from_slice_tolerant(&self.meta().raw).unwrap_or(serde_json::Value::Null)
     }
 
     /// Whether this is a [`Failure`](CallbackEvent::Failure).

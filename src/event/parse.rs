@@ -87,6 +87,62 @@ struct WireData {
     error: Option<String>,
 }
 
+/// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes replaced.
+///
+/// serde_json refuses an escape such as `"\ud83c"` that is not half of a pair, but a
+/// JavaScript sender writes exactly that when it cuts a title inside an emoji; one
+/// such character must not cost a song.
+pub(super) fn from_slice_tolerant<T: serde::de::DeserializeOwned>(
+    raw: &[u8],
+) -> Result<T, serde_json::Error> {
+    match serde_json::from_slice(raw) {
+        Ok(value) => Ok(value),
+        Err(error) => match replace_lone_surrogates(raw) {
+            Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| error),
+            None => Err(error),
+        },
+    }
+}
+
+/// The body with every `\uXXXX` escape of a lone surrogate replaced by `\uFFFD`, or
+/// `None` when it has none.
+fn replace_lone_surrogates(raw: &[u8]) -> Option<Vec<u8>> {
+    const REPLACEMENT: &[u8] = b"\\uFFFD";
+    let unit_at = |at: usize| -> Option<u16> {
+        let is_escape = raw.get(at) == Some(&b'\\') && raw.get(at + 1) == Some(&b'u');
+        let digits = std::str::from_utf8(raw.get(at + 2..at + 6)?).ok()?;
+        is_escape.then(|| u16::from_str_radix(digits, 16).ok())?
+    };
+    let is_high = |unit: u16| (0xD800..0xDC00).contains(&unit);
+    let is_low = |unit: u16| (0xDC00..0xE000).contains(&unit);
+    let mut repaired = Vec::with_capacity(raw.len());
+    let mut changed = false;
+    let mut at = 0;
+    while at < raw.len() {
+        if raw[at] != b'\\' {
+            repaired.push(raw[at]);
+            at += 1;
+            continue;
+        }
+        let escape_len = match unit_at(at) {
+            Some(high) if is_high(high) && unit_at(at + 6).is_some_and(is_low) => 12,
+            Some(unit) if is_high(unit) || is_low(unit) => {
+                repaired.extend_from_slice(REPLACEMENT);
+                changed = true;
+                at += 6;
+                continue;
+            }
+            Some(_) => 6,
+            // Any other escape is two bytes (`\\`, `\"`, `\n`, ...).
+            None => 2,
+        };
+        let end = (at + escape_len).min(raw.len());
+        repaired.extend_from_slice(&raw[at..end]);
+        at = end;
+    }
+    changed.then_some(repaired)
+}
+
 pub(super) fn parse(raw: Bytes) -> Result<CallbackEvent, ParseError> {
     // serde reads a struct from a JSON array too; a callback is always an object.
     if raw.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
@@ -94,7 +150,7 @@ pub(super) fn parse(raw: Bytes) -> Result<CallbackEvent, ParseError> {
             kind: ParseErrorKind::NotAnObject,
         });
     }
-    let envelope: WireEnvelope = serde_json::from_slice(&raw).map_err(|error| ParseError {
+    let envelope: WireEnvelope = from_slice_tolerant(&raw).map_err(|error| ParseError {
         kind: ParseErrorKind::Json(error),
     })?;
     let code = envelope.code.ok_or(ParseError {
@@ -158,6 +214,27 @@ mod tests {
             };
             assert!(matched, "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn lone_surrogates_are_replaced_and_pairs_kept() {
+        let body =
+            br#"{"code":200,"msg":"cut \ud83c","data":{"callbackType":"complete","task_id":"t",
+            "data":[{"title":"pair \ud83c\udfb5 low \udfb5 escaped \\ud83c"}]}}"#;
+        let CallbackEvent::Complete(event) = CallbackEvent::from_json(&body[..]).expect("parses")
+        else {
+            panic!("complete expected")
+        };
+        assert_eq!(event.msg(), Some("cut \u{fffd}"));
+        assert_eq!(
+            event.tracks()[0].title(),
+            Some("pair \u{1f3b5} low \u{fffd} escaped \\ud83c")
+        );
+        assert_eq!(event.raw_json()["msg"], "cut \u{fffd}");
+        assert_eq!(
+            replace_lone_surrogates(br#"{"a":"\ud83c\udfb5 \\ud800"}"#),
+            None
+        );
     }
 
     #[test]

@@ -134,8 +134,9 @@ pub enum CreateTime {
 
 impl CreateTime {
     /// Milliseconds since the Unix epoch. A string is read as `YYYY-MM-DD HH:MM:SS`
-    /// (or with a `T` separator) in UTC, since the docs name no zone; a string in any
-    /// other form gives `None`.
+    /// (or with a `T` separator, an optional fraction of a second and an optional `Z`)
+    /// in UTC, since the docs name no zone; a string in any other form, including one
+    /// with another UTC offset, gives `None`.
     pub fn epoch_millis(&self) -> Option<i64> {
         match self {
             CreateTime::EpochMillis(millis) => Some(*millis),
@@ -144,10 +145,19 @@ impl CreateTime {
     }
 }
 
-/// `YYYY-MM-DD[ T]HH:MM:SS` (an optional fraction and `Z` are tolerated) as epoch ms.
+/// `YYYY-MM-DD[ T]HH:MM:SS[.fraction][Z]` as epoch ms (the fraction is dropped).
 fn parse_date_time(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 19 || !matches!(bytes[10], b' ' | b'T') {
+        return None;
+    }
+    let rest = text.get(19..)?;
+    let rest = rest.strip_suffix('Z').unwrap_or(rest);
+    let fraction_ok = rest.is_empty()
+        || rest
+            .strip_prefix('.')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if !fraction_ok {
         return None;
     }
     let field = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -164,7 +174,7 @@ fn parse_date_time(text: &str) -> Option<i64> {
     let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
     let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
     let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
+        && (1..=days_in_month(year, month)).contains(&day)
         && hour < 24
         && minute < 60
         && second < 61;
@@ -173,6 +183,15 @@ fn parse_date_time(text: &str) -> Option<i64> {
     }
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -198,6 +217,10 @@ mod tests {
             ("2024-02-29T12:30:15", Some(1_709_209_815_000)),
             ("2000-03-01 00:00:01.5Z", Some(951_868_801_000)),
             ("2025-13-01 00:00:00", None),
+            ("2025-02-29 00:00:00", None),
+            ("2025-04-31 00:00:00", None),
+            ("2025-01-01 00:00:00+08:00", None),
+            ("2025-01-01 00:00:00.", None),
             ("2025-01-01", None),
             ("not a date at all!!", None),
             ("2025-01-01 0a:00:00", None),
