@@ -26,7 +26,7 @@ use crate::event::CallbackEvent;
 use crate::intake;
 use crate::settle::settle;
 use crate::store::{DedupKey, DynStore};
-use crate::verify::{VerifyRequest, VerifyStage};
+use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
 
 /// The durations the pipeline works with.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +81,11 @@ impl Pipeline {
     }
 
     /// Runs stages 2 to 6 on a request whose body has been read.
-    pub(crate) async fn process(self: Arc<Self>, inbound: Inbound) -> Answer {
+    pub(crate) async fn process(self: Arc<Self>, mut inbound: Inbound) -> Answer {
+        // Marked sensitive, the signature never shows in a `Debug` of the headers.
+        if let Some(signature) = inbound.headers.get_mut(SIGNATURE_HEADER) {
+            signature.set_sensitive(true);
+        }
         let event = match CallbackEvent::from_json(inbound.body.clone()) {
             Ok(event) => event,
             Err(error) => {
@@ -92,8 +96,9 @@ impl Pipeline {
         let key = DedupKey::new(event.task_id(), event.stage().as_str());
         let span = tracing::info_span!(
             "suno_callback",
-            task_id = %key.task_id(),
-            callback_type = %key.callback_type(),
+            // `?` escapes control characters: the values come from an unverified body.
+            task_id = ?key.task_id(),
+            callback_type = ?key.callback_type(),
             outcome = tracing::field::Empty,
         );
         let answer = self
@@ -101,11 +106,17 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
             Answer::Failed(..) | Answer::Unavailable(_) => {
-                tracing::warn!(status = answer.status_code().as_u16(), "callback answered");
+                tracing::warn!(status, "callback answered");
             }
-            _ => tracing::info!(status = answer.status_code().as_u16(), "callback answered"),
+            // Refusals are logged at debug: anyone who can reach the endpoint can
+            // cause them, and they must not flood the logs.
+            Answer::Rejected(_) | Answer::Invalid(..) => {
+                tracing::debug!(status, "callback answered");
+            }
+            _ => tracing::info!(status, "callback answered"),
         });
         answer
     }

@@ -102,7 +102,8 @@ impl HmacVerifier {
     }
 
     /// How far `X-Webhook-Timestamp` may be from now, in either direction (default
-    /// 300 s). A timestamp exactly at the bound is accepted.
+    /// 300 s), in whole seconds (a fraction is dropped). A timestamp exactly at the
+    /// bound is accepted.
     pub fn tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance_seconds = tolerance.as_secs();
         self

@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use http::HeaderMap;
 use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 
 use super::{Verifier, VerifyError, VerifyRequest};
@@ -26,7 +26,7 @@ const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use http::HeaderMap;
+/// use http::{HeaderMap, HeaderValue};
 /// use suno_callback::verify::{IpAllowlist, VerifyRequest};
 ///
 /// let allowlist = IpAllowlist::new(["203.0.113.0/24", "2001:db8::/32"])?
@@ -120,25 +120,26 @@ impl IpAllowlist {
         if !contains(&self.trusted_proxies, peer) {
             return Ok(peer);
         }
-        let mut hops = Vec::new();
-        for value in headers.get_all(FORWARDED_FOR) {
+        // Right to left, hop by hop: the first address that is not one of our proxies
+        // is the client. Entries left of it were written by the client and are never
+        // read, so garbage there cannot refuse a good request.
+        let values: Vec<&HeaderValue> = headers.get_all(FORWARDED_FOR).iter().collect();
+        let mut leftmost = None;
+        for value in values.into_iter().rev() {
             let text = value
                 .to_str()
                 .map_err(|_| VerifyError::malformed_header(&FORWARDED_FOR))?;
-            for hop in text.split(',') {
-                hops.push(
-                    parse_hop(hop.trim()).ok_or(VerifyError::malformed_header(&FORWARDED_FOR))?,
-                );
+            for hop in text.rsplit(',') {
+                let hop =
+                    parse_hop(hop.trim()).ok_or(VerifyError::malformed_header(&FORWARDED_FOR))?;
+                if !contains(&self.trusted_proxies, hop) {
+                    return Ok(hop);
+                }
+                leftmost = Some(hop);
             }
         }
-        // Right to left: the first hop that is not one of our proxies is the client.
-        let client = hops
-            .iter()
-            .rev()
-            .find(|hop| !contains(&self.trusted_proxies, **hop))
-            .or(hops.first())
-            .copied();
-        Ok(client.unwrap_or(peer))
+        // Every hop is one of our proxies: the left-most is the closest to the client.
+        Ok(leftmost.unwrap_or(peer))
     }
 }
 
@@ -238,6 +239,16 @@ mod tests {
             trusting
                 .check(&request_from(&headers, "10.0.0.1:1"))
                 .is_err()
+        );
+        // Garbage left of the client's hop is never read.
+        headers.insert(
+            FORWARDED_FOR,
+            "unknown, 203.0.113.9, 10.0.0.2".parse().expect("value"),
+        );
+        assert!(
+            trusting
+                .check(&request_from(&headers, "10.0.0.1:1"))
+                .is_ok()
         );
         headers.insert(FORWARDED_FOR, "not-an-ip".parse().expect("value"));
         let malformed = trusting

@@ -22,8 +22,9 @@ pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::hmac::{DEFAULT_TOLERANCE, HmacVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 pub use self::ip::{InvalidIpRange, IpAllowlist};
 
-/// What a verifier sees of a callback request.
-#[derive(Clone, Copy, Debug)]
+/// What a verifier sees of a callback request. Its `Debug` lists the header names
+/// only, so logging it never shows a signature.
+#[derive(Clone, Copy)]
 pub struct VerifyRequest<'a> {
     headers: &'a HeaderMap,
     peer: Option<SocketAddr>,
@@ -81,6 +82,18 @@ impl<'a> VerifyRequest<'a> {
     /// The raw body. The sender does not sign it.
     pub fn body(&self) -> &'a [u8] {
         self.body
+    }
+}
+
+impl fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("peer", &self.peer)
+            .field("task_id", &self.task_id)
+            .field("callback_type", &self.callback_type)
+            .field("body_len", &self.body.len())
+            .finish()
     }
 }
 
