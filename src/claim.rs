@@ -34,7 +34,11 @@ pub(crate) async fn claim_or_wait(
     key: &DedupKey,
     timing: &Timing,
 ) -> ClaimOutcome {
-    let give_up_at = Instant::now() + timing.in_flight_wait;
+    let now = Instant::now();
+    // A wait too long to represent means "wait for as long as it takes".
+    let give_up_at = now
+        .checked_add(timing.in_flight_wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
     let mut pause = FIRST_POLL_INTERVAL;
     loop {
         let claimed =

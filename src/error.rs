@@ -15,6 +15,11 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// A handler that returns an error is answered with `500`, its claim is released, and
 /// the sender's retry runs the handler again.
 ///
+/// `anyhow::Error` and `Box<dyn Error + Send + Sync>` do not implement
+/// `std::error::Error`, so `?` cannot convert them; write
+/// `.map_err(HandlerError::new)?` instead. A function that already returns
+/// `Result<(), MyError>` plugs in as `|ev| async move { Ok(my_handler(ev).await?) }`.
+///
 /// ```
 /// use suno_callback::HandlerError;
 ///

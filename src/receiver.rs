@@ -19,8 +19,9 @@ use crate::verify::{
 /// How long a handler may run by default: below the sender's 15 s wait, so a slow
 /// handler is answered `500` (and retried) before the sender gives up on the request.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a claim holds a key by default. It must exceed the handler timeout; when a
-/// process dies mid-handler, the next delivery after the lease runs the handler.
+/// How long a claim holds a key by default. It must exceed the handler timeout plus the
+/// store timeout; when a process dies mid-handler, the next delivery after the lease
+/// runs the handler.
 pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// How long a processed callback is remembered by default.
 pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -184,7 +185,8 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// How long a claim holds its key (default 30 s); must exceed the handler timeout.
+    /// How long a claim holds its key (default 30 s); must exceed the handler timeout
+    /// plus the store timeout, so a claim cannot expire before it is settled.
     pub fn claim_lease(mut self, lease: Duration) -> Self {
         self.timing.lease = lease;
         self
@@ -269,9 +271,11 @@ impl SunoCallbacksBuilder {
                 "handler timeout must be positive",
             ));
         }
-        if timing.lease <= timing.handler_timeout {
+        // The lease runs from the claim to the settling call after the handler: it must
+        // cover the handler's whole time and the store call that settles it.
+        if timing.lease <= timing.handler_timeout + timing.store_timeout {
             return Err(BuildError::invalid_setting(
-                "claim lease must be longer than the handler timeout",
+                "claim lease must be longer than the handler timeout plus the store timeout",
             ));
         }
         if timing.done_ttl.is_zero() || timing.store_timeout.is_zero() || self.body_limit == 0 {

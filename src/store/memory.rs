@@ -120,7 +120,8 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 shards,
                 shard_mask: shard_count - 1,
-                per_shard_capacity: max_entries.div_ceil(shard_count),
+                // Rounded down, so the shards together never hold more than the bound.
+                per_shard_capacity: (max_entries / shard_count).max(1),
                 max_entries,
                 fingerprint_keys: (RandomState::new(), RandomState::new()),
                 epoch: Instant::now(),
