@@ -88,61 +88,167 @@ async fn the_fallback_receives_unknown_callback_types() {
     assert_eq!(*seen.lock().expect("lock"), ["remaster", "text"]);
 }
 
+/// A `complete` handler that says when it has started and finishes when released.
+#[derive(Clone, Default)]
+struct Gate {
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+    finished: Arc<Notify>,
+}
+
+impl Gate {
+    fn receiver(&self, in_flight_wait: Duration, runs: &Counter) -> SunoCallbacks {
+        let (gate, runs) = (self.clone(), runs.clone());
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .in_flight_wait(in_flight_wait)
+            .on_complete(move |_event| {
+                let (gate, runs) = (gate.clone(), runs.clone());
+                async move {
+                    runs.bump();
+                    gate.entered.notify_one();
+                    gate.release.notified().await;
+                    gate.finished.notify_one();
+                    Ok(())
+                }
+            })
+            .build()
+            .expect("valid configuration")
+    }
+}
+
+/// Fails the test instead of hanging it.
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"))
+}
+
 #[tokio::test]
 async fn in_flight_after_the_wait_is_409_with_retry_after() {
-    let release = Arc::new(Notify::new());
-    let gate = Arc::clone(&release);
-    let callbacks = SunoCallbacks::builder()
-        .hmac_key(KEY)
-        .in_flight_wait(Duration::from_millis(100))
-        .on_complete(move |_event| {
-            let gate = Arc::clone(&gate);
-            async move {
-                gate.notified().await;
-                Ok(())
-            }
-        })
-        .build()
-        .expect("valid configuration");
+    let (gate, runs) = (Gate::default(), Counter::default());
+    let callbacks = gate.receiver(Duration::from_millis(100), &runs);
     let body = fixture("music/add_instrumental_complete.json");
     let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    within(
+        "the first delivery's handler start",
+        gate.entered.notified(),
+    )
+    .await;
 
-    let second = send(callbacks.service(), signed(body)).await;
+    let second = within("the second answer", send(callbacks.service(), signed(body))).await;
     second.expect(409, "in_flight");
     assert_eq!(second.headers[header::RETRY_AFTER], "5");
 
-    release.notify_one();
-    first
+    gate.release.notify_one();
+    within("the first answer", first)
         .await
         .expect("first delivery")
         .expect(200, "processed");
+    assert_eq!(runs.get(), 1);
 }
 
 #[tokio::test]
 async fn a_duplicate_waiting_in_flight_gets_the_outcome() {
-    let release = Arc::new(Notify::new());
-    let gate = Arc::clone(&release);
+    let (gate, runs) = (Gate::default(), Counter::default());
+    let callbacks = gate.receiver(Duration::from_secs(5), &runs);
+    let body = fixture("music/add_instrumental_complete.json");
+    let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
+    within(
+        "the first delivery's handler start",
+        gate.entered.notified(),
+    )
+    .await;
+    let second = tokio::spawn(send(callbacks.service(), signed(body)));
+    // Give the second delivery time to find the key in flight and start waiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gate.release.notify_one();
+    within("the first answer", first)
+        .await
+        .expect("first")
+        .expect(200, "processed");
+    within("the second answer", second)
+        .await
+        .expect("second")
+        .expect(200, "duplicate");
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_request_does_not_cancel_its_handler() {
+    let (gate, runs) = (Gate::default(), Counter::default());
+    let callbacks = gate.receiver(Duration::from_secs(5), &runs);
+    let body = fixture("music/add_instrumental_complete.json");
+    let request = tokio::spawn(send(callbacks.service(), signed(body.clone())));
+    within("the handler start", gate.entered.notified()).await;
+    // The sender hangs up: the request future is dropped mid-handler.
+    request.abort();
+    assert!(request.await.expect_err("aborted").is_cancelled());
+    gate.release.notify_one();
+    within("the handler end", gate.finished.notified()).await;
+    // The handler finished and its claim was completed: the retry is a duplicate.
+    let retry = within("the retry", async {
+        loop {
+            let answer = send(callbacks.service(), signed(body.clone())).await;
+            if answer.label() != "in_flight" {
+                break answer;
+            }
+        }
+    })
+    .await;
+    retry.expect(200, "duplicate");
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_memory_store_full_of_claims_is_503() {
+    let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = SunoCallbacks::builder()
         .hmac_key(KEY)
-        .in_flight_wait(Duration::from_secs(5))
-        .on_complete(move |_event| {
-            let gate = Arc::clone(&gate);
-            async move {
-                gate.notified().await;
-                Ok(())
+        .store(suno_callback::store::MemoryStore::with_max_entries(1))
+        .on_complete({
+            let (gate, runs) = (gate.clone(), runs.clone());
+            move |_event| {
+                let (gate, runs) = (gate.clone(), runs.clone());
+                async move {
+                    runs.bump();
+                    gate.entered.notify_one();
+                    gate.release.notified().await;
+                    Ok(())
+                }
             }
         })
         .build()
         .expect("valid configuration");
-    let body = fixture("music/add_instrumental_complete.json");
-    let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = tokio::spawn(send(callbacks.service(), signed(body)));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    release.notify_one();
-    first.await.expect("first").expect(200, "processed");
-    second.await.expect("second").expect(200, "duplicate");
+    let first = tokio::spawn(send(
+        callbacks.service(),
+        signed(callback_body("held", "complete", 200)),
+    ));
+    within("the handler start", gate.entered.notified()).await;
+    let refused = send(
+        callbacks.service(),
+        signed(callback_body("other", "complete", 200)),
+    )
+    .await;
+    refused.expect(503, "unavailable");
+    gate.release.notify_one();
+    within("the first answer", first)
+        .await
+        .expect("first")
+        .expect(200, "processed");
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_title_cut_inside_an_emoji_is_still_processed() {
+    let runs = Counter::default();
+    let callbacks = counting_receiver(&runs);
+    let body = r#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"cut-emoji",
+        "data":[{"id":"a","title":"Night City \ud83c"}]}}"#;
+    send(callbacks.service(), signed(body))
+        .await
+        .expect(200, "processed");
+    assert_eq!(runs.get(), 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::future::{Future, ready};
 use std::time::Duration;
 
 use common::{KEY, PATH, callback_body, send};
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use suno_callback::testing::{Signer, unsigned_request};
 use suno_callback::verify::{
     IpAllowlist, ManualClock, Verifier, VerifierExt, VerifyError, VerifyRequest,
@@ -91,29 +91,17 @@ async fn a_custom_tolerance_moves_the_bound() {
 }
 
 #[tokio::test]
-async fn header_names_match_in_any_case() {
+async fn lower_case_header_names_are_accepted() {
+    // Over the wire, names in any case are checked in `http_loopback.rs`.
     let callbacks = receiver(SunoCallbacks::builder().hmac_key(KEY));
-    for (ts_name, sig_name) in [
-        ("x-webhook-timestamp", "x-webhook-signature"),
-        ("X-Webhook-Timestamp", "X-Webhook-Signature"),
-        ("X-WEBHOOK-TIMESTAMP", "x-WebHook-signature"),
-    ] {
-        let task = format!("case-task-{ts_name}");
-        let [(_, timestamp), (_, signature)] = Signer::new(KEY).headers_at(&task, NOW);
-        let mut request = unsigned_request(PATH, body(&task));
-        let headers = request.headers_mut();
-        headers.insert(
-            HeaderName::from_bytes(ts_name.as_bytes()).expect("name"),
-            timestamp,
-        );
-        headers.insert(
-            HeaderName::from_bytes(sig_name.as_bytes()).expect("name"),
-            signature,
-        );
-        send(callbacks.service(), request)
-            .await
-            .expect(200, "processed");
-    }
+    let [(_, timestamp), (_, signature)] = Signer::new(KEY).headers_at("case-task", NOW);
+    let mut request = unsigned_request(PATH, body("case-task"));
+    let headers = request.headers_mut();
+    headers.insert("x-webhook-timestamp", timestamp);
+    headers.insert("x-webhook-signature", signature);
+    send(callbacks.service(), request)
+        .await
+        .expect(200, "processed");
 }
 
 fn with_peer(
