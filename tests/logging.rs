@@ -1,0 +1,85 @@
+//! The tracing output names the task, stage and outcome, and never a key or a
+//! signature.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{KEY, PATH, fixture, send, signed};
+use suno_callback::SunoCallbacks;
+use suno_callback::testing::Signer;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn logs_name_task_stage_and_outcome_but_never_secrets() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|_| async { Err(suno_callback::HandlerError::msg("db down")) })
+        .on_first(|_| async { Ok(()) })
+        .build()
+        .expect("valid configuration");
+    let first = signed(fixture("music/add_instrumental_first.json"));
+    let signature = first.headers()["x-webhook-signature"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    send(callbacks.service(), first)
+        .await
+        .expect(200, "processed");
+    send(
+        callbacks.service(),
+        signed(fixture("music/add_instrumental_complete.json")),
+    )
+    .await
+    .expect(500, "failed");
+    let forged =
+        Signer::new("forged-key-value").request(PATH, fixture("music/add_instrumental_text.json"));
+    send(callbacks.service(), forged)
+        .await
+        .expect(401, "rejected");
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    for expected in [
+        "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72",
+        "callback_type=\"first\"",
+        "outcome=\"processed\"",
+        "outcome=\"failed\"",
+        "outcome=\"rejected\"",
+        "db down",
+    ] {
+        assert!(logs.contains(expected), "missing {expected:?} in:\n{logs}");
+    }
+    for secret in [KEY, "forged-key-value", signature.as_str()] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into:\n{logs}");
+    }
+}
