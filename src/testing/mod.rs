@@ -1,101 +1,47 @@
-//! Helpers for testing a callback endpoint without the real sender (feature
-//! `testing`): a [`Signer`] that produces the sender's headers, and the dedup store
-//! [`conformance`] suite.
+//! Test your callback endpoint without the real sender (feature `testing`).
+//!
+//! The real API cannot be made to send a callback on demand (it costs credits and
+//! needs a public URL), so this module plays the sender:
+//!
+//! - [`MusicCallback`] builds the body of every music callback stage (`text`,
+//!   `first`, `complete`) and failure code, with realistic defaults ([`TestTrack`]) and
+//!   every field overridable;
+//! - [`Signer`] produces the sender's `X-Webhook-Timestamp` and `X-Webhook-Signature`
+//!   headers for any body, key and timestamp;
+//! - [`MusicCallback::signed_request`] turns one into an `http::Request` ready for
+//!   `tower::ServiceExt::oneshot` (or any HTTP client);
+//! - [`conformance`] is the suite every [`DedupStore`](crate::store::DedupStore) must
+//!   pass, one line to run it against your own store.
+//!
+//! This crate's own tests and its sender simulator (`suno-callback-sim`, feature
+//! `cli`) are built on these, so they cannot drift from what the receiver accepts.
+//!
+//! ```
+//! use suno_callback::{CallbackEvent, SunoCallbacks};
+//! use suno_callback::testing::{MusicCallback, Signer};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let callbacks = SunoCallbacks::builder()
+//!     .hmac_key("test-key")
+//!     .on_complete(|ev| async move {
+//!         assert_eq!(ev.tracks().len(), 2);
+//!         Ok(())
+//!     })
+//!     .build()
+//!     .unwrap();
+//!
+//! let request = MusicCallback::complete("task-1")
+//!     .signed_request(&Signer::new("test-key"), "/callbacks/suno");
+//! let response = callbacks.service().oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # }
+//! ```
 
 pub mod conformance;
+mod music;
+mod signer;
 
-use std::fmt;
-
-use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request};
-use http_body_util::Full;
-
-use crate::verify::{Clock, SIGNATURE_HEADER, SystemClock, TIMESTAMP_HEADER, sign};
-
-/// Signs callback requests the way the sender does.
-///
-/// ```
-/// use suno_callback::testing::Signer;
-///
-/// let signer = Signer::new("test-webhook-hmac-key");
-/// let [(_, timestamp), (_, signature)] =
-///     signer.headers_at("ee9c2715375b7837f8bb51d641ff5863", 1769670760);
-/// assert_eq!(timestamp, "1769670760");
-/// assert_eq!(signature, "xG6/yOyrMyJtUdc1yjmHpKLHSHF3MpzOPa6uxSj3qb4=");
-/// ```
-#[derive(Clone)]
-pub struct Signer {
-    key: Vec<u8>,
-}
-
-impl Signer {
-    /// A signer using `key` (raw UTF-8 bytes, like the receiver).
-    pub fn new(key: impl AsRef<[u8]>) -> Self {
-        Self {
-            key: key.as_ref().to_vec(),
-        }
-    }
-
-    /// The timestamp and signature headers for `task_id`, sent at `unix_seconds`.
-    pub fn headers_at(
-        &self,
-        task_id: &str,
-        unix_seconds: i64,
-    ) -> [(http::HeaderName, HeaderValue); 2] {
-        let timestamp = unix_seconds.to_string();
-        let signature = sign(&self.key, task_id, &timestamp);
-        [
-            (TIMESTAMP_HEADER, header_value(timestamp)),
-            (SIGNATURE_HEADER, header_value(signature)),
-        ]
-    }
-
-    /// A signed `POST` of `body` to `uri`, timestamped now. The task id is read from
-    /// the body the way the receiver reads it (`""` if it has none).
-    pub fn request(&self, uri: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-        self.request_at(uri, body, SystemClock.unix_seconds())
-    }
-
-    /// A signed `POST` of `body` to `uri`, timestamped `unix_seconds`.
-    pub fn request_at(
-        &self,
-        uri: &str,
-        body: impl Into<Bytes>,
-        unix_seconds: i64,
-    ) -> Request<Full<Bytes>> {
-        let body = body.into();
-        let task_id = crate::CallbackEvent::from_json(body.clone())
-            .map(|event| event.task_id().to_owned())
-            .unwrap_or_default();
-        let mut request = unsigned_request(uri, body);
-        for (name, value) in self.headers_at(&task_id, unix_seconds) {
-            request.headers_mut().insert(name, value);
-        }
-        request
-    }
-}
-
-/// A `POST` of `body` to `uri` with `Content-Type: application/json` and no signature.
-pub fn unsigned_request(uri: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    let mut request = Request::new(Full::new(body.into()));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request
-}
-
-/// Timestamps are digits and signatures base64: always valid header values.
-fn header_value(text: String) -> HeaderValue {
-    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-impl fmt::Debug for Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("key", &"[redacted]")
-            .finish()
-    }
-}
+pub use self::music::{DOCUMENTED_FAILURE_CODES, MusicCallback, TaskIdAt, TestTrack, failure_msg};
+pub use self::signer::{Signer, unsigned_request};

@@ -54,11 +54,11 @@ pub fn signed(body: impl Into<Bytes>) -> Request<Full<Bytes>> {
     signer().request(PATH, body)
 }
 
-/// A minimal music callback body.
+/// A minimal music callback body: this `callbackType` and `code`, no tracks.
 pub fn callback_body(task_id: &str, callback_type: &str, code: u16) -> String {
-    format!(
-        r#"{{"code":{code},"msg":"m","data":{{"callbackType":"{callback_type}","task_id":"{task_id}","data":[]}}}}"#
-    )
+    suno_callback::testing::MusicCallback::new(task_id, callback_type)
+        .with_code(code.into())
+        .to_json_string()
 }
 
 /// What a response said: status, headers and the JSON body.
