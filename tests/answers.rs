@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Counter, KEY, PATH, callback_body, fixture, send, signed};
+use common::{Counter, KEY, PATH, callback_body, send, signed};
 use http::{Method, Request, header};
 use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
-use suno_callback::testing::{Signer, unsigned_request};
+use suno_callback::testing::{MusicCallback, Signer, unsigned_request};
 use suno_callback::{HandlerError, SunoCallbacks};
 use tokio::sync::Notify;
+
+/// The task of the callbacks these tests send.
+const TASK: &str = "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72";
 
 fn counting_receiver(runs: &Counter) -> SunoCallbacks {
     let runs = runs.clone();
@@ -33,11 +36,11 @@ fn counting_receiver(runs: &Counter) -> SunoCallbacks {
 async fn processed_then_duplicate() {
     let runs = Counter::default();
     let callbacks = counting_receiver(&runs);
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
 
     let first = send(callbacks.service(), signed(body.clone())).await;
     first.expect(200, "processed");
-    assert_eq!(first.json["task_id"], "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72");
+    assert_eq!(first.json["task_id"], TASK);
     assert_eq!(first.json["callback_type"], "complete");
     assert_eq!(first.headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(runs.get(), 1);
@@ -53,7 +56,7 @@ async fn ignored_when_no_handler_and_no_fallback() {
     let callbacks = counting_receiver(&runs);
     let answer = send(
         callbacks.service(),
-        signed(fixture("music/add_instrumental_text.json")),
+        signed(MusicCallback::text(TASK).body()),
     )
     .await;
     answer.expect(200, "ignored");
@@ -81,7 +84,7 @@ async fn the_fallback_receives_unknown_callback_types() {
         .expect(200, "processed");
     send(
         callbacks.service(),
-        signed(fixture("music/add_instrumental_text.json")),
+        signed(MusicCallback::text(TASK).body()),
     )
     .await
     .expect(200, "processed");
@@ -128,7 +131,7 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 async fn in_flight_after_the_wait_is_409_with_retry_after() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_millis(100), &runs);
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
     within(
         "the first delivery's handler start",
@@ -152,7 +155,7 @@ async fn in_flight_after_the_wait_is_409_with_retry_after() {
 async fn a_duplicate_waiting_in_flight_gets_the_outcome() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_secs(5), &runs);
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
     within(
         "the first delivery's handler start",
@@ -178,7 +181,7 @@ async fn a_duplicate_waiting_in_flight_gets_the_outcome() {
 async fn a_dropped_request_does_not_cancel_its_handler() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_secs(5), &runs);
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let request = tokio::spawn(send(callbacks.service(), signed(body.clone())));
     within("the handler start", gate.entered.notified()).await;
     // The sender hangs up: the request future is dropped mid-handler.
@@ -255,7 +258,7 @@ async fn a_title_cut_inside_an_emoji_is_still_processed() {
 async fn missing_bad_and_stale_signatures_are_rejected() {
     let runs = Counter::default();
     let callbacks = counting_receiver(&runs);
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
 
     let unsigned = send(callbacks.service(), unsigned_request(PATH, body.clone())).await;
     unsigned.expect(401, "rejected");
@@ -335,7 +338,7 @@ async fn bodies_that_are_not_callbacks_are_400() {
 async fn wrong_method_is_405_with_allow() {
     let callbacks = counting_receiver(&Counter::default());
     for method in [Method::GET, Method::PUT, Method::DELETE] {
-        let mut request = signed(fixture("music/add_instrumental_complete.json"));
+        let mut request = signed(MusicCallback::complete(TASK).body());
         *request.method_mut() = method.clone();
         let answer = send(callbacks.service(), request).await;
         answer.expect(405, "invalid");
@@ -346,16 +349,16 @@ async fn wrong_method_is_405_with_allow() {
 #[tokio::test]
 async fn wrong_or_missing_content_type_is_415() {
     let callbacks = counting_receiver(&Counter::default());
-    let mut text = signed(fixture("music/add_instrumental_complete.json"));
+    let mut text = signed(MusicCallback::complete(TASK).body());
     text.headers_mut()
         .insert(header::CONTENT_TYPE, "text/plain".parse().expect("header"));
     send(callbacks.service(), text).await.expect(415, "invalid");
-    let mut missing = signed(fixture("music/add_instrumental_complete.json"));
+    let mut missing = signed(MusicCallback::complete(TASK).body());
     missing.headers_mut().remove(header::CONTENT_TYPE);
     send(callbacks.service(), missing)
         .await
         .expect(415, "invalid");
-    let mut with_charset = signed(fixture("music/add_instrumental_complete.json"));
+    let mut with_charset = signed(MusicCallback::complete(TASK).body());
     with_charset.headers_mut().insert(
         header::CONTENT_TYPE,
         "application/json; charset=utf-8".parse().expect("header"),
@@ -380,7 +383,7 @@ async fn bodies_over_the_limit_are_413_declared_or_not() {
         })
         .build()
         .expect("valid configuration");
-    let big = fixture("music/add_instrumental_complete.json");
+    let big = MusicCallback::complete(TASK).body();
     assert!(big.len() > 256);
 
     let mut declared = signed(big.clone());
@@ -432,7 +435,7 @@ where
 }
 
 async fn expect_failed_then_retried(callbacks: SunoCallbacks, runs: &Counter, reason: &str) {
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let failed = send(callbacks.service(), signed(body.clone())).await;
     failed.expect(500, "failed");
     assert_eq!(failed.json["reason"], reason);
@@ -469,7 +472,7 @@ async fn a_handler_panicking_before_its_future_is_500() {
         .expect("valid configuration");
     let answer = send(
         callbacks.service(),
-        signed(fixture("music/add_instrumental_complete.json")),
+        signed(MusicCallback::complete(TASK).body()),
     )
     .await;
     answer.expect(500, "failed");
@@ -539,7 +542,7 @@ async fn an_unavailable_store_is_503_with_retry_after_and_no_handler_runs() {
             .expect("valid configuration");
         let answer = send(
             callbacks.service(),
-            signed(fixture("music/add_instrumental_complete.json")),
+            signed(MusicCallback::complete(TASK).body()),
         )
         .await;
         answer.expect(503, "unavailable");
@@ -552,7 +555,7 @@ async fn an_unavailable_store_is_503_with_retry_after_and_no_handler_runs() {
 async fn answers_to_a_real_body_type_other_than_full() {
     // axum's Body, as a router would pass it.
     let callbacks = counting_receiver(&Counter::default());
-    let signed_request = signed(fixture("music/add_instrumental_complete.json"));
+    let signed_request = signed(MusicCallback::complete(TASK).body());
     let (parts, body) = signed_request.into_parts();
     let bytes: Bytes = http_body_util::BodyExt::collect(body)
         .await

@@ -7,8 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Counter, KEY, callback_body, fixture, send, signed};
+use common::{Counter, KEY, callback_body, send, signed};
+use suno_callback::testing::MusicCallback;
 use suno_callback::{HandlerError, SunoCallbacks};
+
+/// The task of the callbacks these tests send.
+const TASK: &str = "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_deliveries_of_one_callback_run_the_handler_once() {
@@ -26,7 +30,7 @@ async fn many_concurrent_deliveries_of_one_callback_run_the_handler_once() {
         })
         .build()
         .expect("valid configuration");
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let barrier = Arc::new(tokio::sync::Barrier::new(DELIVERIES));
     let deliveries: Vec<_> = (0..DELIVERIES)
         .map(|_| {
@@ -119,7 +123,7 @@ async fn when_the_first_run_fails_a_waiting_duplicate_runs_it_again() {
         })
         .build()
         .expect("valid configuration");
-    let body = fixture("music/add_instrumental_complete.json");
+    let body = MusicCallback::complete(TASK).body();
     let deliveries: Vec<_> = (0..11)
         .map(|_| tokio::spawn(send(callbacks.service(), signed(body.clone()))))
         .collect();

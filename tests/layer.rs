@@ -9,11 +9,15 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use common::{Counter, KEY, PATH, fixture, send, signed};
+use common::{Counter, KEY, PATH, send, signed};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use suno_callback::SunoCallbacks;
+use suno_callback::testing::MusicCallback;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+/// The task of the callbacks these tests send.
+const TASK: &str = "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72";
 
 fn receiver(runs: &Counter) -> SunoCallbacks {
     let runs = runs.clone();
@@ -74,13 +78,13 @@ async fn other_paths_reach_the_inner_service_untouched() {
 
     let answer = send(
         service.clone(),
-        signed(fixture("music/add_instrumental_complete.json")),
+        signed(MusicCallback::complete(TASK).body()),
     )
     .await;
     answer.expect(200, "processed");
     assert_eq!(runs.get(), 1);
 
-    let mut get = signed(fixture("music/add_instrumental_complete.json"));
+    let mut get = signed(MusicCallback::complete(TASK).body());
     *get.method_mut() = Method::GET;
     send(service, get).await.expect(405, "invalid");
 }
@@ -148,7 +152,7 @@ async fn around_an_axum_router_other_routes_keep_state_and_extractors() {
         .expect("request");
     assert_eq!(call(router.clone(), missing).await.0, StatusCode::NOT_FOUND);
 
-    let (parts, body) = signed(fixture("music/add_instrumental_complete.json")).into_parts();
+    let (parts, body) = signed(MusicCallback::complete(TASK).body()).into_parts();
     let body = body
         .collect()
         .await

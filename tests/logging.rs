@@ -6,10 +6,13 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{KEY, PATH, fixture, send, signed};
+use common::{KEY, PATH, send, signed};
 use suno_callback::SunoCallbacks;
-use suno_callback::testing::Signer;
+use suno_callback::testing::{MusicCallback, Signer};
 use tracing_subscriber::fmt::MakeWriter;
+
+/// The task of the callbacks these tests send.
+const TASK: &str = "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72";
 
 /// Collects everything the subscriber writes.
 #[derive(Clone, Default)]
@@ -48,7 +51,7 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
         .on_first(|_| async { Ok(()) })
         .build()
         .expect("valid configuration");
-    let first = signed(fixture("music/add_instrumental_first.json"));
+    let first = signed(MusicCallback::first(TASK).body());
     let signature = first.headers()["x-webhook-signature"]
         .to_str()
         .expect("ascii")
@@ -58,19 +61,18 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
         .expect(200, "processed");
     send(
         callbacks.service(),
-        signed(fixture("music/add_instrumental_complete.json")),
+        signed(MusicCallback::complete(TASK).body()),
     )
     .await
     .expect(500, "failed");
-    let forged =
-        Signer::new("forged-key-value").request(PATH, fixture("music/add_instrumental_text.json"));
+    let forged = Signer::new("forged-key-value").request(PATH, MusicCallback::text(TASK).body());
     send(callbacks.service(), forged)
         .await
         .expect(401, "rejected");
 
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     for expected in [
-        "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72",
+        TASK,
         "callback_type=\"first\"",
         "outcome=\"processed\"",
         "outcome=\"failed\"",
