@@ -105,7 +105,7 @@ impl Report {
         } else {
             let bar = ProgressBar::new(deliveries);
             if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} deliveries  {per_sec}  eta {eta}  {msg}",
+                "{bar:40} {pos}/{len} deliveries  {elapsed} elapsed  eta {eta}",
             ) {
                 bar.set_style(style);
             }
