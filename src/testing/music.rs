@@ -23,8 +23,9 @@ use super::{Signer, unsigned_request};
 /// ```
 pub const DOCUMENTED_FAILURE_CODES: [i64; 7] = [400, 408, 413, 451, 500, 501, 531];
 
-/// The `msg` the sender writes with a failure `code` (a generic text for codes the
-/// docs do not list).
+/// The `msg` a failure callback carries with `code`: for 400, 408, 413, 500, 501 and
+/// 531 the texts of the documentation's examples; for 451 and codes the docs do not
+/// list, a text of this crate's own.
 ///
 /// ```
 /// use suno_callback::testing::failure_msg;
@@ -51,6 +52,16 @@ pub fn failure_msg(code: i64) -> String {
 
 /// Where a body carries its task id. The music callbacks use `data.task_id`; other
 /// callback families use the other two, and the receiver reads all three.
+///
+/// ```
+/// use suno_callback::CallbackEvent;
+/// use suno_callback::testing::{MusicCallback, TaskIdAt};
+///
+/// let callback = MusicCallback::complete("t1").with_task_id_at(TaskIdAt::TopLevel);
+/// assert_eq!(callback.to_json()["taskId"], "t1");
+/// assert_eq!(CallbackEvent::from_json(callback.body())?.task_id(), "t1");
+/// # Ok::<(), suno_callback::ParseError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TaskIdAt {
