@@ -41,20 +41,7 @@ fn serve_actix(callbacks: &SunoCallbacks) -> SocketAddr {
 
 /// Serves `callbacks` as a tower service in axum on a loopback port.
 async fn serve_tower(callbacks: &SunoCallbacks) -> SocketAddr {
-    let app = Router::new().route_service(PATH, callbacks.service());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    addr
+    mounted::serve_axum(Router::new().route_service(PATH, callbacks.service())).await
 }
 
 fn receiver(runs: &Counter, allowlist: IpAllowlist) -> SunoCallbacks {

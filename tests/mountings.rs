@@ -104,19 +104,7 @@ async fn serve_behind_tower_http(
         .layer(callbacks.layer_at(PATH))
         .layer(RequestBodyLimitLayer::new(app_limit))
         .layer(TraceLayer::new_for_http());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    addr
+    mounted::serve_axum(app).await
 }
 
 #[tokio::test]

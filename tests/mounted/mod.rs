@@ -1,5 +1,6 @@
-//! The checks every mounting's example goes through, over real HTTP: the table of
-//! answers, the app's other routes, and the peer address reaching the allowlist.
+//! What the mounting tests share: the checks every mounting's example goes through over
+//! real HTTP (the table of answers, the app's other routes, the peer address reaching
+//! the allowlist), a chunked request, and an axum server on a loopback port.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::net::SocketAddr;
@@ -142,4 +143,21 @@ pub fn chunked_callback(addr: SocketAddr, task: &str, size: usize) -> String {
          X-Webhook-Timestamp: {now}\r\nX-Webhook-Signature: {signature}\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunks}0\r\n\r\n"
     )
+}
+
+/// Serves an axum app on a loopback port, with `ConnectInfo` for the peer address.
+pub async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
+    addr
 }
