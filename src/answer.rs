@@ -111,6 +111,12 @@ impl Answer {
     }
 
     pub(crate) fn into_response(self) -> Response<AnswerBody> {
+        self.render().map(AnswerBody::new)
+    }
+
+    /// The response with its JSON body as bytes, for mountings that build their own
+    /// response type from it (actix-web).
+    pub(crate) fn render(self) -> Response<Bytes> {
         let key = self.key();
         let json = AnswerJson {
             status: self.label(),
@@ -120,7 +126,7 @@ impl Answer {
         };
         // Serializing a struct of strings into a Vec cannot fail.
         let body = serde_json::to_vec(&json).unwrap_or_default();
-        let mut response = Response::new(AnswerBody::new(Bytes::from(body)));
+        let mut response = Response::new(Bytes::from(body));
         *response.status_mut() = self.status_code();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -20,7 +20,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 ///
 /// The [`IpAllowlist`](crate::verify::IpAllowlist) reads it. Mountings that know the
 /// peer insert it (with feature `axum`, axum's `ConnectInfo<SocketAddr>` is read as
-/// well); a plain hyper server inserts it per connection:
+/// well; with feature `actix`, the actix handler passes actix's peer address); a plain
+/// hyper server inserts it per connection, for example with
+/// [`SetPeerAddrLayer`](crate::service::SetPeerAddrLayer), or by hand:
 ///
 /// ```
 /// use suno_callback::PeerAddr;
@@ -88,21 +90,35 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Reads the whole body, refusing more than `body_limit` bytes whatever the request
-/// declared.
+/// declared. A body that arrives in one chunk is returned as that chunk, not copied;
+/// several chunks are copied once, into one buffer.
 pub(crate) async fn read_body<B>(body: B, body_limit: usize) -> Result<Bytes, Answer>
 where
-    B: Body + Send,
-    B::Data: Send,
+    B: Body,
     B::Error: Into<BoxError>,
 {
     match Limited::new(body, body_limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) if exceeds_a_limit(&*error) => Err(too_large()),
         Err(_) => Err(Answer::invalid(
             StatusCode::BAD_REQUEST,
             "the request body could not be read",
         )),
     }
+}
+
+/// Whether reading stopped at a length limit: this one, or one a layer in front put on
+/// the body (tower-http's `RequestBodyLimit`), which the framework may have wrapped in
+/// its own error type (axum does).
+fn exceeds_a_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 fn too_large() -> Answer {
@@ -117,6 +133,48 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, value.parse().expect("header value"));
         headers
+    }
+
+    /// An error wrapping another, as a framework wraps a body error.
+    #[derive(Debug)]
+    struct Wrapped(BoxError);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "body error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    /// The error of a body read past a limit (`LengthLimitError` has no constructor).
+    async fn limit_error() -> BoxError {
+        let body = Limited::new(http_body_util::Full::new(Bytes::from_static(b"xx")), 1);
+        body.collect().await.expect_err("over the limit")
+    }
+
+    #[tokio::test]
+    async fn a_limit_met_in_front_is_found_inside_wrapping_errors() {
+        assert!(limit_error().await.is::<LengthLimitError>());
+        let limit = limit_error;
+        assert!(exceeds_a_limit(&*limit().await));
+        assert!(exceeds_a_limit(&Wrapped(limit().await)));
+        assert!(exceeds_a_limit(&Wrapped(Box::new(Wrapped(limit().await)))));
+        let other = Wrapped(BoxError::from("connection reset"));
+        assert!(!exceeds_a_limit(&other));
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_chunk_is_not_copied() {
+        let chunk = Bytes::from(vec![b'x'; 4096]);
+        let read = read_body(http_body_util::Full::new(chunk.clone()), 8192)
+            .await
+            .expect("within the limit");
+        assert_eq!(read.as_ptr(), chunk.as_ptr());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Method, Request};
 use http_body::Body;
 use tracing::{Instrument, Span};
 
@@ -65,19 +65,36 @@ impl Pipeline {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
-        if let Err(answer) = intake::check_head(&parts.method, &parts.headers, self.body_limit) {
+        let peer = intake::peer_addr(&parts.extensions);
+        self.receive(&parts.method, parts.headers, peer, body).await
+    }
+
+    /// Runs every stage on a request given by its parts, for mountings whose request
+    /// type is not an [`http::Request`] (actix-web). The body is read once.
+    pub(crate) async fn receive<B>(
+        self: Arc<Self>,
+        method: &Method,
+        headers: HeaderMap,
+        peer: Option<SocketAddr>,
+        body: B,
+    ) -> Answer
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        if let Err(answer) = intake::check_head(method, &headers, self.body_limit) {
             return log_intake(answer);
         }
         let body = match intake::read_body(body, self.body_limit).await {
             Ok(body) => body,
             Err(answer) => return log_intake(answer),
         };
-        let inbound = Inbound {
-            peer: intake::peer_addr(&parts.extensions),
-            headers: parts.headers,
+        self.process(Inbound {
+            headers,
+            peer,
             body,
-        };
-        self.process(inbound).await
+        })
+        .await
     }
 
     /// Runs stages 2 to 6 on a request whose body has been read.

@@ -33,8 +33,10 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A configured callback receiver: verification, dedup store and handlers.
 ///
 /// Build one with [`SunoCallbacks::builder`], then mount it as a tower service
-/// ([`service`](Self::service)) or as a layer around an existing app
-/// ([`layer_at`](Self::layer_at)). Clones share everything.
+/// ([`service`](Self::service)), as a layer around an existing app
+/// ([`layer_at`](Self::layer_at)), or in actix-web (`actix_handler`, feature
+/// `actix`). Clones share everything, the dedup store included, so one receiver can
+/// serve several mountings in one process.
 ///
 /// ```
 /// use suno_callback::SunoCallbacks;
@@ -73,6 +75,23 @@ impl SunoCallbacks {
     /// request to the service it wraps, untouched.
     pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
         CallbackLayer::new(path.into(), self.service())
+    }
+
+    /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
+    /// path with `web::to`. It shares this receiver's store and handlers with every
+    /// other mounting made from it.
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// let app = actix_web::App::new()
+    ///     .route("/callbacks/suno", actix_web::web::to(callbacks.actix_handler()));
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[cfg(feature = "actix")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+    pub fn actix_handler(&self) -> crate::actix::CallbackHandler {
+        crate::actix::CallbackHandler::new(Arc::clone(&self.pipeline))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The receiver behind a real axum server on a loopback port, over real HTTP.
 
 mod common;
+mod mounted;
 
 use std::net::SocketAddr;
 
@@ -11,20 +12,7 @@ use suno_callback::testing::unsigned_request;
 use suno_callback::verify::{IpAllowlist, sign};
 
 async fn serve(callbacks: &SunoCallbacks) -> SocketAddr {
-    let app = Router::new().route_service(PATH, callbacks.service());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve");
-    });
-    addr
+    mounted::serve_axum(Router::new().route_service(PATH, callbacks.service())).await
 }
 
 fn counting(runs: &Counter, allowlist: IpAllowlist) -> SunoCallbacks {

@@ -1,0 +1,159 @@
+//! What every example shares, so that each example file shows only its mounting: the
+//! settings read from the environment, a receiver that prints one line per event, and
+//! the lines printed at startup.
+//!
+//! - `BIND_ADDR`: where to listen (default `127.0.0.1:3000`).
+//! - `SUNO_WEBHOOK_HMAC_KEY`: the account's webhook HMAC key. When it is not set, a
+//!   random key is generated and printed with a ready-to-paste `curl` command that
+//!   sends a correctly signed callback.
+//! - `SUNO_ALLOWED_IPS`: optional, comma-separated addresses or CIDR ranges; when set,
+//!   callbacks from any other peer address are refused (`401`).
+//! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
+#![allow(dead_code)] // each example uses its own subset
+
+use std::error::Error;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use suno_callback::SunoCallbacks;
+use suno_callback::verify::{Clock, IpAllowlist, SystemClock, sign};
+use tracing_subscriber::EnvFilter;
+
+/// The path every example answers callbacks on.
+pub const PATH: &str = "/callbacks/suno";
+
+/// What the environment asks for.
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub key: String,
+    /// The key was generated for this run (no `SUNO_WEBHOOK_HMAC_KEY`).
+    pub generated: bool,
+    pub allowed_ips: Option<String>,
+}
+
+/// Starts logging to stderr (stdout carries one line per event) and reads the
+/// settings.
+pub fn settings() -> Result<Settings, Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let bind = std::env::var("BIND_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
+        .parse()?;
+    let (key, generated) = match std::env::var("SUNO_WEBHOOK_HMAC_KEY") {
+        Ok(key) if !key.is_empty() => (key, false),
+        _ => (random_hex::<32>()?, true),
+    };
+    let allowed_ips = std::env::var("SUNO_ALLOWED_IPS")
+        .ok()
+        .filter(|ips| !ips.trim().is_empty());
+    Ok(Settings {
+        bind,
+        key,
+        generated,
+        allowed_ips,
+    })
+}
+
+/// The receiver every example mounts: the settings' key (and allowlist), and a handler
+/// per event that prints one line.
+pub fn receiver(settings: &Settings) -> Result<SunoCallbacks, Box<dyn Error>> {
+    let mut builder = SunoCallbacks::builder().hmac_key(&settings.key);
+    if let Some(ips) = &settings.allowed_ips {
+        builder = builder.verifier(IpAllowlist::new(ips.split(',').map(str::trim))?);
+    }
+    builder
+        .on_text(|ev| async move {
+            println!("text      task={}", ev.task_id());
+            Ok(())
+        })
+        .on_first(|ev| async move {
+            let audio = ev.tracks().first().and_then(|t| t.stream_audio_url());
+            println!(
+                "first     task={} stream={}",
+                ev.task_id(),
+                audio.unwrap_or("-")
+            );
+            Ok(())
+        })
+        .on_complete(|ev| async move {
+            let titles: Vec<&str> = ev.tracks().iter().filter_map(|t| t.title()).collect();
+            let audio = ev.tracks().first().and_then(|t| t.audio_url());
+            println!(
+                "complete  task={} tracks={} titles={:?} audio={}",
+                ev.task_id(),
+                ev.tracks().len(),
+                titles,
+                audio.unwrap_or("-")
+            );
+            Ok(())
+        })
+        .on_failure(|ev| async move {
+            println!(
+                "failure   task={} code={} reason=\"{}\" msg={:?}",
+                ev.task_id(),
+                ev.code(),
+                ev.reason(),
+                ev.msg().unwrap_or("")
+            );
+            Ok(())
+        })
+        .fallback(|ev| async move {
+            println!(
+                "other     task={} callbackType={:?}",
+                ev.task_id(),
+                ev.stage().as_str()
+            );
+            Ok(())
+        })
+        .build()
+        .map_err(Into::into)
+}
+
+/// Prints the "listening on" line and, for a generated key, the key and a `curl`
+/// command that sends a signed `complete` callback.
+pub fn announce(
+    name: &str,
+    local: SocketAddr,
+    settings: &Settings,
+) -> Result<(), getrandom::Error> {
+    println!("suno-callback {name} listening on http://{local}{PATH}");
+    if settings.generated {
+        println!(
+            "SUNO_WEBHOOK_HMAC_KEY is not set; generated a key for this run: {}",
+            settings.key
+        );
+        println!("Send a signed `complete` callback (valid for 5 minutes):");
+        println!(
+            "{}",
+            curl_command(local, &settings.key, &random_hex::<16>()?)
+        );
+    }
+    Ok(())
+}
+
+fn random_hex<const N: usize>() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A one-line `curl` command posting a signed `complete` callback to this server.
+fn curl_command(local: SocketAddr, key: &str, task_id: &str) -> String {
+    let host = if local.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port())
+    } else {
+        local
+    };
+    let timestamp = SystemClock.unix_seconds().to_string();
+    let signature = sign(key.as_bytes(), task_id, &timestamp);
+    let body = format!(
+        r#"{{"code":200,"msg":"All generated successfully.","data":{{"callbackType":"complete","task_id":"{task_id}","data":[{{"id":"track-1","audio_url":"https://cdn.example.net/audio/1.mp3","stream_audio_url":"https://cdn.example.net/stream/1","image_url":"https://cdn.example.net/cover/1.jpeg","prompt":"[Verse] Night city lights","model_name":"chirp-v4-5","title":"Night City","tags":"synthwave","createTime":"2025-01-01 00:00:00","duration":198.44}}]}}}}"#
+    );
+    format!(
+        "curl -sS -X POST http://{host}{PATH} -H 'Content-Type: application/json' \
+         -H 'X-Webhook-Timestamp: {timestamp}' -H 'X-Webhook-Signature: {signature}' -d '{body}'"
+    )
+}
