@@ -13,6 +13,8 @@
 //! (`suno_callback::testing::conformance`, feature `testing`).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -22,6 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 use crate::error::BoxError;
 
 /// The identity of one callback: its task and its stage (`callbackType` as sent).

@@ -1,0 +1,432 @@
+//! A dedup store in Redis, shared by every replica of a service (feature `redis`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Script};
+use sha2::{Digest, Sha256};
+
+use super::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+
+/// The key prefix by default.
+pub const DEFAULT_KEY_PREFIX: &str = "suno-callback";
+/// How long one Redis call may take by default before it counts as unavailable.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The value a completed key holds; tokens are 32 hex digits, so never this.
+const DONE: &str = "done";
+
+/// Claims on servers older than Redis 7.0, where `SET` cannot combine `NX` and `GET`.
+const CLAIM_SCRIPT: &str = r"
+local previous = redis.call('GET', KEYS[1])
+if previous then return previous end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Marks the key done for the TTL if the caller's token still holds it.
+const COMPLETE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// Deletes the key if the caller's token still holds it.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// A [`DedupStore`] in Redis (or a Redis-compatible server), for several replicas
+/// behind a load balancer: a callback claimed by one replica is in flight or done for
+/// all of them.
+///
+/// - **Claim** is one atomic command, `SET key token NX PX lease GET` (one round trip;
+///   Redis 7.0 and later; older servers get the same from a small Lua script). The
+///   previous value says whether the key was free, in flight, or done.
+/// - **Complete** and **release** are Lua scripts that act only if the key still holds
+///   the caller's token, so a replica whose lease expired cannot complete or release
+///   another replica's claim. A callback costs two round trips: claim and complete.
+/// - **Keys** are `<prefix>:<sha256 of the task id and the callbackType>`, so no input
+///   can collide with another key or escape the prefix.
+/// - **Faults** fail closed: a call that errors or exceeds the call timeout is
+///   [`StoreError::unavailable`], which the pipeline answers `503` without running a
+///   handler. The connection is re-established in the background when Redis is back.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use suno_callback::SunoCallbacks;
+/// use suno_callback::store::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("my-service:suno")
+///     .call_timeout(Duration::from_millis(500))
+///     .connect()
+///     .await?;
+/// let callbacks = SunoCallbacks::builder()
+///     .hmac_key("webhook-hmac-key")
+///     .store(store)
+///     .on_complete(|ev| async move { Ok(()) })
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    settings: Arc<Settings>,
+}
+
+struct Settings {
+    key_prefix: String,
+    call_timeout: Duration,
+    redacted_url: String,
+    claim_script: Script,
+    complete_script: Script,
+    release_script: Script,
+    /// Set once the server refused `SET` with both `NX` and `GET`.
+    claim_with_script: AtomicBool,
+}
+
+/// Configures a [`RedisStore`]. Made by [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    url: String,
+    key_prefix: String,
+    call_timeout: Duration,
+    connect_timeout: Duration,
+    claim_by_script: bool,
+}
+
+impl RedisStore {
+    /// Connects to the server at `url` (`redis://[user:password@]host:port[/db]`) with
+    /// the default settings. Fails if the server cannot be reached now.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a store at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            connect_timeout: DEFAULT_CALL_TIMEOUT,
+            claim_by_script: false,
+        }
+    }
+
+    /// The Redis key that holds `key`'s state.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), suno_callback::store::StoreError> {
+    /// use suno_callback::store::{DedupKey, RedisStore};
+    ///
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").key_prefix("app").build()?;
+    /// let key = store.redis_key(&DedupKey::new("task-1", "complete"));
+    /// assert!(key.starts_with("app:"));
+    /// assert_eq!(key.len(), "app:".len() + 64);
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_key(&self, key: &DedupKey) -> String {
+        let mut hasher = Sha256::new();
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
+        hasher.update((key.task_id().len() as u64).to_be_bytes());
+        hasher.update(key.task_id().as_bytes());
+        hasher.update(key.callback_type().as_bytes());
+        let digest = hasher.finalize();
+        let mut redis_key = String::with_capacity(self.settings.key_prefix.len() + 65);
+        redis_key.push_str(&self.settings.key_prefix);
+        redis_key.push(':');
+        for byte in digest {
+            redis_key.push(char::from(HEX[usize::from(byte >> 4)]));
+            redis_key.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        redis_key
+    }
+
+    /// Runs one Redis call within the call timeout.
+    async fn call<T>(
+        &self,
+        operation: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.settings.call_timeout, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(StoreError::unavailable(error)),
+            Err(_elapsed) => Err(StoreError::unavailable("redis call timed out")),
+        }
+    }
+
+    async fn claim_now(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+        let redis_key = self.redis_key(key);
+        let token = ClaimToken::new_unique();
+        let lease_ms = millis(lease);
+        let previous: Option<String> = if self.settings.claim_with_script.load(Ordering::Relaxed) {
+            self.claim_by_script(&redis_key, token, lease_ms).await?
+        } else {
+            let mut connection = self.connection.clone();
+            let mut command = redis::cmd("SET");
+            command
+                .arg(&redis_key)
+                .arg(token.to_string())
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_ms)
+                .arg("GET");
+            let set = command.query_async::<Option<String>>(&mut connection);
+            match tokio::time::timeout(self.settings.call_timeout, set).await {
+                Ok(Ok(previous)) => previous,
+                // A syntax error here means a server older than 7.0.
+                Ok(Err(error)) if is_syntax_error(&error) => {
+                    self.settings
+                        .claim_with_script
+                        .store(true, Ordering::Relaxed);
+                    self.claim_by_script(&redis_key, token, lease_ms).await?
+                }
+                Ok(Err(error)) => return Err(StoreError::unavailable(error)),
+                Err(_elapsed) => return Err(StoreError::unavailable("redis call timed out")),
+            }
+        };
+        Ok(match previous.as_deref() {
+            None => Claim::Acquired(token),
+            Some(DONE) => Claim::Done,
+            Some(_) => Claim::InFlight,
+        })
+    }
+
+    async fn claim_by_script(
+        &self,
+        redis_key: &str,
+        token: ClaimToken,
+        lease_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.settings.claim_script.key(redis_key);
+        invocation.arg(token.to_string()).arg(lease_ms);
+        self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    async fn complete_now(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.settings.complete_script.key(self.redis_key(key));
+        invocation.arg(token.to_string()).arg(DONE).arg(millis(ttl));
+        let held: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::claim_lost())
+        }
+    }
+
+    async fn release_now(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.settings.release_script.key(self.redis_key(key));
+        invocation.arg(token.to_string());
+        let held: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::claim_lost())
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Servers before Redis 7.0 answer `SET .. NX .. GET` with `ERR syntax error`.
+fn is_syntax_error(error: &RedisError) -> bool {
+    error.code() == Some("ERR")
+        && error
+            .detail()
+            .is_some_and(|detail| detail.contains("syntax"))
+}
+
+/// Milliseconds for `PX`, which refuses 0.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// The URL without its password, for `Debug` and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key this store writes (default `suno-callback`). Give each
+    /// service, or each environment sharing a server, its own.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long one Redis call may take (default 1 s) before the store counts as
+    /// unavailable; keeps a hung server from holding requests past the sender's 15 s.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Claims with a Lua script instead of `SET .. NX PX .. GET` (still one atomic
+    /// round trip). Servers older than Redis 7.0 are detected and switched to it
+    /// automatically; set it for a Redis-compatible server that lacks `SET .. GET`
+    /// without saying so with a syntax error.
+    pub fn claim_by_script(mut self, by_script: bool) -> Self {
+        self.claim_by_script = by_script;
+        self
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.call_timeout))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(2))
+    }
+
+    fn into_store(self, connection: ConnectionManager) -> RedisStore {
+        RedisStore {
+            connection,
+            settings: Arc::new(Settings {
+                redacted_url: redact(&self.url),
+                key_prefix: self.key_prefix,
+                call_timeout: self.call_timeout,
+                claim_script: Script::new(CLAIM_SCRIPT),
+                complete_script: Script::new(COMPLETE_SCRIPT),
+                release_script: Script::new(RELEASE_SCRIPT),
+                claim_with_script: AtomicBool::new(self.claim_by_script),
+            }),
+        }
+    }
+
+    /// Builds the store without connecting: the first call connects, and until Redis
+    /// is reachable every call is [`StoreError::unavailable`]. Fails only on a URL that
+    /// cannot be read.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
+        let connection = ConnectionManager::new_lazy_with_config(client, self.manager_config())
+            .map_err(StoreError::unavailable)?;
+        Ok(self.into_store(connection))
+    }
+
+    /// Builds the store and connects now; fails if Redis cannot be reached.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
+        let connecting = ConnectionManager::new_with_config(client, self.manager_config());
+        let limit = self.connect_timeout.saturating_add(self.call_timeout);
+        let connection = match tokio::time::timeout(limit, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(StoreError::unavailable(error)),
+            Err(_elapsed) => return Err(StoreError::unavailable("redis connect timed out")),
+        };
+        Ok(self.into_store(connection))
+    }
+}
+
+impl DedupStore for RedisStore {
+    fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        self.claim_now(key, lease)
+    }
+
+    fn complete(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.complete_now(key, token, ttl)
+    }
+
+    fn release(
+        &self,
+        key: &DedupKey,
+        token: ClaimToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.release_now(key, token)
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.settings.redacted_url)
+            .field("key_prefix", &self.settings.key_prefix)
+            .field("call_timeout", &self.settings.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("call_timeout", &self.call_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("claim_by_script", &self.claim_by_script)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://user:hunter2@cache.internal:6379/0"),
+            "redis://[redacted]@cache.internal:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        let builder = RedisStore::builder("rediss://:hunter2@host:6380");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn keys_are_prefixed_hashes_that_do_not_collide() {
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .key_prefix("p")
+            .build()
+            .expect("a lazy store builds without a server");
+        let a = store.redis_key(&DedupKey::new("ab", "c"));
+        let b = store.redis_key(&DedupKey::new("a", "bc"));
+        let c = store.redis_key(&DedupKey::new("p:x\r\n*3", "complete"));
+        assert_ne!(a, b);
+        for key in [&a, &b, &c] {
+            assert!(key.starts_with("p:"), "{key}");
+            assert_eq!(key.len(), 2 + 64, "{key}");
+            assert!(key[2..].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        }
+        assert!(!format!("{store:?}").contains("password"));
+    }
+}

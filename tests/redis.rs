@@ -1,0 +1,568 @@
+//! `RedisStore` against a real Redis server: the store conformance suite, several
+//! replicas sharing one server, a replica that dies holding a claim, a server that
+//! goes away and comes back, and the round trips a callback costs.
+//!
+//! The server is `REDIS_URL` (default `redis://127.0.0.1:6379`); every test writes
+//! under its own key prefix. Without a server the tests are reported as ignored, with
+//! a line saying why, unless `SUNO_CALLBACK_REQUIRE_REDIS=1` (as CI sets it), which
+//! makes a missing server a failure. The outage and round-trip tests start their own
+//! `redis-server` on a free loopback port.
+
+mod common;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Counter, KEY, send, signed};
+use libtest_mimic::{Arguments, Failed, Trial};
+use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
+use suno_callback::testing::{MusicCallback, conformance};
+use suno_callback::{StageEvent, SunoCallbacks};
+use tokio::sync::Notify;
+
+const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix no other test or run uses.
+fn unique_prefix(test: &str) -> String {
+    format!("suno-callback-test:{test}:{}", ClaimToken::new_unique())
+}
+
+async fn store(prefix: &str) -> RedisStore {
+    RedisStore::builder(redis_url())
+        .key_prefix(prefix)
+        .connect()
+        .await
+        .expect("connect to REDIS_URL")
+}
+
+/// Whether a Redis server answers `PING` at `url` (host and port only).
+fn answers_ping(url: &str) -> bool {
+    let Some(authority) = url
+        .split("://")
+        .nth(1)
+        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect(authority) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut reply = String::new();
+    stream.write_all(b"PING\r\n").is_ok()
+        && BufReader::new(stream).read_line(&mut reply).is_ok()
+        && (reply.starts_with("+PONG") || reply.starts_with("-NOAUTH"))
+}
+
+fn redis_server_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A test run on its own multi-threaded tokio runtime.
+fn trial<F, Fut>(name: &str, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::test(name, move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| Failed::from(error.to_string()))?;
+        runtime.block_on(test());
+        Ok(())
+    })
+}
+
+macro_rules! conformance_trials {
+    ($mode:literal, $by_script:expr; $($check:ident),*) => {
+        vec![$(
+            trial(concat!("conformance::", $mode, "::", stringify!($check)), || async {
+                let store = RedisStore::builder(redis_url())
+                    .key_prefix(unique_prefix(stringify!($check)))
+                    .claim_by_script($by_script)
+                    .connect()
+                    .await
+                    .expect("connect to REDIS_URL");
+                conformance::$check(&store).await;
+            }),
+        )*
+        trial(concat!("conformance::", $mode, "::concurrent_claims_have_one_winner"), || async {
+            let store = RedisStore::builder(redis_url())
+                .key_prefix(unique_prefix("race"))
+                .claim_by_script($by_script)
+                .connect()
+                .await
+                .expect("connect to REDIS_URL");
+            conformance::concurrent_claims_have_one_winner(Arc::new(store)).await;
+        })]
+    };
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::from_args();
+    let url = redis_url();
+    let required = std::env::var(REQUIRE).is_ok_and(|value| value == "1");
+    let server = answers_ping(&url);
+    let binary = redis_server_installed();
+    if required && !(server && binary) {
+        eprintln!(
+            "{REQUIRE}=1 but {}: the Redis tests cannot run",
+            if server {
+                "`redis-server` is not installed".to_owned()
+            } else {
+                format!("no Redis server answers at {url}")
+            }
+        );
+        return ExitCode::FAILURE;
+    }
+    if !server {
+        println!(
+            "Redis tests skipped: no Redis server answers at {url} (start one or set \
+             REDIS_URL; {REQUIRE}=1 makes this a failure)"
+        );
+    } else if !binary {
+        println!("Redis outage tests skipped: `redis-server` is not installed");
+    }
+
+    let mut shared_server = Vec::new();
+    shared_server.extend(conformance_trials!("set_nx_get", false;
+        claim_is_exclusive, complete_marks_done, release_frees_the_key,
+        lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+    shared_server.extend(conformance_trials!("lua_claim", true;
+        claim_is_exclusive, complete_marks_done, release_frees_the_key,
+        lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+    shared_server.extend([
+        trial(
+            "replicas::each_callback_runs_once_across_replicas",
+            replicas_run_each_once,
+        ),
+        trial(
+            "replicas::a_duplicate_waits_for_the_other_replica",
+            duplicate_waits_across_replicas,
+        ),
+        trial(
+            "replicas::a_dead_replicas_claim_expires_with_its_lease",
+            dead_replica,
+        ),
+    ]);
+    let own_server = vec![
+        trial(
+            "outage::redis_down_is_503_then_recovers",
+            outage_and_recovery,
+        ),
+        trial(
+            "round_trips::two_per_callback_one_per_duplicate",
+            round_trips,
+        ),
+        trial(
+            "outage::a_hung_redis_is_503_within_the_call_timeout",
+            hung_redis,
+        ),
+    ];
+    let trials = shared_server
+        .into_iter()
+        .map(|trial| trial.with_ignored_flag(!server))
+        .chain(
+            own_server
+                .into_iter()
+                .map(|trial| trial.with_ignored_flag(!binary)),
+        )
+        .collect();
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
+
+/// A receiver whose text, first and complete handlers count runs per callback.
+fn counting_replica(store: RedisStore, seen: &Arc<Mutex<HashMap<String, usize>>>) -> SunoCallbacks {
+    let record = |seen: &Arc<Mutex<HashMap<String, usize>>>| {
+        let seen = Arc::clone(seen);
+        move |event: StageEvent| {
+            let key = format!("{}/{}", event.task_id(), event.stage());
+            *seen.lock().expect("lock").entry(key).or_default() += 1;
+            async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(())
+            }
+        }
+    };
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .store(store)
+        .on_text(record(seen))
+        .on_first(record(seen))
+        .on_complete(record(seen))
+        .build()
+        .expect("valid configuration")
+}
+
+async fn replicas_run_each_once() {
+    const TASKS: usize = 40;
+    const COPIES: usize = 6;
+    let prefix = unique_prefix("replicas");
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    // Three replicas, each with its own connection, as separate processes would have.
+    let replicas = [
+        counting_replica(store(&prefix).await, &seen),
+        counting_replica(store(&prefix).await, &seen),
+        counting_replica(store(&prefix).await, &seen),
+    ];
+    let mut deliveries = Vec::new();
+    for task in 0..TASKS {
+        let task_id = format!("replica-task-{task}");
+        for stage in ["text", "first", "complete"] {
+            let body = MusicCallback::new(task_id.clone(), stage).body();
+            for copy in 0..COPIES {
+                let replica = &replicas[(task + copy) % replicas.len()];
+                deliveries.push(tokio::spawn(send(replica.service(), signed(body.clone()))));
+            }
+        }
+    }
+    let mut labels: HashMap<String, usize> = HashMap::new();
+    for delivery in deliveries {
+        let answer = delivery.await.expect("delivery");
+        assert_eq!(answer.status.as_u16(), 200, "{:?}", answer.json);
+        *labels.entry(answer.label().to_owned()).or_default() += 1;
+    }
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), TASKS * 3, "every callback ran");
+    assert!(
+        seen.values().all(|&runs| runs == 1),
+        "each exactly once: {seen:?}"
+    );
+    assert_eq!(labels.get("processed"), Some(&(TASKS * 3)), "{labels:?}");
+    assert_eq!(
+        labels.get("duplicate"),
+        Some(&(TASKS * 3 * (COPIES - 1))),
+        "{labels:?}"
+    );
+}
+
+async fn duplicate_waits_across_replicas() {
+    let prefix = unique_prefix("waiting");
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let runs = Counter::default();
+    let slow = {
+        let (entered, release, runs) = (Arc::clone(&entered), Arc::clone(&release), runs.clone());
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .store(store(&prefix).await)
+            .on_complete(move |_| {
+                let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+                runs.bump();
+                async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    Ok(())
+                }
+            })
+            .build()
+            .expect("valid configuration")
+    };
+    let other = {
+        let runs = runs.clone();
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .store(store(&prefix).await)
+            .in_flight_wait(Duration::from_secs(5))
+            .on_complete(move |_| {
+                runs.bump();
+                async { Ok(()) }
+            })
+            .build()
+            .expect("valid configuration")
+    };
+    let body = MusicCallback::complete("waiting-task").body();
+    let first = tokio::spawn(send(slow.service(), signed(body.clone())));
+    tokio::time::timeout(Duration::from_secs(10), entered.notified())
+        .await
+        .expect("the first replica's handler started");
+    let second = tokio::spawn(send(other.service(), signed(body)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.notify_one();
+    first.await.expect("first").expect(200, "processed");
+    second.await.expect("second").expect(200, "duplicate");
+    assert_eq!(runs.get(), 1);
+}
+
+async fn dead_replica() {
+    let prefix = unique_prefix("dead");
+    let key = DedupKey::new("dead-replica-task", "complete");
+    // A replica claims the callback, then dies before completing or releasing it.
+    let dying = store(&prefix).await;
+    let claimed = dying.claim(&key, Duration::from_millis(1200)).await;
+    assert!(matches!(claimed, Ok(Claim::Acquired(_))), "{claimed:?}");
+    drop(dying);
+
+    let runs = Counter::default();
+    let survivor = {
+        let runs = runs.clone();
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .store(store(&prefix).await)
+            .in_flight_wait(Duration::from_millis(200))
+            .on_complete(move |_| {
+                runs.bump();
+                async { Ok(()) }
+            })
+            .build()
+            .expect("valid configuration")
+    };
+    let body = MusicCallback::complete("dead-replica-task").body();
+    let early = send(survivor.service(), signed(body.clone())).await;
+    early.expect(409, "in_flight");
+    assert_eq!(runs.get(), 0);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    send(survivor.service(), signed(body))
+        .await
+        .expect(200, "processed");
+    assert_eq!(runs.get(), 1);
+}
+
+/// A `redis-server` of the test's own, on a free loopback port.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let started = Instant::now();
+        while !answers_ping(&self.url()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Pauses the server process, so connections stay open but nothing answers.
+    fn freeze(&self, frozen: bool) {
+        let Some(child) = &self.child else { return };
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.freeze(false);
+        self.stop();
+    }
+}
+
+fn counting_receiver(store: RedisStore, runs: &Counter) -> SunoCallbacks {
+    let runs = runs.clone();
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .store(store)
+        .on_complete(move |_| {
+            runs.bump();
+            async { Ok(()) }
+        })
+        .build()
+        .expect("valid configuration")
+}
+
+async fn outage_and_recovery() {
+    let mut server = PrivateRedis::start();
+    let store = RedisStore::builder(server.url())
+        .call_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect");
+    let runs = Counter::default();
+    let callbacks = counting_receiver(store, &runs);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("before").body()),
+    )
+    .await
+    .expect(200, "processed");
+
+    server.stop();
+    let during = MusicCallback::complete("during-outage").body();
+    let refused = send(callbacks.service(), signed(during.clone())).await;
+    refused.expect(503, "unavailable");
+    assert_eq!(refused.headers["retry-after"], "30");
+    assert_eq!(runs.get(), 1, "no handler runs without a claim");
+
+    server.restart();
+    // The sender retries; the store reconnects by itself, without being rebuilt.
+    let started = Instant::now();
+    loop {
+        let answer = send(callbacks.service(), signed(during.clone())).await;
+        if answer.label() == "processed" {
+            break;
+        }
+        answer.expect(503, "unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no recovery in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (The test's server keeps nothing on disk, so what it knew before the restart
+    // is gone: that is the server's persistence setting, not the store's concern.)
+    assert_eq!(runs.get(), 2);
+}
+
+async fn hung_redis() {
+    let server = PrivateRedis::start();
+    let store = RedisStore::builder(server.url())
+        .call_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect");
+    let runs = Counter::default();
+    let callbacks = counting_receiver(store, &runs);
+    server.freeze(true);
+    let started = Instant::now();
+    let answer = send(
+        callbacks.service(),
+        signed(MusicCallback::complete("hung").body()),
+    )
+    .await;
+    let took = started.elapsed();
+    server.freeze(false);
+    answer.expect(503, "unavailable");
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+    assert_eq!(runs.get(), 0);
+}
+
+/// The commands clients send to a server, as `MONITOR` reports them: one line per
+/// command a client sent, and lines marked `lua` for commands a script ran inside
+/// the same round trip.
+struct Monitor {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    fn attach(server: &PrivateRedis) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        stream.write_all(b"MONITOR\r\n").expect("MONITOR");
+        let mut reader = BufReader::new(stream);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).expect("MONITOR reply");
+        assert!(ok.starts_with("+OK"), "{ok}");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        Self { lines }
+    }
+
+    /// The commands clients sent since the last call (script internals left out).
+    async fn client_commands(&self) -> Vec<String> {
+        // MONITOR lines arrive asynchronously; give the last ones time to land.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lines = std::mem::take(&mut *self.lines.lock().expect("lock"));
+        lines
+            .into_iter()
+            .filter(|line| !line.contains(" lua] "))
+            .filter_map(|line| Some(line.split_once("] \"")?.1.split('"').next()?.to_uppercase()))
+            .collect()
+    }
+}
+
+async fn round_trips() {
+    let server = PrivateRedis::start();
+    let store = RedisStore::connect(&server.url()).await.expect("connect");
+    let runs = Counter::default();
+    let callbacks = counting_receiver(store, &runs);
+    // The first callback also loads the scripts into the server.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("warm-up").body()),
+    )
+    .await
+    .expect(200, "processed");
+
+    let monitor = Monitor::attach(&server);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("measured").body()),
+    )
+    .await
+    .expect(200, "processed");
+    let first = monitor.client_commands().await;
+    assert_eq!(
+        first,
+        ["SET", "EVALSHA"],
+        "a first delivery: claim, complete"
+    );
+
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("measured").body()),
+    )
+    .await
+    .expect(200, "duplicate");
+    let duplicate = monitor.client_commands().await;
+    assert_eq!(duplicate, ["SET"], "a duplicate: the claim alone");
+    assert_eq!(runs.get(), 2);
+}
