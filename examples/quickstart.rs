@@ -11,6 +11,9 @@
 //!   sends a correctly signed callback.
 //! - `SUNO_ALLOWED_IPS`: optional, comma-separated addresses or CIDR ranges allowed to
 //!   send callbacks.
+//! - `REDIS_URL`: built with `--features redis`, dedupe in this Redis (`RedisStore`), so
+//!   two copies on two `BIND_ADDR`s behave as one receiver; `REDIS_KEY_PREFIX` sets the
+//!   key prefix.
 //! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
 //!
 //! The receiver and its handlers (one printed line per event) are in

@@ -18,7 +18,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Counter, KEY, send, signed};
+use common::{Counter, KEY, RunningExample, http_send, send, signed};
 use libtest_mimic::{Arguments, Failed, Trial};
 use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
 use suno_callback::testing::{MusicCallback, conformance};
@@ -161,6 +161,10 @@ fn main() -> ExitCode {
         trial(
             "replicas::a_dead_replicas_claim_expires_with_its_lease",
             dead_replica,
+        ),
+        trial(
+            "quickstart::two_copies_on_one_redis_are_one_receiver",
+            two_quickstarts,
         ),
     ]);
     let own_server = vec![
@@ -333,6 +337,43 @@ async fn dead_replica() {
         .await
         .expect(200, "processed");
     assert_eq!(runs.get(), 1);
+}
+
+async fn two_quickstarts() {
+    let (url, prefix) = (redis_url(), unique_prefix("quickstart"));
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    let mut a = RunningExample::start("quickstart", &env, &[]).await;
+    let mut b = RunningExample::start("quickstart", &env, &[]).await;
+    for copy in [&a, &b] {
+        assert!(
+            copy.startup
+                .iter()
+                .any(|line| line.contains("dedup store RedisStore")),
+            "the quickstart says it uses Redis: {:?}",
+            copy.startup
+        );
+    }
+    let complete = MusicCallback::complete("two-copies").body();
+    http_send(a.addr, signed(complete.clone()))
+        .await
+        .expect(200, "processed");
+    assert!(a.next_line().await.starts_with("complete  task=two-copies"));
+    http_send(b.addr, signed(complete))
+        .await
+        .expect(200, "duplicate");
+
+    let text = MusicCallback::text("two-copies").body();
+    http_send(b.addr, signed(text.clone()))
+        .await
+        .expect(200, "processed");
+    assert!(b.next_line().await.starts_with("text      task=two-copies"));
+    http_send(a.addr, signed(text))
+        .await
+        .expect(200, "duplicate");
 }
 
 /// A `redis-server` of the test's own, on a free loopback port.

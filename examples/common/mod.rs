@@ -8,6 +8,9 @@
 //!   sends a correctly signed callback.
 //! - `SUNO_ALLOWED_IPS`: optional, comma-separated addresses or CIDR ranges; when set,
 //!   callbacks from any other peer address are refused (`401`).
+//! - `REDIS_URL`: with the `redis` feature, dedupe in this Redis (`RedisStore`) instead
+//!   of in memory, so several copies behave as one receiver; `REDIS_KEY_PREFIX`
+//!   changes the key prefix (default `suno-callback`).
 //! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
 #![allow(dead_code)] // each example uses its own subset
 
@@ -28,6 +31,9 @@ pub struct Settings {
     /// The key was generated for this run (no `SUNO_WEBHOOK_HMAC_KEY`).
     pub generated: bool,
     pub allowed_ips: Option<String>,
+    /// `REDIS_URL`, when set.
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
 }
 
 /// Starts logging to stderr (stdout carries one line per event) and reads the
@@ -46,14 +52,14 @@ pub fn settings() -> Result<Settings, Box<dyn Error>> {
         Ok(key) if !key.is_empty() => (key, false),
         _ => (random_hex::<32>()?, true),
     };
-    let allowed_ips = std::env::var("SUNO_ALLOWED_IPS")
-        .ok()
-        .filter(|ips| !ips.trim().is_empty());
+    let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     Ok(Settings {
         bind,
         key,
         generated,
-        allowed_ips,
+        allowed_ips: non_empty("SUNO_ALLOWED_IPS"),
+        redis_url: non_empty("REDIS_URL"),
+        redis_key_prefix: non_empty("REDIS_KEY_PREFIX"),
     })
 }
 
@@ -63,6 +69,16 @@ pub fn receiver(settings: &Settings) -> Result<SunoCallbacks, Box<dyn Error>> {
     let mut builder = SunoCallbacks::builder().hmac_key(&settings.key);
     if let Some(ips) = &settings.allowed_ips {
         builder = builder.verifier(IpAllowlist::new(ips.split(',').map(str::trim))?);
+    }
+    #[cfg(feature = "redis")]
+    if let Some(url) = &settings.redis_url {
+        let mut store = suno_callback::store::RedisStore::builder(url.as_str());
+        if let Some(prefix) = &settings.redis_key_prefix {
+            store = store.key_prefix(prefix.as_str());
+        }
+        // Connects on first use: the receiver starts even while Redis is still coming
+        // up, and answers 503 until it is reachable.
+        builder = builder.store(store.build()?);
     }
     builder
         .on_text(|ev| async move {
@@ -112,13 +128,14 @@ pub fn receiver(settings: &Settings) -> Result<SunoCallbacks, Box<dyn Error>> {
         .map_err(Into::into)
 }
 
-/// Prints the "listening on" line and, for a generated key, the key and a `curl`
-/// command that sends a signed `complete` callback.
+/// Prints which dedup store is used, the "listening on" line and, for a generated key,
+/// the key and a `curl` command that sends a signed `complete` callback.
 pub fn announce(
     name: &str,
     local: SocketAddr,
     settings: &Settings,
 ) -> Result<(), getrandom::Error> {
+    println!("suno-callback {name}: {}", store_description(settings));
     println!("suno-callback {name} listening on http://{local}{PATH}");
     if settings.generated {
         println!(
@@ -132,6 +149,27 @@ pub fn announce(
         );
     }
     Ok(())
+}
+
+/// Which dedup store [`receiver`] chose, in words.
+fn store_description(settings: &Settings) -> String {
+    match &settings.redis_url {
+        Some(url) if cfg!(feature = "redis") => {
+            let prefix = settings
+                .redis_key_prefix
+                .as_deref()
+                .unwrap_or("suno-callback");
+            let host = url.rsplit('@').next().unwrap_or(url);
+            let host = host.split("://").last().unwrap_or(host);
+            format!(
+                "dedup store RedisStore at {host} (key prefix {prefix}), shared by every copy using it"
+            )
+        }
+        Some(_) => "REDIS_URL is set but this build has no `redis` feature; dedup store \
+                    MemoryStore (this process only)"
+            .to_owned(),
+        None => "dedup store MemoryStore (this process only)".to_owned(),
+    }
 }
 
 fn random_hex<const N: usize>() -> Result<String, getrandom::Error> {

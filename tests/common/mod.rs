@@ -199,16 +199,22 @@ pub struct RunningExample {
     pub child: tokio::process::Child,
     pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
     pub addr: std::net::SocketAddr,
+    /// The lines printed before "listening on".
+    pub startup: Vec<String>,
 }
 
 impl RunningExample {
     /// Starts an example on an ephemeral loopback port with the given environment and
-    /// waits for its "listening on http://ADDR/..." line.
+    /// waits for its "listening on http://ADDR/..." line. The example dedupes in
+    /// memory unless `env` gives it a `REDIS_URL`: one inherited from the test's
+    /// environment would share state between test runs.
     pub async fn start(name: &str, env: &[(&str, &str)], remove: &[&str]) -> Self {
         use tokio::io::AsyncBufReadExt;
         let mut command = tokio::process::Command::new(example_binary(name));
         command
             .env("BIND_ADDR", "127.0.0.1:0")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_KEY_PREFIX")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
@@ -220,14 +226,21 @@ impl RunningExample {
         let mut child = command.spawn().expect("start example");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut startup = Vec::new();
         let addr = loop {
             let line = next_line(&mut lines).await;
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let authority = rest.split('/').next().expect("authority");
                 break authority.parse().expect("socket address");
             }
+            startup.push(line);
         };
-        Self { child, lines, addr }
+        Self {
+            child,
+            lines,
+            addr,
+            startup,
+        }
     }
 
     /// The next line the example prints (fails after 30 s).
