@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Counter, KEY, PATH, callback_body, send, signed};
+use common::{Answer, Counter, KEY, PATH, callback_body, send, signed};
 use http::{Method, Request, header};
-use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, MemoryStore, StoreError};
 use suno_callback::testing::{MusicCallback, Signer, unsigned_request};
-use suno_callback::{HandlerError, SunoCallbacks};
+use suno_callback::{HandlerError, SunoCallbacks, SunoCallbacksBuilder};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 /// The task of the callbacks these tests send.
 const TASK: &str = "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72";
@@ -101,10 +102,17 @@ struct Gate {
 
 impl Gate {
     fn receiver(&self, in_flight_wait: Duration, runs: &Counter) -> SunoCallbacks {
+        self.receiver_from(
+            SunoCallbacks::builder().in_flight_wait(in_flight_wait),
+            runs,
+        )
+    }
+
+    /// `builder` with the key and a `complete` handler that holds until released.
+    fn receiver_from(&self, builder: SunoCallbacksBuilder, runs: &Counter) -> SunoCallbacks {
         let (gate, runs) = (self.clone(), runs.clone());
-        SunoCallbacks::builder()
+        builder
             .hmac_key(KEY)
-            .in_flight_wait(in_flight_wait)
             .on_complete(move |_event| {
                 let (gate, runs) = (gate.clone(), runs.clone());
                 async move {
@@ -117,6 +125,17 @@ impl Gate {
             })
             .build()
             .expect("valid configuration")
+    }
+
+    /// Delivers `body` in the background and returns once its handler holds the claim.
+    async fn hold(&self, callbacks: &SunoCallbacks, body: Bytes) -> JoinHandle<Answer> {
+        let delivery = tokio::spawn(send(callbacks.service(), signed(body)));
+        within(
+            "the first delivery's handler start",
+            self.entered.notified(),
+        )
+        .await;
+        delivery
     }
 }
 
@@ -132,12 +151,7 @@ async fn in_flight_after_the_wait_is_409_with_retry_after() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_millis(100), &runs);
     let body = MusicCallback::complete(TASK).body();
-    let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
-    within(
-        "the first delivery's handler start",
-        gate.entered.notified(),
-    )
-    .await;
+    let first = gate.hold(&callbacks, body.clone()).await;
 
     let second = within("the second answer", send(callbacks.service(), signed(body))).await;
     second.expect(409, "in_flight");
@@ -156,12 +170,7 @@ async fn a_duplicate_waiting_in_flight_gets_the_outcome() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_secs(5), &runs);
     let body = MusicCallback::complete(TASK).body();
-    let first = tokio::spawn(send(callbacks.service(), signed(body.clone())));
-    within(
-        "the first delivery's handler start",
-        gate.entered.notified(),
-    )
-    .await;
+    let first = gate.hold(&callbacks, body.clone()).await;
     let second = tokio::spawn(send(callbacks.service(), signed(body)));
     // Give the second delivery time to find the key in flight and start waiting.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -182,8 +191,7 @@ async fn a_dropped_request_does_not_cancel_its_handler() {
     let (gate, runs) = (Gate::default(), Counter::default());
     let callbacks = gate.receiver(Duration::from_secs(5), &runs);
     let body = MusicCallback::complete(TASK).body();
-    let request = tokio::spawn(send(callbacks.service(), signed(body.clone())));
-    within("the handler start", gate.entered.notified()).await;
+    let request = gate.hold(&callbacks, body.clone()).await;
     // The sender hangs up: the request future is dropped mid-handler.
     request.abort();
     assert!(request.await.expect_err("aborted").is_cancelled());
@@ -206,28 +214,11 @@ async fn a_dropped_request_does_not_cancel_its_handler() {
 #[tokio::test]
 async fn a_memory_store_full_of_claims_is_503() {
     let (gate, runs) = (Gate::default(), Counter::default());
-    let callbacks = SunoCallbacks::builder()
-        .hmac_key(KEY)
-        .store(suno_callback::store::MemoryStore::with_max_entries(1))
-        .on_complete({
-            let (gate, runs) = (gate.clone(), runs.clone());
-            move |_event| {
-                let (gate, runs) = (gate.clone(), runs.clone());
-                async move {
-                    runs.bump();
-                    gate.entered.notify_one();
-                    gate.release.notified().await;
-                    Ok(())
-                }
-            }
-        })
-        .build()
-        .expect("valid configuration");
-    let first = tokio::spawn(send(
-        callbacks.service(),
-        signed(callback_body("held", "complete", 200)),
-    ));
-    within("the handler start", gate.entered.notified()).await;
+    let full_after_one = SunoCallbacks::builder().store(MemoryStore::with_max_entries(1));
+    let callbacks = gate.receiver_from(full_after_one, &runs);
+    let first = gate
+        .hold(&callbacks, callback_body("held", "complete", 200).into())
+        .await;
     let refused = send(
         callbacks.service(),
         signed(callback_body("other", "complete", 200)),
