@@ -178,7 +178,11 @@ fn main() -> ExitCode {
         ),
         trial(
             "outage::a_hung_redis_is_503_within_the_call_timeout",
-            hung_redis,
+            || hung_redis(false),
+        ),
+        trial(
+            "outage::a_hung_redis_is_503_within_the_call_timeout_with_lua_claims",
+            || hung_redis(true),
         ),
     ];
     let trials = shared_server
@@ -508,15 +512,23 @@ async fn outage_and_recovery() {
     assert_eq!(runs.get(), 2);
 }
 
-async fn hung_redis() {
+async fn hung_redis(claim_by_script: bool) {
     let server = PrivateRedis::start();
     let store = RedisStore::builder(server.url())
+        .claim_by_script(claim_by_script)
         .call_timeout(Duration::from_millis(300))
         .connect()
         .await
         .expect("connect");
     let runs = Counter::default();
     let callbacks = counting_receiver(store, &runs);
+    // Connected, and the scripts loaded, before the server hangs.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("before-hang").body()),
+    )
+    .await
+    .expect(200, "processed");
     server.freeze(true);
     let started = Instant::now();
     let answer = send(
@@ -528,7 +540,30 @@ async fn hung_redis() {
     server.freeze(false);
     answer.expect(503, "unavailable");
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
-    assert_eq!(runs.get(), 0);
+    assert_eq!(runs.get(), 1, "no handler ran for the refused callback");
+
+    // The sender retries. The claim whose reply timed out still reached the server
+    // and ran once it was thawed; it must not hold the retry off for its whole lease
+    // (30 s), answering 409 to every retry meanwhile.
+    let thawed = Instant::now();
+    loop {
+        let answer = send(
+            callbacks.service(),
+            signed(MusicCallback::complete("hung").body()),
+        )
+        .await;
+        if answer.label() == "processed" {
+            break;
+        }
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "the retry is still refused {:?} after the thaw: {}",
+            thawed.elapsed(),
+            answer.label()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs.get(), 2);
 }
 
 /// The commands clients send to a server, as `MONITOR` reports them: one line per

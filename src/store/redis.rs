@@ -168,9 +168,8 @@ impl RedisStore {
     async fn claim_now(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
         let redis_key = self.redis_key(key);
         let token = ClaimToken::new_unique();
-        let lease_ms = millis(lease);
         let previous: Option<String> = if self.settings.claim_with_script.load(Ordering::Relaxed) {
-            self.claim_by_script(&redis_key, token, lease_ms).await?
+            self.claim_by_script(&redis_key, token, lease).await?
         } else {
             let mut connection = self.connection.clone();
             let mut command = redis::cmd("SET");
@@ -179,7 +178,7 @@ impl RedisStore {
                 .arg(token.to_string())
                 .arg("NX")
                 .arg("PX")
-                .arg(lease_ms)
+                .arg(millis(lease))
                 .arg("GET");
             let set = command.query_async::<Option<String>>(&mut connection);
             match tokio::time::timeout(self.settings.call_timeout, set).await {
@@ -189,10 +188,13 @@ impl RedisStore {
                     self.settings
                         .claim_with_script
                         .store(true, Ordering::Relaxed);
-                    self.claim_by_script(&redis_key, token, lease_ms).await?
+                    self.claim_by_script(&redis_key, token, lease).await?
                 }
                 Ok(Err(error)) => return Err(StoreError::unavailable(error)),
-                Err(_elapsed) => return Err(StoreError::unavailable("redis call timed out")),
+                Err(_elapsed) => {
+                    self.withdraw_claim(&redis_key, token, lease);
+                    return Err(StoreError::unavailable("redis call timed out"));
+                }
             }
         };
         Ok(match previous.as_deref() {
@@ -206,12 +208,40 @@ impl RedisStore {
         &self,
         redis_key: &str,
         token: ClaimToken,
-        lease_ms: u64,
+        lease: Duration,
     ) -> Result<Option<String>, StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = self.settings.claim_script.key(redis_key);
-        invocation.arg(token.to_string()).arg(lease_ms);
-        self.call(invocation.invoke_async(&mut connection)).await
+        invocation.arg(token.to_string()).arg(millis(lease));
+        let claim = invocation.invoke_async(&mut connection);
+        match tokio::time::timeout(self.settings.call_timeout, claim).await {
+            Ok(Ok(previous)) => Ok(previous),
+            Ok(Err(error)) => Err(StoreError::unavailable(error)),
+            Err(_elapsed) => {
+                self.withdraw_claim(redis_key, token, lease);
+                Err(StoreError::unavailable("redis call timed out"))
+            }
+        }
+    }
+
+    /// Releases, in the background, a claim whose reply timed out. The claim may still
+    /// have reached a slow or hung server and taken the key; nobody would settle it,
+    /// and every delivery of the callback would find it in flight until its lease
+    /// ends. The release goes out on the same connection after the claim, so it runs
+    /// after it, and deletes the key only if this token holds it. It waits at most
+    /// for the lease, past which the claim has expired anyway.
+    fn withdraw_claim(&self, redis_key: &str, token: ClaimToken, lease: Duration) {
+        let mut connection = self.connection.clone();
+        let settings = Arc::clone(&self.settings);
+        let redis_key = redis_key.to_owned();
+        tokio::spawn(async move {
+            let mut invocation = settings.release_script.key(redis_key);
+            invocation.arg(token.to_string());
+            let release = invocation.invoke_async::<i64>(&mut connection);
+            if let Ok(Ok(1)) = tokio::time::timeout(lease, release).await {
+                tracing::debug!("withdrew a claim whose reply had timed out");
+            }
+        });
     }
 
     async fn complete_now(
@@ -302,9 +332,12 @@ impl RedisStoreBuilder {
     }
 
     fn manager_config(&self) -> ConnectionManagerConfig {
+        // No response timeout on the connection: the store times each call itself, and
+        // a withdrawn claim's release must outlive a call's timeout (see
+        // `RedisStore::withdraw_claim`).
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.call_timeout))
+            .set_response_timeout(None)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2))
     }
