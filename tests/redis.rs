@@ -184,7 +184,20 @@ fn main() -> ExitCode {
             "outage::a_hung_redis_is_503_within_the_call_timeout_with_lua_claims",
             || hung_redis(true),
         ),
+        trial(
+            "outage::a_store_built_while_redis_is_down_serves_once_it_is_up",
+            built_while_down,
+        ),
+        trial(
+            "connect::a_wrong_password_is_reported_at_once",
+            wrong_password,
+        ),
     ];
+    // These need no server at all.
+    let anywhere = vec![trial(
+        "connect::a_missing_server_is_reported_at_once",
+        missing_server,
+    )];
     let trials = shared_server
         .into_iter()
         .map(|trial| trial.with_ignored_flag(!server))
@@ -193,6 +206,7 @@ fn main() -> ExitCode {
                 .into_iter()
                 .map(|trial| trial.with_ignored_flag(!binary)),
         )
+        .chain(anywhere)
         .collect();
     libtest_mimic::run(&arguments, trials).exit_code()
 }
@@ -380,19 +394,33 @@ async fn two_quickstarts() {
         .expect(200, "duplicate");
 }
 
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A `redis-server` of the test's own, on a free loopback port.
 struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    extra_args: Vec<String>,
 }
 
 impl PrivateRedis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self { port, child: None };
+        Self::start_with(&[])
+    }
+
+    /// A server started with more `redis-server` arguments.
+    fn start_with(extra_args: &[&str]) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+        };
         server.restart();
         server
     }
@@ -414,6 +442,7 @@ impl PrivateRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -641,4 +670,87 @@ async fn round_trips() {
     let duplicate = monitor.client_commands().await;
     assert_eq!(duplicate, ["SET"], "a duplicate: the claim alone");
     assert_eq!(runs.get(), 2);
+}
+
+async fn built_while_down() {
+    let mut server = PrivateRedis::start();
+    server.stop();
+    let store = RedisStore::builder(server.url())
+        .call_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .expect("building does not connect");
+    let runs = Counter::default();
+    let callbacks = counting_receiver(store, &runs);
+    let body = MusicCallback::complete("built-while-down").body();
+    let refused = send(callbacks.service(), signed(body.clone())).await;
+    refused.expect(503, "unavailable");
+    assert_eq!(refused.headers["retry-after"], "30");
+
+    server.restart();
+    let started = Instant::now();
+    loop {
+        let answer = send(callbacks.service(), signed(body.clone())).await;
+        if answer.label() == "processed" {
+            break;
+        }
+        answer.expect(503, "unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no recovery in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs.get(), 1);
+}
+
+async fn missing_server() {
+    let port = free_port();
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}");
+    let started = Instant::now();
+    let error = RedisStore::connect(&url)
+        .await
+        .expect_err("nothing listens there");
+    let message = error.to_string();
+    assert!(error.is_unavailable(), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a refused connection is reported at once, not after the retries: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}")) && message.contains("refused"),
+        "the error names the server and the cause: {message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "no password in errors: {message}"
+    );
+}
+
+async fn wrong_password() {
+    let server = PrivateRedis::start_with(&["--requirepass", "the-right-one"]);
+    let url = format!("redis://:hunter2@127.0.0.1:{}", server.port);
+    let started = Instant::now();
+    let error = RedisStore::connect(&url)
+        .await
+        .expect_err("the password is wrong");
+    let message = error.to_string();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a refused login is reported at once: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        message.to_lowercase().contains("pass"),
+        "the error says the login was refused: {message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "no password in errors: {message}"
+    );
+    let right = format!("redis://:the-right-one@127.0.0.1:{}", server.port);
+    RedisStore::connect(&right)
+        .await
+        .expect("the right password connects");
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Script};
+use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 use sha2::{Digest, Sha256};
 
 use super::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
@@ -357,6 +357,36 @@ impl RedisStoreBuilder {
         }
     }
 
+    /// One plain connection and `PING`, for a prompt and precise error: the store's own
+    /// connection retries with backoff, which suits an outage, but turns a wrong
+    /// address or password into a bare timeout.
+    async fn first_contact(&self, client: &Client) -> Result<(), StoreError> {
+        let limit = self.connect_timeout.saturating_add(self.call_timeout);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.call_timeout));
+        let attempt = async {
+            let mut connection = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(_pong)) => Ok(()),
+            Ok(Err(error)) => Err(StoreError::unavailable(format!(
+                "cannot connect to Redis at {}: {error}",
+                redact(&self.url)
+            ))),
+            Err(_elapsed) => Err(StoreError::unavailable(format!(
+                "no answer from Redis at {} within {} ms",
+                redact(&self.url),
+                limit.as_millis()
+            ))),
+        }
+    }
+
     /// Builds the store without connecting: the first call connects, and until Redis
     /// is reachable every call is [`StoreError::unavailable`]. Fails only on a URL that
     /// cannot be read.
@@ -367,9 +397,12 @@ impl RedisStoreBuilder {
         Ok(self.into_store(connection))
     }
 
-    /// Builds the store and connects now; fails if Redis cannot be reached.
+    /// Builds the store and connects now; fails if Redis cannot be reached, or refuses
+    /// the login, with an error that says which (and shows the URL without its
+    /// password).
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
+        self.first_contact(&client).await?;
         let connecting = ConnectionManager::new_with_config(client, self.manager_config());
         let limit = self.connect_timeout.saturating_add(self.call_timeout);
         let connection = match tokio::time::timeout(limit, connecting).await {
