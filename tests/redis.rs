@@ -22,7 +22,7 @@ use common::{Counter, KEY, RunningExample, http_send, send, signed};
 use libtest_mimic::{Arguments, Failed, Trial};
 use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
 use suno_callback::testing::{MusicCallback, conformance};
-use suno_callback::{StageEvent, SunoCallbacks};
+use suno_callback::{HandlerError, StageEvent, SunoCallbacks};
 use tokio::sync::Notify;
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
@@ -161,6 +161,10 @@ fn main() -> ExitCode {
         trial(
             "replicas::a_dead_replicas_claim_expires_with_its_lease",
             dead_replica,
+        ),
+        trial(
+            "replicas::a_failed_run_is_taken_over_by_the_waiting_replica",
+            failed_run_taken_over,
         ),
         trial(
             "quickstart::two_copies_on_one_redis_are_one_receiver",
@@ -349,6 +353,7 @@ async fn dead_replica() {
     let body = MusicCallback::complete("dead-replica-task").body();
     let early = send(survivor.service(), signed(body.clone())).await;
     early.expect(409, "in_flight");
+    assert_eq!(early.headers["retry-after"], "5");
     assert_eq!(runs.get(), 0);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     send(survivor.service(), signed(body))
@@ -753,4 +758,62 @@ async fn wrong_password() {
     RedisStore::connect(&right)
         .await
         .expect("the right password connects");
+}
+
+/// A replica's handler fails while a duplicate waits on another replica: the failed
+/// run releases its claim (token-checked, in Redis), and the waiting replica runs the
+/// handler itself instead of answering 409.
+async fn failed_run_taken_over() {
+    let prefix = unique_prefix("takeover");
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let failed_runs = Counter::default();
+    let failing = {
+        let (entered, release, runs) = (
+            Arc::clone(&entered),
+            Arc::clone(&release),
+            failed_runs.clone(),
+        );
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .store(store(&prefix).await)
+            .on_complete(move |_| {
+                let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+                runs.bump();
+                async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    Err(HandlerError::msg("the database is down"))
+                }
+            })
+            .build()
+            .expect("valid configuration")
+    };
+    let runs = Counter::default();
+    let healthy = {
+        let runs = runs.clone();
+        SunoCallbacks::builder()
+            .hmac_key(KEY)
+            .store(store(&prefix).await)
+            .in_flight_wait(Duration::from_secs(5))
+            .on_complete(move |_| {
+                runs.bump();
+                async { Ok(()) }
+            })
+            .build()
+            .expect("valid configuration")
+    };
+    let body = MusicCallback::complete("takeover-task").body();
+    let first = tokio::spawn(send(failing.service(), signed(body.clone())));
+    tokio::time::timeout(Duration::from_secs(10), entered.notified())
+        .await
+        .expect("the first replica's handler started");
+    let second = tokio::spawn(send(healthy.service(), signed(body.clone())));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.notify_one();
+    first.await.expect("first").expect(500, "failed");
+    second.await.expect("second").expect(200, "processed");
+    send(failing.service(), signed(body))
+        .await
+        .expect(200, "duplicate");
+    assert_eq!((failed_runs.get(), runs.get()), (1, 1));
 }
