@@ -61,6 +61,8 @@ return 0
 /// - **Faults** fail closed: a call that errors or exceeds the call timeout is
 ///   [`StoreError::unavailable`], which the pipeline answers `503` without running a
 ///   handler. The connection is re-established in the background when Redis is back.
+///   A claim whose reply timed out is withdrawn (token-checked) once the server
+///   answers again, so it does not hold the callback's retries off for its lease.
 ///
 /// ```no_run
 /// use std::time::Duration;
