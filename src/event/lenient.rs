@@ -9,6 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::track::CreateTime;
@@ -34,6 +35,34 @@ pub(crate) fn create_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Crea
     d.deserialize_any(ScalarVisitor::<CreateTimeScalar>::new())
 }
 
+/// A short label (`callbackType`, a voice status): [`Label::Invalid`] when it is longer
+/// than [`MAX_LABEL_LEN`] bytes or has a character outside printable ASCII, without
+/// copying it.
+pub(crate) fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Label>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<LabelScalar>::new())
+}
+
+/// `true` when the field is there at all, whatever its value (`null` included); the
+/// value is skipped without being built.
+pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A list of strings; other elements are skipped, anything but a list is empty.
+pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    list::<D, Text>(d).map(|items| items.into_iter().filter_map(|Text(text)| text).collect())
+}
+
+/// The first element of a list that is an object, as `T`; the rest of the list is
+/// skipped without being built.
+pub(crate) fn first_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    d.deserialize_any(FirstObjectVisitor(PhantomData))
+}
+
 /// An object deserialized as `T`; any other JSON value becomes `None`.
 pub(crate) fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
@@ -54,7 +83,7 @@ where
 }
 
 /// How one scalar field turns each JSON scalar into its value.
-trait Scalar {
+pub(crate) trait Scalar {
     type Value;
     const EXPECTING: &'static str;
     fn from_str(text: &str) -> Option<Self::Value>;
@@ -84,6 +113,52 @@ impl Scalar for StringScalar {
     }
     fn from_bool(value: bool) -> Option<String> {
         Some(value.to_string())
+    }
+}
+
+/// The longest `callbackType` or voice status accepted, in bytes.
+pub(crate) const MAX_LABEL_LEN: usize = 64;
+
+/// A short label from the body, or the fact that it was not one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Label {
+    Text(String),
+    /// Longer than [`MAX_LABEL_LEN`], or not printable ASCII.
+    Invalid,
+}
+
+struct LabelScalar;
+impl Scalar for LabelScalar {
+    type Value = Label;
+    const EXPECTING: &'static str = "a short label";
+    fn from_str(text: &str) -> Option<Label> {
+        let printable = text.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+        match text.len() {
+            0 => None,
+            len if len > MAX_LABEL_LEN || !printable => Some(Label::Invalid),
+            _ => Some(Label::Text(text.to_owned())),
+        }
+    }
+    fn from_i64(value: i64) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+    fn from_u64(value: u64) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+    fn from_f64(value: f64) -> Option<Label> {
+        Self::from_str(&value.to_string())
+    }
+    fn from_bool(value: bool) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+}
+
+/// A string element of a list, or `None` for any other element.
+struct Text(Option<String>);
+
+impl<'de> de::Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string(d).map(Text)
     }
 }
 
@@ -125,12 +200,16 @@ impl Scalar for FloatScalar {
     }
 }
 
-struct CreateTimeScalar;
+pub(crate) struct CreateTimeScalar;
 impl Scalar for CreateTimeScalar {
     type Value = CreateTime;
     const EXPECTING: &'static str = "a date-time string or epoch milliseconds";
+    /// A numeric string is epoch milliseconds, as the number would be.
     fn from_str(text: &str) -> Option<CreateTime> {
-        (!text.is_empty()).then(|| CreateTime::Text(text.to_owned()))
+        match text.trim().parse::<f64>() {
+            Ok(number) if number.is_finite() => Self::from_f64(number),
+            _ => (!text.is_empty()).then(|| CreateTime::Text(text.to_owned())),
+        }
     }
     fn from_i64(value: i64) -> Option<CreateTime> {
         Some(CreateTime::EpochMillis(value))
@@ -150,10 +229,10 @@ fn integral_f64(value: f64) -> Option<i64> {
     (value.fract() == 0.0 && in_range).then_some(value as i64)
 }
 
-struct ScalarVisitor<S>(PhantomData<S>);
+pub(crate) struct ScalarVisitor<S>(PhantomData<S>);
 
 impl<S> ScalarVisitor<S> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(PhantomData)
     }
 }
@@ -277,6 +356,49 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ListVisitor<T> {
     }
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Vec::new())
+    }
+}
+
+struct FirstObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for FirstObjectVisitor<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while let Some(Element(item)) = seq.next_element::<Element<T>>()? {
+            if item.is_some() {
+                drain_seq(seq)?;
+                return Ok(item);
+            }
+        }
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 

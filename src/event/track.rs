@@ -123,13 +123,34 @@ impl Track {
 /// let millis = CreateTime::EpochMillis(1_735_689_600_000);
 /// assert_eq!(text.epoch_millis(), millis.epoch_millis());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The same rules apply inside a [`Track`] and alone: a number, or a numeric string,
+/// is epoch milliseconds (a fraction is dropped).
+///
+/// ```
+/// use suno_callback::CreateTime;
+///
+/// let alone: CreateTime = serde_json::from_str(r#""1786343609818.0""#)?;
+/// assert_eq!(alone, CreateTime::EpochMillis(1_786_343_609_818));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum CreateTime {
     /// A date-time string, `YYYY-MM-DD HH:MM:SS`.
     Text(String),
     /// Milliseconds since the Unix epoch.
     EpochMillis(i64),
+}
+
+impl<'de> Deserialize<'de> for CreateTime {
+    /// The one reading of `createTime`, shared with [`Track`]'s field (where an
+    /// unreadable value is `None` instead of an error).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::create_time(d)?.ok_or_else(|| {
+            serde::de::Error::custom("expected a date-time string or epoch milliseconds")
+        })
+    }
 }
 
 impl CreateTime {
