@@ -166,11 +166,11 @@ pub fn announce(
     settings: &Settings,
 ) -> Result<(), getrandom::Error> {
     println!("suno-callback {name}: {}", store_description(settings));
-    println!("suno-callback {name} listening on http://{local}{PATH}");
     println!(
-        "suno-callback {name} also answers http://{local}{PATH}/<family> for {}",
+        "suno-callback {name}: each family also on {PATH}/<family>: {}",
         Family::ALL.map(Family::as_str).join(", ")
     );
+    println!("suno-callback {name} listening on http://{local}{PATH}");
     if settings.generated {
         println!(
             "SUNO_WEBHOOK_HMAC_KEY is not set; generated a key for this run: {}",
