@@ -51,7 +51,7 @@ pub fn failure_msg(code: i64) -> String {
 }
 
 /// Where a body carries its task id. The music callbacks use `data.task_id`; other
-/// callback families use the other two, and the receiver reads all three.
+/// callback families use the others, and the receiver reads all four.
 ///
 /// ```
 /// use suno_callback::CallbackEvent;
@@ -72,6 +72,8 @@ pub enum TaskIdAt {
     DataTaskIdCamel,
     /// A top-level `taskId`.
     TopLevel,
+    /// A top-level `task_id`, as the current MIDI pages send it.
+    TopLevelSnake,
 }
 
 /// What `data.data` holds.
@@ -371,6 +373,7 @@ impl MusicCallback {
             TaskIdAt::DataTaskId => data.insert("task_id".into(), task_id),
             TaskIdAt::DataTaskIdCamel => data.insert("taskId".into(), task_id),
             TaskIdAt::TopLevel => root.insert("taskId".into(), task_id),
+            TaskIdAt::TopLevelSnake => root.insert("task_id".into(), task_id),
         };
         match &self.tracks {
             TrackList::List(tracks) => {
@@ -649,7 +652,7 @@ fn pointer_tokens(pointer: &str) -> Vec<String> {
 }
 
 /// Sets `value` at `pointer`, creating objects where nothing (or a scalar) is.
-fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
+pub(super) fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
     let tokens = pointer_tokens(pointer);
     let Some((last, parents)) = tokens.split_last() else {
         *root = value;
@@ -697,7 +700,7 @@ fn child_or_insert<'a>(current: &'a mut Value, token: &str) -> &'a mut Value {
 }
 
 /// Removes the value at `pointer`, if present.
-fn remove_pointer(root: &mut Value, pointer: &str) {
+pub(super) fn remove_pointer(root: &mut Value, pointer: &str) {
     let tokens = pointer_tokens(pointer);
     let Some((last, parents)) = tokens.split_last() else {
         return;
