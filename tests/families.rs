@@ -416,14 +416,15 @@ async fn a_failure_then_a_success_of_one_task_both_run_in_every_family() {
                     .await
                     .expect(200, "processed");
             }
-            let runs = seen.lock().expect("lock");
-            let outcomes: Vec<Outcome> = runs.iter().map(|(_, ev)| ev.outcome()).collect();
+            let outcomes: Vec<Outcome> = {
+                let runs = seen.lock().expect("lock");
+                runs.iter().map(|(_, ev)| ev.outcome()).collect()
+            };
             assert_eq!(
                 outcomes,
                 [Outcome::Failure, Outcome::Success],
                 "{path} {failure}"
             );
-            drop(runs);
             // Each is still a duplicate of itself.
             for file in [failure, success] {
                 send(callbacks.service(), signer().request(&path, fixture(file)))

@@ -28,7 +28,8 @@ pub use payload::{
 };
 pub use track::{CreateTime, Track};
 
-/// The stage of a task that a callback reports (`data.callbackType`).
+/// The stage of a task that a callback reports: `data.callbackType` for music and
+/// lyrics, `data.status` for voice, `Other("")` for families without stages.
 ///
 /// ```
 /// use suno_callback::Stage;

@@ -9,7 +9,7 @@ use super::lenient;
 /// Every field is optional because the sender leaves fields out, empty or `null` at
 /// early stages (a `text` callback carries no audio yet) and differs between pages.
 /// Empty strings are reported as `None`. Fields this type does not model stay
-/// reachable through the event's [`raw_json`](crate::StageEvent::raw_json).
+/// reachable through the event's [`raw_json`](crate::CallbackEvent::raw_json).
 ///
 /// ```
 /// use suno_callback::Track;
