@@ -271,6 +271,7 @@ impl SunoCallbacksBuilder {
     ///     .build()?;
     /// # Ok::<(), suno_callback::BuildError>(())
     /// ```
+    #[must_use]
     pub fn on<F, Fut>(mut self, route: Route, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
@@ -282,6 +283,7 @@ impl SunoCallbacksBuilder {
 
     /// Handles music `text` callbacks (lyrics or text done): the same as
     /// `.on(Route::stage(Family::Music, "text"), handler)`.
+    #[must_use]
     pub fn on_text<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
@@ -292,6 +294,7 @@ impl SunoCallbacksBuilder {
 
     /// Handles music `first` callbacks (first track done): the same as
     /// `.on(Route::stage(Family::Music, "first"), handler)`.
+    #[must_use]
     pub fn on_first<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
@@ -302,6 +305,7 @@ impl SunoCallbacksBuilder {
 
     /// Handles music `complete` callbacks (all tracks done): the same as
     /// `.on(Route::stage(Family::Music, "complete"), handler)`.
+    #[must_use]
     pub fn on_complete<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
@@ -312,6 +316,7 @@ impl SunoCallbacksBuilder {
 
     /// Handles failures of every family that has no [`Route::failure`] handler of its
     /// own: the same as `.on(Route::any_failure(), handler)`.
+    #[must_use]
     pub fn on_failure<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
@@ -323,6 +328,7 @@ impl SunoCallbacksBuilder {
     /// Handles every callback that no route takes: unknown stages, families without a
     /// handler, successes of no known family. Without it such callbacks are answered
     /// `200 ignored`.
+    #[must_use]
     pub fn fallback<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,

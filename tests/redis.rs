@@ -389,7 +389,11 @@ async fn two_quickstarts() {
     http_send(a.addr, signed(complete.clone()))
         .await
         .expect(200, "processed");
-    assert!(a.next_line().await.starts_with("complete  task=two-copies"));
+    assert!(
+        a.next_line()
+            .await
+            .starts_with("music complete task=two-copies")
+    );
     http_send(b.addr, signed(complete))
         .await
         .expect(200, "duplicate");
@@ -398,7 +402,11 @@ async fn two_quickstarts() {
     http_send(b.addr, signed(text.clone()))
         .await
         .expect(200, "processed");
-    assert!(b.next_line().await.starts_with("text      task=two-copies"));
+    assert!(
+        b.next_line()
+            .await
+            .starts_with("music text task=two-copies")
+    );
     http_send(a.addr, signed(text))
         .await
         .expect(200, "duplicate");

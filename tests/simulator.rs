@@ -165,15 +165,15 @@ async fn a_lifecycle_against_the_quickstart_example_is_processed_in_order() {
         assert!(line.contains("-> 200 processed"), "{line}");
     }
     for prefix in [
-        "text      task=sim-lifecycle",
-        "first     task=sim-lifecycle",
+        "music text task=sim-lifecycle",
+        "music first task=sim-lifecycle",
     ] {
         let line = example.next_line().await;
         assert!(line.starts_with(prefix), "{line}");
     }
     let complete = example.next_line().await;
     assert!(
-        complete.starts_with("complete  task=sim-lifecycle tracks=2"),
+        complete.starts_with("music complete task=sim-lifecycle tracks=2"),
         "{complete}"
     );
 }

@@ -256,6 +256,37 @@ mod tests {
     }
 
     #[test]
+    fn create_time_reads_the_same_in_a_track_and_alone() {
+        let cases = [
+            (
+                "1786343609818",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                "1786343609818.0",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                r#""1786343609818.0""#,
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                r#""2025-01-01 00:00:00""#,
+                Some(CreateTime::Text("2025-01-01 00:00:00".into())),
+            ),
+            ("null", None),
+            (r#"{"odd":true}"#, None),
+        ];
+        for (json, expected) in cases {
+            let alone = serde_json::from_str::<CreateTime>(json).ok();
+            let track: Track = serde_json::from_str(&format!(r#"{{"createTime":{json}}}"#))
+                .expect("a track always parses");
+            assert_eq!(alone, expected, "alone: {json}");
+            assert_eq!(track.create_time().cloned(), expected, "in a track: {json}");
+        }
+    }
+
+    #[test]
     fn lenient_fields_turn_odd_shapes_into_none() {
         let track: Track = serde_json::from_str(
             r#"{"id": 42, "audio_url": null, "image_url": "", "tags": ["a"],

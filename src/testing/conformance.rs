@@ -231,7 +231,10 @@ pub async fn keys_are_independent<S: DedupStore>(store: &S) {
     ];
     for family in Family::ALL {
         for outcome in [Outcome::Success, Outcome::Failure] {
-            keys.push(DedupKey::new(base.clone(), family, "", outcome));
+            // The music success with stage "" is in the list already.
+            if (family, outcome) != (Family::Music, Outcome::Success) {
+                keys.push(DedupKey::new(base.clone(), family, "", outcome));
+            }
         }
     }
     for key in &keys {
