@@ -561,3 +561,15 @@ async fn raw_json_gives_back_every_body_the_receiver_accepts() {
         .await
         .expect(400, "invalid");
 }
+
+#[test]
+fn the_public_family_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + std::fmt::Debug>() {}
+    send_sync::<CallbackEvent>();
+    send_sync::<Payload>();
+    send_sync::<Route>();
+    send_sync::<Family>();
+    send_sync::<Outcome>();
+    send_sync::<suno_callback::store::DedupKey>();
+    send_sync::<suno_callback::testing::FamilyCallback>();
+}

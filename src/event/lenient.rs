@@ -83,7 +83,7 @@ where
 }
 
 /// How one scalar field turns each JSON scalar into its value.
-pub(crate) trait Scalar {
+trait Scalar {
     type Value;
     const EXPECTING: &'static str;
     fn from_str(text: &str) -> Option<Self::Value>;
@@ -200,7 +200,7 @@ impl Scalar for FloatScalar {
     }
 }
 
-pub(crate) struct CreateTimeScalar;
+struct CreateTimeScalar;
 impl Scalar for CreateTimeScalar {
     type Value = CreateTime;
     const EXPECTING: &'static str = "a date-time string or epoch milliseconds";
@@ -229,10 +229,10 @@ fn integral_f64(value: f64) -> Option<i64> {
     (value.fract() == 0.0 && in_range).then_some(value as i64)
 }
 
-pub(crate) struct ScalarVisitor<S>(PhantomData<S>);
+struct ScalarVisitor<S>(PhantomData<S>);
 
 impl<S> ScalarVisitor<S> {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self(PhantomData)
     }
 }
