@@ -59,6 +59,7 @@ mod pipeline;
 mod receiver;
 mod settle;
 
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod verify;

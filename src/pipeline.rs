@@ -24,6 +24,7 @@ use crate::dispatch::{self, HandlerOutcome, Handlers};
 use crate::error::BoxError;
 use crate::event::CallbackEvent;
 use crate::intake;
+use crate::metrics::{self, Labels};
 use crate::settle::settle;
 use crate::store::{DedupKey, DynStore};
 use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
@@ -107,10 +108,13 @@ impl Pipeline {
             Ok(event) => event,
             Err(error) => {
                 tracing::debug!(%error, "callback refused: body is not a callback");
-                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                metrics::request(answer.label(), Labels::UNREAD);
+                return answer;
             }
         };
         let key = DedupKey::new(event.task_id(), event.stage().as_str());
+        let labels = Labels::music(key.callback_type());
         let span = tracing::info_span!(
             "suno_callback",
             // `?` escapes control characters: the values come from an unverified body.
@@ -123,6 +127,7 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
             Answer::Failed(..) | Answer::Unavailable(_) => {
@@ -172,7 +177,14 @@ impl Pipeline {
         let task_key = key.clone();
         let run = tokio::spawn(
             async move {
+                let started = std::time::Instant::now();
                 let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                let succeeded = matches!(outcome, HandlerOutcome::Succeeded);
+                metrics::handler(
+                    Labels::music(task_key.callback_type()),
+                    succeeded,
+                    started.elapsed(),
+                );
                 settle(
                     &*pipeline.store,
                     &task_key,
@@ -216,5 +228,6 @@ fn log_intake(answer: Answer) -> Answer {
         status = answer.status_code().as_u16(),
         "callback refused before parsing"
     );
+    metrics::request(answer.label(), Labels::UNREAD);
     answer
 }

@@ -28,6 +28,7 @@ pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 use crate::error::BoxError;
+use crate::metrics;
 
 /// The identity of one callback: its task and its stage (`callbackType` as sent).
 ///
@@ -255,6 +256,15 @@ impl StoreError {
     pub fn is_capacity_exhausted(&self) -> bool {
         self.kind == StoreErrorKind::CapacityExhausted
     }
+
+    /// The `kind` label of the store error metric.
+    fn kind_label(&self) -> &'static str {
+        match self.kind {
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::ClaimLost => "claim_lost",
+            StoreErrorKind::CapacityExhausted => "capacity_exhausted",
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -311,7 +321,11 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(self.claim(key, lease))
+        Box::pin(metrics::store_call(
+            "claim",
+            self.claim(key, lease),
+            StoreError::kind_label,
+        ))
     }
 
     fn complete_boxed<'a>(
@@ -320,7 +334,11 @@ impl<S: DedupStore> DynStore for S {
         token: ClaimToken,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.complete(key, token, ttl))
+        Box::pin(metrics::store_call(
+            "complete",
+            self.complete(key, token, ttl),
+            StoreError::kind_label,
+        ))
     }
 
     fn release_boxed<'a>(
@@ -328,7 +346,11 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         token: ClaimToken,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.release(key, token))
+        Box::pin(metrics::store_call(
+            "release",
+            self.release(key, token),
+            StoreError::kind_label,
+        ))
     }
 
     fn type_name(&self) -> &'static str {
