@@ -10,7 +10,7 @@ use crate::error::{BuildError, HandlerError};
 use crate::event::{CallbackEvent, FailureEvent, StageEvent};
 use crate::intake::DEFAULT_BODY_LIMIT;
 use crate::pipeline::{Pipeline, Timing};
-use crate::service::{CallbackLayer, CallbackService};
+use crate::service::{SunoCallbackLayer, CallbackService};
 use crate::store::{DedupStore, DynStore, MemoryStore};
 use crate::verify::{
     Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
@@ -73,8 +73,8 @@ impl SunoCallbacks {
 
     /// A layer that answers requests to `path` (an exact match) and passes every other
     /// request to the service it wraps, untouched.
-    pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
-        CallbackLayer::new(path.into(), self.service())
+    pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
+        SunoCallbackLayer::new(path.into(), self.service())
     }
 
     /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
