@@ -58,6 +58,7 @@ mod intake;
 mod pipeline;
 mod receiver;
 mod settle;
+mod timing;
 
 pub mod metrics;
 pub mod service;

@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -27,17 +26,8 @@ use crate::intake;
 use crate::metrics::{self, Labels};
 use crate::settle::settle;
 use crate::store::{DedupKey, DynStore};
+use crate::timing::Timing;
 use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
-
-/// The durations the pipeline works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub(crate) handler_timeout: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) done_ttl: Duration,
-    pub(crate) in_flight_wait: Duration,
-    pub(crate) store_timeout: Duration,
-}
 
 /// A configured receiver's stages.
 #[derive(Debug)]

@@ -9,9 +9,10 @@ use crate::dispatch::{Handlers, boxed};
 use crate::error::{BuildError, HandlerError};
 use crate::event::{CallbackEvent, FailureEvent, StageEvent};
 use crate::intake::DEFAULT_BODY_LIMIT;
-use crate::pipeline::{Pipeline, Timing};
-use crate::service::{SunoCallbackLayer, CallbackService};
+use crate::pipeline::Pipeline;
+use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
+use crate::timing::Timing;
 use crate::verify::{
     Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
 };
