@@ -40,13 +40,8 @@
 //!
 //! The README has the whole table of answers and the configuration defaults.
 
-#![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    rust_2018_idioms,
-    unreachable_pub
-)]
+// The other lints are in the `[lints]` table of Cargo.toml.
+#![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;

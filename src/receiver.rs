@@ -144,12 +144,14 @@ impl Default for SunoCallbacksBuilder {
 impl SunoCallbacksBuilder {
     /// Adds an active "webhook HMAC key" (raw UTF-8 bytes). Call it again to accept
     /// several keys while rotating: a signature made with any of them is accepted.
+    #[must_use]
     pub fn hmac_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.hmac_keys.push(key.as_ref().to_vec());
         self
     }
 
     /// Adds several active HMAC keys at once.
+    #[must_use]
     pub fn hmac_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -161,12 +163,14 @@ impl SunoCallbacksBuilder {
     }
 
     /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    #[must_use]
     pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
     }
 
     /// The clock the HMAC timestamp is checked against (default: the system clock).
+    #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -174,6 +178,7 @@ impl SunoCallbacksBuilder {
 
     /// Adds a verifier. All verifiers must accept, the HMAC check (if a key is set)
     /// first, then these in the order they were added.
+    #[must_use]
     pub fn verifier(mut self, verifier: impl Verifier) -> Self {
         self.verifiers.push(Arc::new(verifier));
         self
@@ -181,18 +186,21 @@ impl SunoCallbacksBuilder {
 
     /// Accepts callbacks without any verification. Anyone who can reach the endpoint
     /// can then make your handlers run with made-up tasks. For local experiments only.
+    #[must_use]
     pub fn dangerously_accept_unverified_callbacks(mut self) -> Self {
         self.accept_unverified = true;
         self
     }
 
     /// The dedup store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: impl DedupStore) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
     /// The largest body accepted, in bytes (default 1 MiB); larger ones get `413`.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -200,6 +208,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a handler may run (default 10 s) before it is dropped, its claim
     /// released and `500` answered.
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.timing.handler_timeout = timeout;
         self
@@ -207,12 +216,14 @@ impl SunoCallbacksBuilder {
 
     /// How long a claim holds its key (default 30 s); must exceed the handler timeout
     /// plus the store timeout, so a claim cannot expire before it is settled.
+    #[must_use]
     pub fn claim_lease(mut self, lease: Duration) -> Self {
         self.timing.lease = lease;
         self
     }
 
     /// How long a processed callback is remembered as done (default 24 h).
+    #[must_use]
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
         self.timing.done_ttl = ttl;
         self
@@ -220,6 +231,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a delivery that finds its callback in flight waits for the outcome
     /// before answering `409` (default 5 s).
+    #[must_use]
     pub fn in_flight_wait(mut self, wait: Duration) -> Self {
         self.timing.in_flight_wait = wait;
         self
@@ -227,12 +239,14 @@ impl SunoCallbacksBuilder {
 
     /// How long one dedup store call may take before the store counts as unavailable
     /// (default 2 s).
+    #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.timing.store_timeout = timeout;
         self
     }
 
     /// Handles `text` callbacks (lyrics or text done).
+    #[must_use]
     pub fn on_text<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
@@ -243,6 +257,7 @@ impl SunoCallbacksBuilder {
     }
 
     /// Handles `first` callbacks (first track done).
+    #[must_use]
     pub fn on_first<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
@@ -253,6 +268,7 @@ impl SunoCallbacksBuilder {
     }
 
     /// Handles `complete` callbacks (all tracks done).
+    #[must_use]
     pub fn on_complete<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
@@ -263,6 +279,7 @@ impl SunoCallbacksBuilder {
     }
 
     /// Handles failures: a `code` other than 200, or `callbackType` `error`.
+    #[must_use]
     pub fn on_failure<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(FailureEvent) -> Fut + Send + Sync + 'static,
@@ -274,6 +291,7 @@ impl SunoCallbacksBuilder {
 
     /// Handles every event that has no specific handler, including unknown
     /// `callbackType` values. Without it such events are answered `200 ignored`.
+    #[must_use]
     pub fn fallback<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,

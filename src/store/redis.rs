@@ -384,6 +384,7 @@ fn redact(url: &str) -> String {
 impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default `suno-callback`). Give each
     /// service, or each environment sharing a server, its own.
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
@@ -391,12 +392,14 @@ impl RedisStoreBuilder {
 
     /// How long one Redis call may take (default 1 s) before the store counts as
     /// unavailable; keeps a hung server from holding requests past the sender's 15 s.
+    #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
     }
 
     /// How long one connection attempt may take (default 1 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -406,6 +409,7 @@ impl RedisStoreBuilder {
     /// round trip). Servers older than Redis 7.0 are detected and switched to it
     /// automatically; set it for a Redis-compatible server that lacks `SET .. GET`
     /// without saying so with a syntax error.
+    #[must_use]
     pub fn claim_by_script(mut self, by_script: bool) -> Self {
         self.claim_by_script = by_script;
         self

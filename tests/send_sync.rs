@@ -1,0 +1,91 @@
+//! Every public type can cross threads (`Send`) and be shared between them (`Sync`),
+//! as a tower service, its layer and its futures must in a multi-threaded server.
+//! A type that stops being either fails to compile here.
+
+use suno_callback::service::{
+    AnswerBody, CallbackService, ResponseFuture, SetPeerAddr, SetPeerAddrLayer, SunoCallback,
+    SunoCallbackBody, SunoCallbackFuture, SunoCallbackLayer,
+};
+use suno_callback::store::{Claim, ClaimToken, DedupKey, MemoryStore, StoreError};
+use suno_callback::testing::{MusicCallback, Signer, TaskIdAt, TestTrack};
+use suno_callback::verify::{
+    AllOf, AnyOf, HmacVerifier, InvalidIpRange, IpAllowlist, ManualClock, SystemClock, VerifyError,
+    VerifyRequest,
+};
+use suno_callback::{
+    BuildError, CallbackEvent, CreateTime, FailureEvent, FailureReason, HandlerError, ParseError,
+    PeerAddr, Stage, StageEvent, SunoCallbacks, SunoCallbacksBuilder, Track,
+};
+
+fn send_sync<T: Send + Sync>() {}
+fn send<T: Send>() {}
+
+/// A `Send + Sync` stand-in for a wrapped service, future or body.
+type Inner = std::future::Ready<()>;
+
+#[test]
+fn public_types_are_send_and_sync() {
+    send_sync::<SunoCallbacks>();
+    send_sync::<SunoCallbacksBuilder>();
+    send_sync::<BuildError>();
+    send_sync::<HandlerError>();
+    send_sync::<PeerAddr>();
+
+    send_sync::<CallbackEvent>();
+    send_sync::<StageEvent>();
+    send_sync::<FailureEvent>();
+    send_sync::<FailureReason>();
+    send_sync::<Stage>();
+    send_sync::<Track>();
+    send_sync::<CreateTime>();
+    send_sync::<ParseError>();
+
+    send_sync::<CallbackService>();
+    send_sync::<SunoCallbackLayer>();
+    send_sync::<SunoCallback<Inner>>();
+    send_sync::<SetPeerAddrLayer>();
+    send_sync::<SetPeerAddr<Inner>>();
+    send_sync::<AnswerBody>();
+    send_sync::<SunoCallbackBody<AnswerBody>>();
+
+    send_sync::<MemoryStore>();
+    send_sync::<DedupKey>();
+    send_sync::<ClaimToken>();
+    send_sync::<Claim>();
+    send_sync::<StoreError>();
+
+    send_sync::<HmacVerifier>();
+    send_sync::<IpAllowlist>();
+    send_sync::<InvalidIpRange>();
+    send_sync::<AllOf<HmacVerifier, IpAllowlist>>();
+    send_sync::<AnyOf<HmacVerifier, IpAllowlist>>();
+    send_sync::<VerifyError>();
+    send_sync::<VerifyRequest<'static>>();
+    send_sync::<SystemClock>();
+    send_sync::<ManualClock>();
+
+    send_sync::<Signer>();
+    send_sync::<MusicCallback>();
+    send_sync::<TestTrack>();
+    send_sync::<TaskIdAt>();
+}
+
+#[test]
+fn response_futures_are_send() {
+    // Futures are polled by one task at a time; `Send` is what servers need.
+    send::<ResponseFuture>();
+    send::<SunoCallbackFuture<Inner>>();
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_types_are_send_and_sync() {
+    send_sync::<suno_callback::store::RedisStore>();
+    send_sync::<suno_callback::store::RedisStoreBuilder>();
+}
+
+#[cfg(feature = "actix")]
+#[test]
+fn actix_types_are_send_and_sync() {
+    send_sync::<suno_callback::actix::CallbackHandler>();
+}
