@@ -141,6 +141,99 @@ pub enum Claim {
 /// Every method is async and fallible because a networked store can be slow or down;
 /// the pipeline answers `503` when a claim fails, so no handler ever runs without one.
 /// See [`MemoryStore`] for the in-process implementation.
+///
+/// # Writing your own store
+///
+/// Implement the three methods as plain `async fn`s. The one rule that matters is
+/// that [`claim`](DedupStore::claim) decides atomically: here one lock covers the
+/// look-up and the insert (in a database, one conditional insert does). This store
+/// keeps every key forever; a real one also drops expired entries.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Mutex, MutexGuard, PoisonError};
+/// use std::time::{Duration, Instant};
+///
+/// use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+///
+/// #[derive(Debug)]
+/// enum Entry {
+///     Claimed { token: ClaimToken, until: Instant },
+///     Done { until: Instant },
+/// }
+///
+/// #[derive(Debug, Default)]
+/// struct MyStore {
+///     entries: Mutex<HashMap<DedupKey, Entry>>,
+/// }
+///
+/// impl MyStore {
+///     fn entries(&self) -> MutexGuard<'_, HashMap<DedupKey, Entry>> {
+///         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+///     }
+///
+///     /// Whether `token` holds an unexpired claim on `key`.
+///     fn holds(entries: &HashMap<DedupKey, Entry>, key: &DedupKey, token: ClaimToken) -> bool {
+///         matches!(entries.get(key),
+///             Some(Entry::Claimed { token: held, until }) if *held == token && *until > Instant::now())
+///     }
+/// }
+///
+/// /// `now + duration`, or far in the future for a duration too long to add.
+/// fn after(duration: Duration) -> Instant {
+///     let now = Instant::now();
+///     now.checked_add(duration).unwrap_or(now + Duration::from_secs(86_400 * 365))
+/// }
+///
+/// impl DedupStore for MyStore {
+///     async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+///         let mut entries = self.entries();
+///         let now = Instant::now();
+///         match entries.get(key) {
+///             Some(Entry::Done { until }) if *until > now => return Ok(Claim::Done),
+///             Some(Entry::Claimed { until, .. }) if *until > now => return Ok(Claim::InFlight),
+///             _ => {} // absent or expired: free
+///         }
+///         let token = ClaimToken::new_unique();
+///         entries.insert(key.clone(), Entry::Claimed { token, until: after(lease) });
+///         Ok(Claim::Acquired(token))
+///     }
+///
+///     async fn complete(&self, key: &DedupKey, token: ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.insert(key.clone(), Entry::Done { until: after(ttl) });
+///         Ok(())
+///     }
+///
+///     async fn release(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.remove(key);
+///         Ok(())
+///     }
+/// }
+///
+/// // In your tests (feature `testing`), one line runs the conformance suite,
+/// // a `#[tokio::test]` per check:
+/// async fn make_store() -> MyStore {
+///     MyStore::default()
+/// }
+/// # #[cfg(feature = "testing")]
+/// suno_callback::dedup_store_conformance!(make_store);
+/// # #[cfg(feature = "testing")]
+/// # fn main() {
+/// #     // Here, the whole suite runs against the example store.
+/// #     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+/// #     runtime.block_on(suno_callback::testing::conformance::run_all(std::sync::Arc::new(MyStore::default())));
+/// # }
+/// # #[cfg(not(feature = "testing"))]
+/// # fn main() { let _ = make_store; }
+/// ```
 pub trait DedupStore: Send + Sync + 'static {
     /// Atomically: if `key` is absent, or its claim's lease has expired, take it for
     /// `lease` and return [`Claim::Acquired`]; otherwise report what holds it.
