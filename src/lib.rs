@@ -38,7 +38,8 @@
 //! | run the handler | `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
 //!
-//! The README has the whole table of answers and the configuration defaults.
+//! The README has the whole table of answers and the configuration defaults; the
+//! [`metrics`] module lists what the receiver counts, through the `metrics` facade.
 
 // The other lints are in the `[lints]` table of Cargo.toml.
 #![warn(unreachable_pub)]

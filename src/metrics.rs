@@ -40,6 +40,13 @@ pub const STORE_ERRORS_TOTAL: &str = "suno_callback_store_errors_total";
 
 /// Gives the installed recorder each series' unit and description. Call it once,
 /// after installing the recorder; recording works without it.
+///
+/// ```
+/// let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+/// let handle = prometheus.handle();
+/// metrics::with_local_recorder(&prometheus, suno_callback::metrics::describe);
+/// # let _ = handle;
+/// ```
 pub fn describe() {
     use ::metrics::{Unit, describe_counter, describe_histogram};
     describe_counter!(
@@ -175,7 +182,40 @@ impl Drop for StoreCallRecording {
 
 #[cfg(test)]
 mod tests {
-    use super::Labels;
+    use futures_util::FutureExt as _;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::{Labels, store_call};
+
+    #[test]
+    fn store_calls_are_timed_and_their_errors_counted_even_when_dropped() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            let ok = store_call("claim", async { Ok::<_, ()>(()) }, |_| "unavailable");
+            assert_eq!(ok.now_or_never(), Some(Ok(())));
+            let failed = store_call("complete", async { Err::<(), _>(()) }, |_| "claim_lost");
+            assert_eq!(failed.now_or_never(), Some(Err(())));
+            // Dropped unfinished, as a timeout drops it.
+            let hung = store_call(
+                "release",
+                std::future::pending::<Result<(), ()>>(),
+                |_| "unavailable",
+            );
+            assert_eq!(hung.now_or_never(), None);
+        });
+        let text = handle.render();
+        for line in [
+            r#"suno_callback_store_call_duration_seconds_count{operation="claim",result="ok"} 1"#,
+            r#"suno_callback_store_call_duration_seconds_count{operation="complete",result="error"} 1"#,
+            r#"suno_callback_store_call_duration_seconds_count{operation="release",result="cancelled"} 1"#,
+            r#"suno_callback_store_errors_total{operation="complete",kind="claim_lost"} 1"#,
+            r#"suno_callback_store_errors_total{operation="release",kind="cancelled"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(!text.contains(r#"operation="claim",kind"#), "{text}");
+    }
 
     #[test]
     fn stage_labels_are_a_closed_set() {
