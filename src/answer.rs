@@ -8,7 +8,6 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::service::AnswerBody;
 use crate::store::DedupKey;
 use crate::verify::VerifyError;
 
@@ -114,12 +113,8 @@ impl Answer {
         }
     }
 
-    pub(crate) fn into_response(self) -> Response<AnswerBody> {
-        self.render().map(AnswerBody::new)
-    }
-
-    /// The response with its JSON body as bytes, for mountings that build their own
-    /// response type from it (actix-web).
+    /// The response with its JSON body as bytes; each mounting wraps the bytes in its
+    /// own body type.
     pub(crate) fn render(self) -> Response<Bytes> {
         let key = self.key();
         let json = AnswerJson {

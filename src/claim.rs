@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::pipeline::Timing;
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};
+use crate::timing::Timing;
 
 /// The first pause between two claims of an in-flight key; it doubles up to
 /// [`MAX_POLL_INTERVAL`].
