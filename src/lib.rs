@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | method, content type, body size | `intake` | 405 / 415 / 413 |
 //! | parse the body | [`CallbackEvent::from_json`] | 400 |
-//! | verify the source | [`verify`] | 401 |
+//! | verify the source, bind the signature to its first use | [`verify`] | 401 |
 //! | claim the dedup key | `claim`, [`store`] | 200 duplicate / 409 / 503 |
 //! | run the handler | `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
@@ -58,6 +58,7 @@ mod intake;
 mod pipeline;
 mod receiver;
 mod settle;
+mod untrusted;
 
 pub mod service;
 pub mod store;

@@ -2,7 +2,8 @@
 //!
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
-//! 3. [`verify`](crate::verify): is it from the sender;
+//! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
+//!    bound to this `(callbackType, outcome)`;
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
 //! 5. [`dispatch`](crate::dispatch): run the handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
@@ -19,14 +20,18 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, claim_or_wait};
-use crate::dispatch::{self, HandlerOutcome, Handlers};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use crate::dispatch::{self, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
 use crate::event::CallbackEvent;
 use crate::intake;
 use crate::settle::settle;
-use crate::store::{DedupKey, DynStore};
-use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
+use crate::store::{ClaimToken, DedupKey, DynStore};
+use crate::untrusted::Untrusted;
+use crate::verify::{
+    BindingStage, SIGNATURE_HEADER, SignatureReuse, Unbound, VerifyError, VerifyRequest,
+    VerifyStage,
+};
 
 /// The durations the pipeline works with.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +48,10 @@ pub(crate) struct Timing {
 pub(crate) struct Pipeline {
     pub(crate) body_limit: usize,
     pub(crate) verify: VerifyStage,
+    /// Set when an HMAC key is: binds each verified signature to its first use.
+    pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) waiters: Waiters,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
 }
@@ -106,16 +114,17 @@ impl Pipeline {
         let event = match CallbackEvent::from_json(inbound.body.clone()) {
             Ok(event) => event,
             Err(error) => {
-                tracing::debug!(%error, "callback refused: body is not a callback");
-                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let reason = error.to_string();
+                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                return Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
             }
         };
         let key = DedupKey::new(event.task_id(), event.stage().as_str());
         let span = tracing::info_span!(
             "suno_callback",
-            // `?` escapes control characters: the values come from an unverified body.
-            task_id = ?key.task_id(),
-            callback_type = ?key.callback_type(),
+            // Cut short and escaped: the values come from an unsigned body.
+            task_id = ?Untrusted(key.task_id()),
+            callback_type = ?Untrusted(key.callback_type()),
             outcome = tracing::field::Empty,
         );
         let answer = self
@@ -144,20 +153,71 @@ impl Pipeline {
         event: CallbackEvent,
         key: DedupKey,
     ) -> Answer {
-        let mut request = VerifyRequest::new(&inbound.headers, key.task_id(), key.callback_type())
-            .with_body(&inbound.body);
-        if let Some(peer) = inbound.peer {
-            request = request.with_peer(peer);
+        let Inbound {
+            headers,
+            peer,
+            body,
+        } = inbound;
+        {
+            let mut request =
+                VerifyRequest::new(&headers, key.task_id(), key.callback_type()).with_body(&body);
+            if let Some(peer) = peer {
+                request = request.with_peer(peer);
+            }
+            if let Err(error) = self.verify.run(&request).await {
+                tracing::debug!(%error, "callback refused by verification");
+                return Answer::Rejected(error);
+            }
         }
-        if let Err(error) = self.verify.run(&request).await {
-            tracing::debug!(%error, "callback refused by verification");
-            return Answer::Rejected(error);
+        if let Some(binding) = &self.binding {
+            let bound = binding
+                .bind(
+                    &*self.store,
+                    self.timing.store_timeout,
+                    &headers,
+                    key.task_id(),
+                    key.callback_type(),
+                    event.is_failure(),
+                )
+                .await;
+            match bound {
+                Ok(()) => {}
+                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
+                    return Answer::Rejected(VerifyError::reused_signature());
+                }
+                Err(Unbound::Reused(_confirm)) => return Answer::Unconfirmed(key),
+                Err(Unbound::Unavailable(error)) => {
+                    tracing::warn!(%error, "dedup store unavailable");
+                    return Answer::Unavailable(key);
+                }
+            }
         }
+        drop(headers);
         let Some(invocation) = self.handlers.route(event) else {
             return Answer::Ignored(key);
         };
-        let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
-            ClaimOutcome::Run(token) => token,
+        let invocation = match claim_or_wait(
+            &*self.store,
+            &self.waiters,
+            &key,
+            &self.timing,
+            invocation,
+            body,
+        )
+        .await
+        {
+            ClaimOutcome::Run(token, invocation) => (token, invocation),
+            ClaimOutcome::RunFromBody(token, body) => match self.reroute(body) {
+                Some(invocation) => (token, invocation),
+                None => {
+                    // The standby body came from a delivery of this same key, so it
+                    // parses and routes like this one; should it not, the key goes
+                    // back for the sender's retry.
+                    let release = self.store.release_boxed(&key, token);
+                    let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                    return Answer::InFlight(key);
+                }
+            },
             ClaimOutcome::Duplicate => return Answer::Duplicate(key),
             ClaimOutcome::StillInFlight => return Answer::InFlight(key),
             ClaimOutcome::Unavailable(error) => {
@@ -165,6 +225,21 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
+        self.run_claimed(key, invocation).await
+    }
+
+    /// The invocation for a body kept by the waiting deliveries of a key.
+    fn reroute(&self, body: Bytes) -> Option<Invocation> {
+        let event = CallbackEvent::from_json(body).ok()?;
+        self.handlers.route(event)
+    }
+
+    /// Runs the handler of a claimed callback and settles its claim.
+    async fn run_claimed(
+        self: Arc<Self>,
+        key: DedupKey,
+        (token, invocation): (ClaimToken, Invocation),
+    ) -> Answer {
         // The handler and the settling of its claim run as their own task: if the
         // connection drops mid-handler, the handler still finishes and the claim is
         // still completed or released.
@@ -188,11 +263,12 @@ impl Pipeline {
         match run.await {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
-                tracing::error!(error = %&*error, "handler failed");
+                // The handler's message may quote the body: cut short and escaped.
+                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %message, "handler panicked");
+                tracing::error!(panic = %Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -204,7 +280,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(join_error) => {
-                tracing::error!(%join_error, "handler task did not finish");
+                tracing::error!(join_error = %Untrusted(&join_error.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }
