@@ -32,9 +32,13 @@
 //! concurrently and run again against a store that kept the last run's keys.
 //!
 //! What the checks need from the store: the lease and TTL are honoured to within
-//! about 400 ms (the expiry checks use a 400 ms lease and wait 900 ms), and 64
+//! about 400 ms (the expiry checks use a 400 ms lease and wait 900 ms), 64
 //! concurrent claims of one key, on a multi-threaded runtime, have exactly one
-//! winner. The whole suite takes about a second.
+//! winner, and a signature is bound to its first use
+//! ([`signature_binds_to_its_first_use`], [`signature_binding_expires`],
+//! [`concurrent_bindings_have_one_winner`]: of 32 concurrent first uses with different
+//! bodies, one binds). The whole suite takes about three seconds run one check after
+//! another.
 //!
 //! To run the checks in one test instead, for example around a setup that must not
 //! be repeated, call [`run_all`]:
