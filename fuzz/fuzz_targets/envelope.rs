@@ -10,13 +10,22 @@ fuzz_target!(|data: &[u8]| {
     let Ok(event) = CallbackEvent::from_json(bytes::Bytes::copy_from_slice(data)) else {
         return;
     };
-    let _ = (event.task_id(), event.stage().as_str(), event.code(), event.msg());
+    let _ = (
+        event.task_id(),
+        event.stage().as_str(),
+        event.code(),
+        event.msg(),
+    );
     let _ = event.is_failure();
     assert_eq!(&event.raw_body()[..], data);
     let _ = event.raw_json();
     match &event {
         CallbackEvent::Failure(failure) => {
-            let _ = (failure.reason(), failure.error_detail(), failure.tracks().len());
+            let _ = (
+                failure.reason(),
+                failure.error_detail(),
+                failure.tracks().len(),
+            );
         }
         CallbackEvent::Text(stage)
         | CallbackEvent::First(stage)

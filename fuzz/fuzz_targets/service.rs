@@ -73,11 +73,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let harness = harness();
     let mut request = Request::builder()
-        .method(if flags & 1 != 0 { Method::POST } else { Method::GET })
+        .method(if flags & 1 != 0 {
+            Method::POST
+        } else {
+            Method::GET
+        })
         .uri("/callbacks/suno")
         .header(
             "content-type",
-            if flags & 2 != 0 { "application/json" } else { "text/plain" },
+            if flags & 2 != 0 {
+                "application/json"
+            } else {
+                "text/plain"
+            },
         );
     if flags & 32 != 0 {
         request = request.header("content-length", body.len());
@@ -101,13 +109,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut service = harness.callbacks.service();
     harness.runtime.block_on(async {
-        let response = service.call(request).await.expect("the service never errors");
+        let response = service
+            .call(request)
+            .await
+            .expect("the service never errors");
         let status = response.status().as_u16();
         assert!(
             [200, 400, 401, 405, 409, 413, 415, 500, 503].contains(&status),
             "unexpected status {status}"
         );
-        let answer = response.into_body().collect().await.expect("body").to_bytes();
+        let answer = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         assert!(answer.len() <= 2048, "answer of {} bytes", answer.len());
         assert!(!answer.contains(&b'\n'), "raw newline in the answer");
     });

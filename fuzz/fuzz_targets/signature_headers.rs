@@ -61,7 +61,9 @@ fuzz_target!(|data: &[u8]| {
         let request = VerifyRequest::new(&headers, task_id, "complete");
         let in_tolerance = text.len() <= 18
             && text.bytes().all(|b| b.is_ascii_digit())
-            && text.parse::<i64>().is_ok_and(|t| t.abs_diff(NOW) <= TOLERANCE);
+            && text
+                .parse::<i64>()
+                .is_ok_and(|t| t.abs_diff(NOW) <= TOLERANCE);
         assert_eq!(verifier.check(&request).is_ok(), in_tolerance, "{text:?}");
     }
 });
