@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{KEY, PATH, fixture, send, signed_to, signer};
+use common::{KEY, PATH, fixture, send, signed_to};
 use http::{Request, Response};
 use http_body_util::Full;
 use suno_callback::{
