@@ -59,6 +59,9 @@ mod pipeline;
 mod receiver;
 mod settle;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod inbox;
 pub mod service;
 pub mod store;
 pub mod verify;

@@ -3,7 +3,8 @@
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
 //! 3. [`verify`](crate::verify): is it from the sender;
-//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
+//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it; in inbox
+//!    mode instead, store the event in the inbox and answer (`crate::inbox`);
 //! 5. [`dispatch`](crate::dispatch): run the handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
@@ -46,6 +47,9 @@ pub(crate) struct Pipeline {
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
+    /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) inbox: Option<crate::inbox::Inbox>,
 }
 
 /// A request after stage 1: what the later stages need of it.
@@ -125,7 +129,7 @@ impl Pipeline {
         span.record("outcome", answer.label());
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
-            Answer::Failed(..) | Answer::Unavailable(_) => {
+            Answer::Failed(..) | Answer::Unavailable(_) | Answer::InboxUnavailable(_) => {
                 tracing::warn!(status, "callback answered");
             }
             // Refusals are logged at debug: anyone who can reach the endpoint can
@@ -152,6 +156,10 @@ impl Pipeline {
         if let Err(error) = self.verify.run(&request).await {
             tracing::debug!(%error, "callback refused by verification");
             return Answer::Rejected(error);
+        }
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            return inbox.accept(&key, &event, &inbound.body).await;
         }
         let Some(invocation) = self.handlers.route(event) else {
             return Answer::Ignored(key);

@@ -135,7 +135,17 @@ pub fn announce(
     local: SocketAddr,
     settings: &Settings,
 ) -> Result<(), getrandom::Error> {
-    println!("suno-callback {name}: {}", store_description(settings));
+    announce_store(name, local, settings, &store_description(settings))
+}
+
+/// [`announce`] with the given description of where callbacks are stored.
+pub fn announce_store(
+    name: &str,
+    local: SocketAddr,
+    settings: &Settings,
+    store: &str,
+) -> Result<(), getrandom::Error> {
+    println!("suno-callback {name}: {store}");
     println!("suno-callback {name} listening on http://{local}{PATH}");
     if settings.generated {
         println!(
