@@ -15,6 +15,7 @@ use super::backend::{Leased, NewEvent, Tx, from_millis, millis, stored_event};
 use super::error::InboxError;
 use super::migrate::{CREATE_VERSIONS, SQLITE};
 use super::types::{InboxStats, Replay, StoredEvent};
+use crate::store::ClaimToken;
 
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +29,12 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
+}
+
+/// The part of this process's lease tokens that no other process shares.
+fn process_prefix() -> String {
+    let token = ClaimToken::new_unique().to_string();
+    token.get(..16).unwrap_or_default().to_owned()
 }
 
 const COLUMNS: &str = "id, task_id, family, stage, outcome, body, state, attempts, last_error";
@@ -236,12 +243,15 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A SQLite inbox belongs to one process: an event running under a lease of
+    /// another process was left by a run that died, and is taken back at once.
     pub(crate) async fn recover_after_restart(&self) -> Result<u64, InboxError> {
         let done = query(
             "UPDATE suno_inbox_events SET state = 'pending', run_after = ?1, lease_token = NULL \
-             WHERE state = 'running'",
+             WHERE state = 'running' AND substr(lease_token, 1, 16) <> ?2",
         )
         .bind(now_ms())
+        .bind(process_prefix())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
