@@ -38,6 +38,10 @@
 //! | run the handler | `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
 //!
+//! In inbox mode (features `sqlite`, `postgres`, module `inbox`) stage 4 stores the
+//! verified callback in a database table and answers `200 accepted`; the inbox's
+//! workers run stages 5 and 6 from there, with retries.
+//!
 //! The README has the whole table of answers and the configuration defaults.
 
 #![forbid(unsafe_code)]

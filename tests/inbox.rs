@@ -235,6 +235,17 @@ async fn only_event(inbox: &Inbox, task: &str) -> suno_callback::inbox::StoredEv
     events.remove(0)
 }
 
+/// The public inbox types can be shared across tasks and threads.
+#[allow(dead_code)]
+fn send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Inbox>();
+    check::<InboxBuilder>();
+    check::<suno_callback::inbox::Workers>();
+    check::<EventContext>();
+    check::<suno_callback::inbox::InboxError>();
+}
+
 // ---- the conformance suite -------------------------------------------------------
 
 async fn accepted_then_duplicate(db: &Db) {
