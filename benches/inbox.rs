@@ -165,7 +165,8 @@ fn print(name: &str, inbox: &Figures, plain: &Figures, count: usize, concurrency
 }
 
 async fn sqlite(count: usize, concurrency: usize) {
-    let folder = std::env::temp_dir().join(format!("suno-inbox-bench-{}", ClaimToken::new_unique()));
+    let folder =
+        std::env::temp_dir().join(format!("suno-inbox-bench-{}", ClaimToken::new_unique()));
     std::fs::create_dir_all(&folder).expect("temp folder");
     let url = format!("sqlite://{}", folder.join("inbox.db").display());
     let inbox = Inbox::builder()
@@ -188,9 +189,16 @@ async fn sqlite(count: usize, concurrency: usize) {
         .connect_with(options)
         .await
         .expect("pool");
-    sqlx::raw_sql(PLAIN_TABLE).execute(&pool).await.expect("table");
-    let bodies: Arc<Vec<(String, Bytes)>> =
-        Arc::new(tasks.iter().map(|t| (t.clone(), complete_body(t))).collect());
+    sqlx::raw_sql(PLAIN_TABLE)
+        .execute(&pool)
+        .await
+        .expect("table");
+    let bodies: Arc<Vec<(String, Bytes)>> = Arc::new(
+        tasks
+            .iter()
+            .map(|t| (t.clone(), complete_body(t)))
+            .collect(),
+    );
     let plain_pool = pool.clone();
     let plain = drive(count, concurrency, move |index| {
         let (pool, bodies) = (plain_pool.clone(), Arc::clone(&bodies));
@@ -248,8 +256,12 @@ async fn postgres(count: usize, concurrency: usize) {
         .execute(&pool)
         .await
         .expect("table");
-    let bodies: Arc<Vec<(String, Bytes)>> =
-        Arc::new(tasks.iter().map(|t| (t.clone(), complete_body(t))).collect());
+    let bodies: Arc<Vec<(String, Bytes)>> = Arc::new(
+        tasks
+            .iter()
+            .map(|t| (t.clone(), complete_body(t)))
+            .collect(),
+    );
     let plain_pool = pool.clone();
     let plain = drive(count, concurrency, move |index| {
         let (pool, bodies) = (plain_pool.clone(), Arc::clone(&bodies));

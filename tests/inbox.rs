@@ -304,23 +304,23 @@ async fn workers_run_each_event_once(db: &Db) {
     });
     let workers = inbox.start_workers(&callbacks);
     for n in 0..20 {
-        let body = MusicCallback::complete(&format!("t-once-{n}")).body();
+        let body = MusicCallback::complete(format!("t-once-{n}")).body();
         send(callbacks.service(), signed(body))
             .await
             .expect(200, "accepted");
     }
     wait_for(&inbox, "20 done", |s| s.done == 20).await;
     for n in 0..20 {
-        let body = MusicCallback::complete(&format!("t-once-{n}")).body();
+        let body = MusicCallback::complete(format!("t-once-{n}")).body();
         send(callbacks.service(), signed(body))
             .await
             .expect(200, "duplicate");
     }
     workers.shutdown().await;
+    inbox.close().await;
     let runs = runs.lock().expect("lock");
     assert_eq!(runs.len(), 20);
     assert!(runs.values().all(|&count| count == 1), "{runs:?}");
-    inbox.close().await;
 }
 
 async fn failures_retry_then_succeed(db: &Db) {
@@ -348,6 +348,7 @@ async fn failures_retry_then_succeed(db: &Db) {
     workers.shutdown().await;
     let event = only_event(&inbox, "t-retry").await;
     assert_eq!((event.state, event.attempts), (EventState::Done, 3));
+    inbox.close().await;
     let reports = reports.lock().expect("lock");
     let results: Vec<_> = reports
         .iter()
@@ -376,7 +377,6 @@ async fn failures_retry_then_succeed(db: &Db) {
             .unwrap_or("")
             .contains("panicked")
     );
-    inbox.close().await;
 }
 
 async fn a_timeout_is_retried(db: &Db) {
