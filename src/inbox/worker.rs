@@ -227,7 +227,7 @@ impl Worker {
             );
             let result = self.bury(event.id, token, &why).await;
             span.in_scope(
-                || tracing::error!(inbox_event = "dead", reason = %why, "inbox event dead"),
+                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
             );
             self.inbox.report(&report(result, Some(why)));
             return;
@@ -238,7 +238,7 @@ impl Worker {
                 let why = cut_error(&format!("stored body is not a callback: {error}"));
                 let result = self.bury(event.id, token, &why).await;
                 span.in_scope(
-                    || tracing::error!(inbox_event = "dead", reason = %why, "inbox event dead"),
+                    || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
                 );
                 self.inbox.report(&report(result, Some(why)));
                 return;
@@ -320,7 +320,7 @@ impl Worker {
         let result = if event.attempt >= config.max_attempts || event.age >= config.max_age {
             let result = self.bury(event.id, token, &why).await;
             span.in_scope(
-                || tracing::error!(inbox_event = "dead", reason = %why, "inbox event dead"),
+                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
             );
             result
         } else {
@@ -336,6 +336,8 @@ impl Worker {
             span.in_scope(|| {
                 tracing::warn!(
                     inbox_event = "retry",
+                    id = event.id,
+                    attempt = event.attempt,
                     reason = %why,
                     retry_in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
                     "inbox event failed; retry scheduled"
