@@ -18,11 +18,15 @@
 //! - `SUNO_EXAMPLE_HANDLER_DELAY_MS`: each handler run sleeps this long first.
 //! - `SUNO_EXAMPLE_FAIL_FIRST=N`: the first N runs of every event fail.
 //!
+//! Like the quickstart, it also serves `/callbacks/suno/<family>`: the family the path
+//! names is stored with the event, and the worker types the body as that family.
+//!
 //! Each successful run writes a row to the table `example_results` in the inbox's own
 //! transaction, so the row and the event's `done` commit together: however often the
 //! process is killed, each event has exactly one row. Once that is committed the
-//! example prints `done <family> <stage> task=<id> attempt=<n>`; a failed run prints a
-//! line starting with `failed`.
+//! example prints `done <family> <stage> task=<id> attempt=<n>`, with the stage word of
+//! the quickstart's lines (`complete` for a family without stages, `failure` for a
+//! failure); a failed run prints a line starting with `failed`.
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod common;
@@ -102,7 +106,9 @@ mod app {
             .build()?;
         let workers = inbox.start_workers(&callbacks);
 
-        let app = Router::new().route_service(PATH, callbacks.service());
+        let app = Router::new()
+            .route_service(PATH, callbacks.service())
+            .route_service(&format!("{PATH}/{{family}}"), callbacks.service());
         let listener = TcpListener::bind(settings.bind).await?;
         let store = format!("inbox at {} with {concurrency} workers", redact(&url));
         common::announce_store("inbox", listener.local_addr()?, &settings, &store)?;
@@ -133,24 +139,24 @@ mod app {
                 "failing on purpose (SUNO_EXAMPLE_FAIL_FIRST={fail_first})"
             )));
         }
-        record(&context, event.task_id(), event.stage().as_str()).await
+        record(&context, &event).await
     }
 
-    async fn record(
-        context: &EventContext,
-        task_id: &str,
-        stage: &str,
-    ) -> Result<(), HandlerError> {
-        const INSERT_SQLITE: &str =
-            "INSERT INTO example_results (task_id, stage, attempt) VALUES (?1, ?2, ?3)";
-        const INSERT_POSTGRES: &str =
-            "INSERT INTO example_results (task_id, stage, attempt) VALUES ($1, $2, $3)";
+    async fn record(context: &EventContext, event: &CallbackEvent) -> Result<(), HandlerError> {
+        const INSERT_SQLITE: &str = "INSERT INTO example_results \
+             (task_id, family, stage, outcome, attempt) VALUES (?1, ?2, ?3, ?4, ?5)";
+        const INSERT_POSTGRES: &str = "INSERT INTO example_results \
+             (task_id, family, stage, outcome, attempt) VALUES ($1, $2, $3, $4, $5)";
         let attempt = i64::from(context.attempt());
+        let (task_id, family) = (event.task_id(), event.family().as_str());
+        let (stage, outcome) = (event.stage().as_str(), event.outcome().as_str());
         #[cfg(feature = "sqlite")]
         if let Ok(mut tx) = context.sqlite_transaction().await {
             suno_callback::inbox::sqlx::query(INSERT_SQLITE)
                 .bind(task_id)
+                .bind(family)
                 .bind(stage)
+                .bind(outcome)
                 .bind(attempt)
                 .execute(&mut *tx)
                 .await?;
@@ -164,7 +170,9 @@ mod app {
                 .map_err(HandlerError::new)?;
             suno_callback::inbox::sqlx::query(INSERT_POSTGRES)
                 .bind(task_id)
+                .bind(family)
                 .bind(stage)
+                .bind(outcome)
                 .bind(attempt)
                 .execute(&mut *tx)
                 .await?;
@@ -172,21 +180,18 @@ mod app {
         }
         #[allow(unreachable_code)]
         {
-            let _ = (INSERT_SQLITE, INSERT_POSTGRES, attempt, task_id, stage);
+            let _ = (INSERT_SQLITE, INSERT_POSTGRES, attempt);
+            let _ = (task_id, family, stage, outcome);
             Err(HandlerError::msg("no inbox transaction"))
         }
     }
 
     /// Printed once the run's outcome is committed.
     fn print_outcome(report: &RunReport) {
-        let family = if report.family.is_empty() {
-            "music"
-        } else {
-            report.family.as_str()
-        };
+        let stage = common::stage_word(&report.stage, report.outcome == "failure");
         let head = format!(
-            "{family} {} task={} attempt={}",
-            report.stage, report.task_id, report.attempt
+            "{} {stage} task={} attempt={}",
+            report.family, report.task_id, report.attempt
         );
         let error = report.error.as_deref().unwrap_or("");
         match &report.result {
@@ -206,7 +211,8 @@ mod app {
 
     async fn create_results_table(url: &str) -> Result<(), Box<dyn Error>> {
         const CREATE: &str = "CREATE TABLE IF NOT EXISTS example_results \
-             (task_id TEXT NOT NULL, stage TEXT NOT NULL, attempt BIGINT NOT NULL)";
+             (task_id TEXT NOT NULL, family TEXT NOT NULL, stage TEXT NOT NULL, \
+             outcome TEXT NOT NULL, attempt BIGINT NOT NULL)";
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
             use suno_callback::inbox::sqlx::Connection as _;

@@ -48,7 +48,11 @@ struct AnswerJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     task_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    callback_type: Option<&'a str>,
+    family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Cow<'a, str>>,
 }
@@ -133,7 +137,9 @@ impl Answer {
         let json = AnswerJson {
             status: self.label(),
             task_id: key.map(DedupKey::task_id),
-            callback_type: key.map(DedupKey::callback_type),
+            family: key.map(|key| key.family().as_str()),
+            stage: key.map(DedupKey::stage),
+            outcome: key.map(|key| key.outcome().as_str()),
             reason: self.reason(),
         };
         // Serializing a struct of strings into a Vec cannot fail.

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use super::Config;
 use super::error::InboxError;
 use super::types::{InboxStats, Replay, StoredEvent};
-use crate::event::CallbackEvent;
 use crate::store::DedupKey;
 
 /// The row stage 4 inserts. The unique key is `(task_id, family, stage, outcome)`.
@@ -24,19 +23,15 @@ pub(crate) struct NewEvent<'a> {
 }
 
 impl<'a> NewEvent<'a> {
-    /// The one place that maps a dedup key to the inbox's key columns. Today's key is
-    /// `(task_id, callbackType)`; the outcome column keeps a failure and a success of
-    /// one task apart, and the family is empty until events carry one.
-    pub(crate) fn from_key(key: &'a DedupKey, event: &CallbackEvent, body: &'a Bytes) -> Self {
+    /// The one place that maps a dedup key to the inbox's key columns: one column per
+    /// part of the key. The family column keeps the family a per-family path named, so
+    /// the worker types the stored body as that family.
+    pub(crate) fn from_key(key: &'a DedupKey, body: &'a Bytes) -> Self {
         Self {
             task_id: key.task_id(),
-            family: "",
-            stage: key.callback_type(),
-            outcome: if event.is_failure() {
-                "failure"
-            } else {
-                "success"
-            },
+            family: key.family().as_str(),
+            stage: key.stage(),
+            outcome: key.outcome().as_str(),
             body,
         }
     }
@@ -49,6 +44,8 @@ pub(crate) struct Leased {
     pub(crate) task_id: String,
     pub(crate) family: String,
     pub(crate) stage: String,
+    /// `success` or `failure`.
+    pub(crate) outcome: String,
     pub(crate) body: Bytes,
     /// This run's number, from 1.
     pub(crate) attempt: u32,

@@ -37,9 +37,9 @@ struct Inner {
 ///
 /// ```no_run
 /// use suno_callback::inbox::EventContext;
-/// use suno_callback::{HandlerError, StageEvent};
+/// use suno_callback::{CallbackEvent, HandlerError};
 ///
-/// async fn on_complete(event: StageEvent) -> Result<(), HandlerError> {
+/// async fn on_complete(event: CallbackEvent) -> Result<(), HandlerError> {
 ///     let Some(context) = EventContext::current() else {
 ///         return Err(HandlerError::msg("not run by an inbox worker"));
 ///     };
@@ -105,12 +105,12 @@ impl EventContext {
         &self.inner.task_id
     }
 
-    /// The event's family (`""` until families are told apart).
+    /// The event's family (`music`, `wav`, …, `unknown`).
     pub fn family(&self) -> &str {
         &self.inner.family
     }
 
-    /// The event's stage (`callbackType`).
+    /// The event's key stage (`""` for families without stages).
     pub fn stage(&self) -> &str {
         &self.inner.stage
     }

@@ -85,7 +85,6 @@ pub use sqlx;
 
 use self::backend::{Backend, NewEvent};
 use crate::answer::Answer;
-use crate::event::CallbackEvent;
 use crate::store::DedupKey;
 
 /// How long a worker may run one handler by default (10 minutes).
@@ -167,13 +166,8 @@ impl Inbox {
     }
 
     /// Stage 4 in inbox mode: store the event (atomic and deduped) and answer.
-    pub(crate) async fn accept(
-        &self,
-        key: &DedupKey,
-        event: &CallbackEvent,
-        body: &Bytes,
-    ) -> Answer {
-        let new = NewEvent::from_key(key, event, body);
+    pub(crate) async fn accept(&self, key: &DedupKey, body: &Bytes) -> Answer {
+        let new = NewEvent::from_key(key, body);
         let stored = timeout(
             self.shared.config.store_timeout,
             self.shared.backend.insert(&new),

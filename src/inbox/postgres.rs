@@ -123,7 +123,7 @@ impl PgBackend {
              FROM next WHERE e.id = next.id \
              RETURNING e.id, e.task_id, e.family, e.stage, e.body, e.attempts, ",
             now!(),
-            " - e.received_at"
+            " - e.received_at, e.outcome"
         ))
         .bind(millis(lease))
         .bind(token)
@@ -138,6 +138,7 @@ impl PgBackend {
             body: row.try_get::<Vec<u8>, _>(4)?.into(),
             attempt: u32::try_from(row.try_get::<i32, _>(5)?).unwrap_or(u32::MAX),
             age: from_millis(row.try_get(6)?),
+            outcome: row.try_get(7)?,
         }))
     }
 

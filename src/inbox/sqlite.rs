@@ -124,7 +124,7 @@ impl SqliteBackend {
              WHERE id = (SELECT id FROM suno_inbox_events \
                          WHERE state IN ('pending', 'running') AND run_after <= ?1 \
                          ORDER BY run_after, id LIMIT 1) \
-             RETURNING id, task_id, family, stage, body, attempts, ?1 - received_at",
+             RETURNING id, task_id, family, stage, body, attempts, ?1 - received_at, outcome",
         )
         .bind(now)
         .bind(millis(lease))
@@ -140,6 +140,7 @@ impl SqliteBackend {
             body: row.try_get::<Vec<u8>, _>(4)?.into(),
             attempt: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(u32::MAX),
             age: from_millis(row.try_get(6)?),
+            outcome: row.try_get(7)?,
         }))
     }
 

@@ -63,9 +63,10 @@ pub struct StoredEvent {
     pub id: i64,
     /// The task id of the dedup key.
     pub task_id: String,
-    /// The callback family (`""` until families are told apart).
+    /// The callback family (`music`, `wav`, …, `unknown`), as `Family::as_str` writes it.
     pub family: String,
-    /// The stage (`callbackType`, `""` when none).
+    /// The key's stage: `callbackType` for music and lyrics, the status for voice,
+    /// `""` for families without stages.
     pub stage: String,
     /// `success` or `failure`.
     pub outcome: String,
@@ -176,10 +177,12 @@ pub struct RunReport {
     pub id: i64,
     /// Its task id.
     pub task_id: String,
-    /// Its family (`""` until families are told apart).
+    /// Its family (`music`, `wav`, …, `unknown`).
     pub family: String,
-    /// Its stage (`callbackType`).
+    /// Its key's stage (`""` for families without stages).
     pub stage: String,
+    /// `success` or `failure`.
+    pub outcome: String,
     /// Which run this was, from 1.
     pub attempt: u32,
     /// How it ended.

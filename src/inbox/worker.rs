@@ -15,9 +15,22 @@ use super::backend::Leased;
 use super::context::EventContext;
 use super::types::{RunReport, RunResult, cut_error};
 use crate::dispatch::{self, HandlerOutcome};
-use crate::event::CallbackEvent;
+use crate::event::{CallbackEvent, Family, ParseError};
 use crate::pipeline::Pipeline;
 use crate::store::ClaimToken;
+
+/// The stored body as its typed event. A known stored family (the one a per-family path
+/// named, or the one the body's shape gave) types it as that family, as the request
+/// did: a failure carrying only its task id, received on `/callbacks/suno/wav`, runs as
+/// a wav failure. `unknown` (or a name this version does not know) reads the shape
+/// again.
+fn rebuild(family: &str, body: bytes::Bytes) -> Result<CallbackEvent, ParseError> {
+    // `from_name` knows only the named families, never `unknown`.
+    match Family::from_name(family) {
+        Some(family) => CallbackEvent::from_json_as(family, body),
+        None => CallbackEvent::from_json(body),
+    }
+}
 
 /// How often the housekeeper prunes.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -213,6 +226,7 @@ impl Worker {
             task_id: event.task_id.clone(),
             family: event.family.clone(),
             stage: event.stage.clone(),
+            outcome: event.outcome.clone(),
             attempt: event.attempt,
             result,
             error,
@@ -232,8 +246,12 @@ impl Worker {
             self.inbox.report(&report(result, Some(why)));
             return;
         }
-        let invocation = match CallbackEvent::from_json(event.body.clone()) {
-            Ok(parsed) => self.pipeline.handlers.route(parsed),
+        let invocation = match rebuild(&event.family, event.body.clone()) {
+            Ok(parsed) => self
+                .pipeline
+                .handlers
+                .route_event(&parsed)
+                .map(|handler| handler.bind(parsed)),
             Err(error) => {
                 let why = cut_error(&format!("stored body is not a callback: {error}"));
                 let result = self.bury(event.id, token, &why).await;
