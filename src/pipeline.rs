@@ -2,7 +2,8 @@
 //!
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
-//! 3. [`verify`](crate::verify): is it from the sender;
+//! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
+//!    bound to this `(family, stage, outcome)`;
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it; in inbox
 //!    mode instead, store the body and its key in the inbox and answer (`crate::inbox`);
 //! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
@@ -12,7 +13,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -20,31 +20,30 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, claim_or_wait};
-use crate::dispatch::{self, HandlerOutcome, Handlers};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
+use crate::metrics::{self, Labels};
 use crate::settle::settle;
-use crate::store::{DedupKey, DynStore};
-use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
-
-/// The durations the pipeline works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub(crate) handler_timeout: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) done_ttl: Duration,
-    pub(crate) in_flight_wait: Duration,
-    pub(crate) store_timeout: Duration,
-}
+use crate::store::{ClaimToken, DedupKey, DynStore};
+use crate::timing::Timing;
+use crate::untrusted::Untrusted;
+use crate::verify::{
+    BindingStage, SIGNATURE_HEADER, SignatureReuse, Unbound, VerifyError, VerifyRequest,
+    VerifyStage,
+};
 
 /// A configured receiver's stages.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     pub(crate) body_limit: usize,
     pub(crate) verify: VerifyStage,
+    /// Set when an HMAC key is: binds each verified signature to its first use.
+    pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) waiters: Waiters,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
     /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
@@ -116,8 +115,11 @@ impl Pipeline {
         let envelope = match Envelope::parse(&inbound.body, inbound.family) {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::debug!(%error, "callback refused: body is not a callback");
-                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let reason = error.to_string();
+                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
+                metrics::request(answer.label(), Labels::UNREAD);
+                return answer;
             }
         };
         let key = DedupKey::new(
@@ -126,12 +128,13 @@ impl Pipeline {
             envelope.stage.as_str(),
             envelope.outcome,
         );
+        let labels = Labels::of(key.family(), key.stage());
         let span = tracing::info_span!(
             "suno_callback",
-            // `?` escapes control characters: the values come from an unverified body.
-            task_id = ?key.task_id(),
+            // Cut short and escaped: the values come from an unsigned body.
+            task_id = ?Untrusted(key.task_id()),
             family = key.family().as_str(),
-            stage = ?key.stage(),
+            stage = ?Untrusted(key.stage()),
             result = key.outcome().as_str(),
             outcome = tracing::field::Empty,
         );
@@ -140,6 +143,7 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
             Answer::Failed(..) | Answer::Unavailable(_) | Answer::InboxUnavailable(_) => {
@@ -161,25 +165,73 @@ impl Pipeline {
         envelope: Envelope,
         key: DedupKey,
     ) -> Answer {
-        let mut request =
-            VerifyRequest::new(&inbound.headers, key.task_id(), &envelope.callback_type)
-                .with_body(&inbound.body);
-        if let Some(peer) = inbound.peer {
-            request = request.with_peer(peer);
+        let Inbound {
+            headers,
+            peer,
+            family,
+            body,
+        } = inbound;
+        {
+            let mut request = VerifyRequest::new(&headers, key.task_id(), &envelope.callback_type)
+                .with_body(&body);
+            if let Some(peer) = peer {
+                request = request.with_peer(peer);
+            }
+            if let Err(error) = self.verify.run(&request).await {
+                tracing::debug!(%error, "callback refused by verification");
+                return Answer::Rejected(error);
+            }
         }
-        if let Err(error) = self.verify.run(&request).await {
-            tracing::debug!(%error, "callback refused by verification");
-            return Answer::Rejected(error);
+        if let Some(binding) = &self.binding {
+            match binding
+                .bind(&*self.store, self.timing.store_timeout, &headers, &key)
+                .await
+            {
+                Ok(()) => {}
+                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
+                    return Answer::Rejected(VerifyError::reused_signature());
+                }
+                Err(Unbound::Reused(_confirm)) => return Answer::Unconfirmed(key),
+                Err(Unbound::Unavailable(error)) => {
+                    tracing::warn!(%error, "dedup store unavailable");
+                    return Answer::Unavailable(key);
+                }
+            }
         }
+        drop(headers);
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         if let Some(inbox) = &self.inbox {
-            return inbox.accept(&key, &inbound.body).await;
+            return inbox.accept(&key, &body).await;
         }
-        let Some(handler) = self.handlers.route(&envelope) else {
+        let Some(chosen) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };
-        let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
-            ClaimOutcome::Run(token) => token,
+        // What a claiming delivery holds: its handler and envelope. The typed event is
+        // built only once the key is claimed; a waiting delivery drops both.
+        let claimed = match claim_or_wait(
+            &*self.store,
+            &self.waiters,
+            &key,
+            &self.timing,
+            (chosen, envelope, body.clone()),
+            body,
+        )
+        .await
+        {
+            ClaimOutcome::Run(token, (chosen, envelope, body)) => {
+                (token, chosen.bind(CallbackEvent::build(envelope, body)))
+            }
+            ClaimOutcome::RunFromBody(token, body) => match self.reroute(family, body) {
+                Some(invocation) => (token, invocation),
+                None => {
+                    // The standby body came from a delivery of this same key, so it
+                    // parses and routes like this one; should it not, the key goes
+                    // back for the sender's retry.
+                    let release = self.store.release_boxed(&key, token);
+                    let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                    return Answer::InFlight(key);
+                }
+            },
             ClaimOutcome::Duplicate => return Answer::Duplicate(key),
             ClaimOutcome::StillInFlight => return Answer::InFlight(key),
             ClaimOutcome::Unavailable(error) => {
@@ -187,16 +239,38 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
+        self.run_claimed(key, claimed).await
+    }
+
+    /// The invocation for a body kept by the waiting deliveries of a key (all of which
+    /// came on a path naming the same `family`, or none).
+    fn reroute(&self, family: Option<Family>, body: Bytes) -> Option<Invocation> {
+        let envelope = Envelope::parse(&body, family).ok()?;
+        let chosen: Chosen = self.handlers.route(&envelope)?;
+        Some(chosen.bind(CallbackEvent::build(envelope, body)))
+    }
+
+    /// Runs the handler of a claimed callback and settles its claim.
+    async fn run_claimed(
+        self: Arc<Self>,
+        key: DedupKey,
+        (token, invocation): (ClaimToken, Invocation),
+    ) -> Answer {
         // The handler and the settling of its claim run as their own task: if the
         // connection drops mid-handler, the handler still finishes and the claim is
         // still completed or released.
-        // Only now, verified and claimed, is the body built into its typed event.
-        let invocation = handler.bind(CallbackEvent::build(envelope, inbound.body));
         let pipeline = Arc::clone(&self);
         let task_key = key.clone();
         let run = tokio::spawn(
             async move {
+                let started = std::time::Instant::now();
                 let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                let succeeded = matches!(outcome, HandlerOutcome::Succeeded);
+                metrics::handler(
+                    Labels::of(task_key.family(), task_key.stage()),
+                    succeeded,
+                    started.elapsed(),
+                );
                 settle(
                     &*pipeline.store,
                     &task_key,
@@ -212,11 +286,12 @@ impl Pipeline {
         match run.await {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
-                tracing::error!(error = %&*error, "handler failed");
+                // The handler's message may quote the body: cut short and escaped.
+                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %message, "handler panicked");
+                tracing::error!(panic = %Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -228,7 +303,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(join_error) => {
-                tracing::error!(%join_error, "handler task did not finish");
+                tracing::error!(join_error = %Untrusted(&join_error.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }
@@ -240,5 +315,6 @@ fn log_intake(answer: Answer) -> Answer {
         status = answer.status_code().as_u16(),
         "callback refused before parsing"
     );
+    metrics::request(answer.label(), Labels::UNREAD);
     answer
 }

@@ -9,11 +9,13 @@ use crate::dispatch::{Handlers, Route, boxed};
 use crate::error::{BuildError, HandlerError};
 use crate::event::{CallbackEvent, Family};
 use crate::intake::DEFAULT_BODY_LIMIT;
-use crate::pipeline::{Pipeline, Timing};
-use crate::service::{CallbackLayer, CallbackService};
+use crate::pipeline::Pipeline;
+use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
+use crate::timing::Timing;
 use crate::verify::{
-    Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
+    BindingStage, Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SignatureReuse, SystemClock,
+    Verifier, VerifyStage,
 };
 
 /// How long a handler may run by default: below the sender's 15 s wait, so a slow
@@ -86,8 +88,8 @@ impl SunoCallbacks {
     /// name in [`Family::ALL`] (`/callbacks/suno/wav`, ...), and passes every other
     /// request to the service it wraps, untouched. A family path types every callback
     /// it receives as that family, failures without a shape included.
-    pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
-        CallbackLayer::new(path.into(), self.service())
+    pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
+        SunoCallbackLayer::new(path.into(), self.service())
     }
 
     /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
@@ -105,6 +107,25 @@ impl SunoCallbacks {
     #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
     pub fn actix_handler(&self) -> crate::actix::CallbackHandler {
         crate::actix::CallbackHandler::new(Arc::clone(&self.pipeline))
+    }
+
+    /// How many verified requests presented a signature already bound to another
+    /// `callbackType` or outcome (refused `401`, or `503` with
+    /// [`SignatureReuse::Confirm`]) since the receiver was built. Each one is also
+    /// logged at `warn`. Anything above zero means someone holds a captured signed
+    /// request, or the sender signed two stages in the same second.
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// assert_eq!(callbacks.reused_signatures(), 0);
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    pub fn reused_signatures(&self) -> u64 {
+        self.pipeline
+            .binding
+            .as_ref()
+            .map_or(0, BindingStage::reused)
     }
 }
 
@@ -130,6 +151,7 @@ impl fmt::Debug for SunoCallbacks {
 pub struct SunoCallbacksBuilder {
     hmac_keys: Vec<Vec<u8>>,
     tolerance: Duration,
+    signature_reuse: SignatureReuse,
     clock: Arc<dyn Clock>,
     verifiers: Vec<Arc<dyn DynVerifier>>,
     accept_unverified: bool,
@@ -146,6 +168,7 @@ impl Default for SunoCallbacksBuilder {
         Self {
             hmac_keys: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
+            signature_reuse: SignatureReuse::Refuse,
             clock: Arc::new(SystemClock),
             verifiers: Vec::new(),
             accept_unverified: false,
@@ -168,12 +191,14 @@ impl Default for SunoCallbacksBuilder {
 impl SunoCallbacksBuilder {
     /// Adds an active "webhook HMAC key" (raw UTF-8 bytes). Call it again to accept
     /// several keys while rotating: a signature made with any of them is accepted.
+    #[must_use]
     pub fn hmac_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.hmac_keys.push(key.as_ref().to_vec());
         self
     }
 
     /// Adds several active HMAC keys at once.
+    #[must_use]
     pub fn hmac_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -184,13 +209,42 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    /// How far `X-Webhook-Timestamp` may be from now, either way (default 30
+    /// minutes, [`DEFAULT_TOLERANCE`](crate::verify::DEFAULT_TOLERANCE)): wide enough
+    /// for the sender's retries after 1, 5 and 15 minutes even if they reuse the first
+    /// attempt's headers. Narrow it only if the sender signs each retry anew.
+    #[must_use]
     pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
     }
 
+    /// What to do with a valid signature presented with another `callbackType` or
+    /// outcome than the one it was first accepted with (default
+    /// [`SignatureReuse::Refuse`]: `401`). Each signature checked with the
+    /// [`hmac_key`](Self::hmac_key) is bound to its first use in the dedup store, for
+    /// as long as its timestamp is within the tolerance, so the binding holds across
+    /// replicas sharing a store. Verifiers added with [`verifier`](Self::verifier) are
+    /// not bound (an IP allowlist has no signature to bind).
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::verify::SignatureReuse;
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .signature_reuse(SignatureReuse::Confirm)
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn signature_reuse(mut self, policy: SignatureReuse) -> Self {
+        self.signature_reuse = policy;
+        self
+    }
+
     /// The clock the HMAC timestamp is checked against (default: the system clock).
+    #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -198,6 +252,7 @@ impl SunoCallbacksBuilder {
 
     /// Adds a verifier. All verifiers must accept, the HMAC check (if a key is set)
     /// first, then these in the order they were added.
+    #[must_use]
     pub fn verifier(mut self, verifier: impl Verifier) -> Self {
         self.verifiers.push(Arc::new(verifier));
         self
@@ -205,18 +260,21 @@ impl SunoCallbacksBuilder {
 
     /// Accepts callbacks without any verification. Anyone who can reach the endpoint
     /// can then make your handlers run with made-up tasks. For local experiments only.
+    #[must_use]
     pub fn dangerously_accept_unverified_callbacks(mut self) -> Self {
         self.accept_unverified = true;
         self
     }
 
     /// The dedup store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: impl DedupStore) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
     /// The largest body accepted, in bytes (default 1 MiB); larger ones get `413`.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -224,6 +282,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a handler may run (default 10 s) before it is dropped, its claim
     /// released and `500` answered.
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.timing.handler_timeout = timeout;
         self
@@ -231,12 +290,14 @@ impl SunoCallbacksBuilder {
 
     /// How long a claim holds its key (default 30 s); must exceed the handler timeout
     /// plus the store timeout, so a claim cannot expire before it is settled.
+    #[must_use]
     pub fn claim_lease(mut self, lease: Duration) -> Self {
         self.timing.lease = lease;
         self
     }
 
     /// How long a processed callback is remembered as done (default 24 h).
+    #[must_use]
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
         self.timing.done_ttl = ttl;
         self
@@ -244,6 +305,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a delivery that finds its callback in flight waits for the outcome
     /// before answering `409` (default 5 s).
+    #[must_use]
     pub fn in_flight_wait(mut self, wait: Duration) -> Self {
         self.timing.in_flight_wait = wait;
         self
@@ -251,6 +313,7 @@ impl SunoCallbacksBuilder {
 
     /// How long one dedup store call may take before the store counts as unavailable
     /// (default 2 s).
+    #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.timing.store_timeout = timeout;
         self
@@ -399,11 +462,17 @@ impl SunoCallbacksBuilder {
             ));
         }
         let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
+        let mut binding = None;
         if !self.hmac_keys.is_empty() {
             let hmac = HmacVerifier::new(&self.hmac_keys)?
                 .tolerance(self.tolerance)
-                .shared_clock(self.clock);
+                .shared_clock(Arc::clone(&self.clock));
             verifiers.push(Arc::new(hmac) as Arc<dyn DynVerifier>);
+            binding = Some(BindingStage::new(
+                self.tolerance,
+                self.clock,
+                self.signature_reuse,
+            ));
         }
         verifiers.extend(self.verifiers);
         let verify = VerifyStage::new(verifiers);
@@ -423,7 +492,9 @@ impl SunoCallbacksBuilder {
             pipeline: Arc::new(Pipeline {
                 body_limit: self.body_limit,
                 verify,
+                binding,
                 store,
+                waiters: crate::claim::Waiters::default(),
                 handlers: self.handlers,
                 timing,
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -452,6 +523,7 @@ impl fmt::Debug for SunoCallbacksBuilder {
                 &format_args!("[redacted; {}]", self.hmac_keys.len()),
             )
             .field("tolerance", &self.tolerance)
+            .field("signature_reuse", &self.signature_reuse)
             .field("verifiers", &self.verifiers.len())
             .field("accept_unverified", &self.accept_unverified)
             .field("store", &self.store)

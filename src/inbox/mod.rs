@@ -85,6 +85,7 @@ pub use sqlx;
 
 use self::backend::{Backend, NewEvent};
 use crate::answer::Answer;
+use crate::metrics::{self, InboxCount};
 use crate::store::DedupKey;
 
 /// How long a worker may run one handler by default (10 minutes).
@@ -257,6 +258,11 @@ impl Inbox {
     }
 
     pub(crate) fn report(&self, report: &RunReport) {
+        match report.result {
+            RunResult::Retry { .. } => metrics::inbox(InboxCount::Retry, &report.family),
+            RunResult::Dead => metrics::inbox(InboxCount::Dead, &report.family),
+            _ => {}
+        }
         if let Some(hook) = &self.shared.on_outcome {
             hook(report);
         }

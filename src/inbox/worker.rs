@@ -16,6 +16,7 @@ use super::context::EventContext;
 use super::types::{RunReport, RunResult, cut_error};
 use crate::dispatch::{self, HandlerOutcome};
 use crate::event::{CallbackEvent, Family, ParseError};
+use crate::metrics::{self, InboxCount};
 use crate::pipeline::Pipeline;
 use crate::store::ClaimToken;
 
@@ -147,16 +148,19 @@ async fn housekeeper(worker: Arc<Worker>, ready: watch::Sender<bool>) {
             }
         }
         match inbox.stats().await {
-            Ok(stats) => tracing::info!(
-                inbox_event = "queue",
-                queue_depth = stats.queue_depth(),
-                running = stats.running,
-                dead = stats.dead,
-                oldest_pending_age_ms = stats
-                    .oldest_pending_age
-                    .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
-                "inbox queue"
-            ),
+            Ok(stats) => {
+                metrics::inbox_queue(stats.queue_depth(), stats.oldest_pending_age);
+                tracing::info!(
+                    inbox_event = "queue",
+                    queue_depth = stats.queue_depth(),
+                    running = stats.running,
+                    dead = stats.dead,
+                    oldest_pending_age_ms = stats
+                        .oldest_pending_age
+                        .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+                    "inbox queue"
+                );
+            }
             Err(error) => tracing::warn!(%error, "could not read the inbox queue"),
         }
         tokio::select! {
@@ -232,6 +236,7 @@ impl Worker {
             error,
         };
         span.in_scope(|| tracing::info!(inbox_event = "attempt", "inbox event leased"));
+        metrics::inbox(InboxCount::Attempt, &event.family);
 
         if event.attempt > config.max_attempts || event.age > config.max_age {
             let why = format!(
