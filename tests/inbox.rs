@@ -25,8 +25,8 @@ use suno_callback::inbox::{
     EventContext, EventState, Inbox, InboxBuilder, Replay, RetryPolicy, RunReport, RunResult,
 };
 use suno_callback::store::ClaimToken;
-use suno_callback::testing::MusicCallback;
-use suno_callback::{CallbackEvent, HandlerError, SunoCallbacks};
+use suno_callback::testing::{FamilyCallback, MusicCallback};
+use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_POSTGRES";
 
@@ -246,6 +246,57 @@ fn send_and_sync() {
     check::<suno_callback::inbox::InboxError>();
 }
 
+/// One handler run as the handler saw it: task, family, stage, outcome, the payload's
+/// variant and which route took it.
+type Seen = Arc<Mutex<Vec<(String, Family, String, String, &'static str, &'static str)>>>;
+
+/// A receiver in inbox mode with a route for wav successes, one for wav failures and a
+/// fallback, each recording what it ran in `seen`.
+fn family_receiver(inbox: &Inbox, seen: &Seen) -> SunoCallbacks {
+    let record = |route: &'static str, seen: &Seen| {
+        let seen = Arc::clone(seen);
+        move |event: CallbackEvent| {
+            let payload = match event.payload() {
+                Payload::Wav(_) => "wav",
+                Payload::Music(_) => "music",
+                Payload::Unknown => "unknown",
+                _ => "other",
+            };
+            seen.lock().expect("lock").push((
+                event.task_id().to_owned(),
+                event.family(),
+                event.stage().as_str().to_owned(),
+                event.outcome().as_str().to_owned(),
+                payload,
+                route,
+            ));
+            async { Ok(()) }
+        }
+    };
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on(Route::success(Family::Wav), record("wav success", seen))
+        .on(Route::failure(Family::Wav), record("wav failure", seen))
+        .fallback(record("fallback", seen))
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration")
+}
+
+/// A request for `body` to `path`, signed `seconds_ago` seconds ago.
+fn signed_to(
+    path: &str,
+    body: bytes::Bytes,
+    seconds_ago: i64,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let now = i64::try_from(now).expect("a 64-bit clock");
+    common::signer().request_at(path, body, now - seconds_ago)
+}
+
 // ---- the conformance suite -------------------------------------------------------
 
 async fn accepted_then_duplicate(db: &Db) {
@@ -293,6 +344,177 @@ async fn accepted_then_duplicate(db: &Db) {
         "no handler runs in the request"
     );
     inbox.close().await;
+}
+
+async fn a_wav_event_is_stored_and_run_as_wav(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let seen = Seen::default();
+    let callbacks = family_receiver(&inbox, &seen);
+    let success = FamilyCallback::success(Family::Wav, "t-wav-ok");
+    // A failure that carries only its task id: its body names no family.
+    let shapeless = FamilyCallback::failure(Family::Midi, "t-wav-fail").body();
+    assert_eq!(
+        CallbackEvent::from_json(shapeless.clone())
+            .expect("a callback")
+            .family(),
+        Family::Unknown,
+        "the body alone says nothing of its family"
+    );
+    let wav_path = success.path(common::PATH);
+    send(callbacks.service(), signed_to(&wav_path, success.body(), 1))
+        .await
+        .expect(200, "accepted");
+    send(
+        callbacks.service(),
+        signed_to(&wav_path, shapeless.clone(), 2),
+    )
+    .await
+    .expect(200, "accepted");
+    // The same shapeless failure on the shared path is of no known family.
+    let elsewhere = FamilyCallback::failure(Family::Midi, "t-no-family").body();
+    send(callbacks.service(), signed_to(common::PATH, elsewhere, 3))
+        .await
+        .expect(200, "accepted");
+
+    let stored = only_event(&inbox, "t-wav-ok").await;
+    assert_eq!(
+        (
+            stored.family.as_str(),
+            stored.stage.as_str(),
+            stored.outcome.as_str()
+        ),
+        ("wav", "", "success")
+    );
+    let stored = only_event(&inbox, "t-wav-fail").await;
+    assert_eq!(
+        (
+            stored.family.as_str(),
+            stored.stage.as_str(),
+            stored.outcome.as_str()
+        ),
+        ("wav", "", "failure"),
+        "the path's family is stored"
+    );
+    assert_eq!(stored.body, shapeless, "the body is stored as received");
+    let stored = only_event(&inbox, "t-no-family").await;
+    assert_eq!(
+        (stored.family.as_str(), stored.outcome.as_str()),
+        ("unknown", "failure")
+    );
+
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "3 done", |s| s.done == 3).await;
+    workers.shutdown().await;
+    inbox.close().await;
+    let mut seen = seen.lock().expect("lock").clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "t-no-family".to_owned(),
+                Family::Unknown,
+                String::new(),
+                "failure".to_owned(),
+                "unknown",
+                "fallback"
+            ),
+            (
+                "t-wav-fail".to_owned(),
+                Family::Wav,
+                String::new(),
+                "failure".to_owned(),
+                "wav",
+                "wav failure"
+            ),
+            (
+                "t-wav-ok".to_owned(),
+                Family::Wav,
+                String::new(),
+                "success".to_owned(),
+                "wav",
+                "wav success"
+            ),
+        ]
+    );
+}
+
+async fn a_failure_then_a_success_of_one_task_both_run(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let seen = Seen::default();
+    let callbacks = family_receiver(&inbox, &seen);
+    let workers = inbox.start_workers(&callbacks);
+    let failure = FamilyCallback::failure(Family::Wav, "t-again");
+    let success = FamilyCallback::success(Family::Wav, "t-again");
+    send(
+        callbacks.service(),
+        signed_to(&failure.path(common::PATH), failure.body(), 4),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "the failure done", |s| s.done == 1).await;
+    // The task was retried at the provider and succeeded: a new event, not a duplicate.
+    send(
+        callbacks.service(),
+        signed_to(&success.path(common::PATH), success.body(), 2),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "the success done", |s| s.done == 2).await;
+    // Each is a duplicate of itself only.
+    send(
+        callbacks.service(),
+        signed_to(&success.path(common::PATH), success.body(), 1),
+    )
+    .await
+    .expect(200, "duplicate");
+    // The same for music: `error` then `complete`.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::failure("t-music-again", 501).body()),
+    )
+    .await
+    .expect(200, "accepted");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-music-again").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "all done", |s| s.done == 4).await;
+    let events = inbox.events_of_task("t-again").await.expect("events");
+    let keys: Vec<(&str, &str, EventState)> = events
+        .iter()
+        .map(|e| (e.family.as_str(), e.outcome.as_str(), e.state))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("wav", "failure", EventState::Done),
+            ("wav", "success", EventState::Done)
+        ]
+    );
+    workers.shutdown().await;
+    inbox.close().await;
+    let seen = seen.lock().expect("lock").clone();
+    let runs: Vec<(&str, &str, &str)> = seen
+        .iter()
+        .map(|(task, _, _, outcome, _, route)| (task.as_str(), outcome.as_str(), *route))
+        .collect();
+    assert_eq!(
+        &runs[..2],
+        &[
+            ("t-again", "failure", "wav failure"),
+            ("t-again", "success", "wav success"),
+        ]
+    );
+    let mut music: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|run| run.0 == "t-music-again")
+        .map(|run| (run.2.as_str(), run.3.as_str()))
+        .collect();
+    music.sort_unstable();
+    assert_eq!(music, [("complete", "success"), ("error", "failure")]);
 }
 
 async fn workers_run_each_event_once(db: &Db) {
@@ -1084,6 +1306,8 @@ fn main() -> ExitCode {
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let mut suite = suite!(kind;
             accepted_then_duplicate,
+            a_wav_event_is_stored_and_run_as_wav,
+            a_failure_then_a_success_of_one_task_both_run,
             workers_run_each_event_once,
             failures_retry_then_succeed,
             a_timeout_is_retried,
