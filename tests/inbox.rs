@@ -1248,6 +1248,70 @@ async fn killed_example_finishes_every_event_once(db: &Db) {
     inbox.close().await;
 }
 
+async fn the_example_prints_each_events_family(db: &Db) {
+    let url = db.url();
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("DATABASE_URL", url.as_str()),
+        ("SUNO_EXAMPLE_FAIL_FIRST", "1"),
+        ("SUNO_INBOX_RETRY_SCALE", "0.001"),
+    ];
+    let mut example = RunningExample::start("inbox", &env, &[]).await;
+    let wav = FamilyCallback::success(Family::Wav, "t-ex-wav");
+    let wav_path = wav.path(common::PATH);
+    let shapeless = FamilyCallback::failure(Family::Midi, "t-ex-wav-fail").body();
+    let requests = [
+        signed_to(&wav_path, wav.body(), 1),
+        signed_to(&wav_path, shapeless, 2),
+        signed_to(
+            common::PATH,
+            MusicCallback::complete("t-ex-music").body(),
+            3,
+        ),
+    ];
+    for request in requests {
+        http_send(example.addr, request)
+            .await
+            .expect(200, "accepted");
+    }
+    let mut lines = Vec::new();
+    read_until(&mut example, &mut lines, |lines| {
+        done_tasks(lines).len() == 3
+    })
+    .await;
+    example.child.start_kill().expect("SIGKILL");
+    let _ = example.child.wait().await;
+    let mut done: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with("done "))
+        .collect();
+    done.sort_unstable();
+    assert_eq!(
+        done,
+        [
+            "done music complete task=t-ex-music attempt=2",
+            "done wav complete task=t-ex-wav attempt=2",
+            "done wav failure task=t-ex-wav-fail attempt=2",
+        ],
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("failed wav failure task=t-ex-wav-fail attempt=1")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM example_results \
+             WHERE task_id = 't-ex-wav-fail' AND family = 'wav' AND outcome = 'failure'"
+        )
+        .await,
+        1
+    );
+}
+
 // ---- the runner ------------------------------------------------------------------
 
 /// A test run on its own multi-threaded tokio runtime, against a fresh database.
@@ -1328,6 +1392,7 @@ fn main() -> ExitCode {
             Kind::Sqlite => suite.extend(suite!(kind;
                 a_full_disk_is_503,
                 killed_example_finishes_every_event_once,
+                the_example_prints_each_events_family,
             )),
             Kind::Postgres => suite.extend(suite!(kind; two_examples_on_one_postgres)),
         }
