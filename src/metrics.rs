@@ -302,6 +302,34 @@ mod tests {
         assert!(!text.contains(r#"operation="claim",kind"#), "{text}");
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn inbox_series_are_recorded_with_closed_family_labels() {
+        use super::{InboxCount, inbox, inbox_queue};
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            inbox(InboxCount::Attempt, "wav");
+            inbox(InboxCount::Attempt, "wav");
+            inbox(InboxCount::Retry, "wav");
+            // A stored name this version does not know, or hostile text, is `unknown`.
+            inbox(InboxCount::Dead, "<script>");
+            inbox(InboxCount::Dead, "");
+            inbox_queue(3, Some(std::time::Duration::from_millis(1500)));
+        });
+        let text = handle.render();
+        for line in [
+            r#"suno_callback_inbox_attempts_total{family="wav"} 2"#,
+            r#"suno_callback_inbox_retries_total{family="wav"} 1"#,
+            r#"suno_callback_inbox_dead_total{family="unknown"} 2"#,
+            "suno_callback_inbox_queue_depth 3",
+            "suno_callback_inbox_oldest_pending_age_seconds 1.5",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(!text.contains("script"), "{text}");
+    }
+
     #[test]
     fn stage_labels_are_a_closed_set() {
         assert_eq!(Labels::of(Family::Music, "complete").stage, "complete");

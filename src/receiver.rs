@@ -322,7 +322,9 @@ impl SunoCallbacksBuilder {
     /// Inbox mode (features `sqlite`, `postgres`): a verified callback is stored in
     /// `inbox` and answered `200 accepted` at once; the handlers run later, in the
     /// inbox's workers ([`Inbox::start_workers`](crate::inbox::Inbox::start_workers)),
-    /// with retries. The dedup store is not used in this mode: the inbox dedupes.
+    /// with retries. The inbox dedupes; the dedup store ([`store`](Self::store)) still
+    /// holds the signature binding of verification, so replicas sharing a PostgreSQL
+    /// inbox should share a store too (`RedisStore`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
