@@ -517,6 +517,44 @@ async fn a_failure_then_a_success_of_one_task_both_run(db: &Db) {
     assert_eq!(music, [("complete", "success"), ("error", "failure")]);
 }
 
+/// Inbox mode keeps verification's signature binding: the signature of a stored `text`,
+/// reused with a forged `complete` of the same task, is refused and stores nothing.
+async fn a_reused_signature_is_refused_and_not_stored(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let at = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs(),
+    )
+    .expect("a 64-bit clock")
+        - 30;
+    let text = MusicCallback::text("t-reused").body();
+    send(
+        callbacks.service(),
+        common::signer().request_at(common::PATH, text, at),
+    )
+    .await
+    .expect(200, "accepted");
+    let forged = MusicCallback::complete("t-reused").body();
+    let answer = send(
+        callbacks.service(),
+        common::signer().request_at(common::PATH, forged, at),
+    )
+    .await;
+    answer.expect(401, "rejected");
+    assert_eq!(
+        answer.json["reason"], "signature already used by another callback",
+        "{:?}",
+        answer.json
+    );
+    let stored = only_event(&inbox, "t-reused").await;
+    assert_eq!(stored.stage, "text", "the forged complete is not stored");
+    inbox.close().await;
+}
+
 async fn workers_run_each_event_once(db: &Db) {
     let inbox = db.inbox(quick().concurrency(4)).await;
     let runs = Runs::default();
@@ -1372,6 +1410,7 @@ fn main() -> ExitCode {
             accepted_then_duplicate,
             a_wav_event_is_stored_and_run_as_wav,
             a_failure_then_a_success_of_one_task_both_run,
+            a_reused_signature_is_refused_and_not_stored,
             workers_run_each_event_once,
             failures_retry_then_succeed,
             a_timeout_is_retried,
