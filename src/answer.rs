@@ -23,6 +23,10 @@ pub(crate) enum Answer {
     /// 200: the handler ran and succeeded.
     Processed(DedupKey),
     /// 200: stored in the inbox; a worker runs the handler.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "only inbox mode answers this")
+    )]
     Accepted(DedupKey),
     /// 200: already processed (or already stored in the inbox).
     Duplicate(DedupKey),
@@ -39,6 +43,10 @@ pub(crate) enum Answer {
     /// 503: the dedup store is unavailable.
     Unavailable(DedupKey),
     /// 503: the inbox could not store the event; nothing was stored.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "only inbox mode answers this")
+    )]
     InboxUnavailable(DedupKey),
     /// 503: the signature was first used by another callback, and the receiver is set
     /// to confirm such callbacks, which this version cannot do yet.
