@@ -18,8 +18,9 @@
 //! - `SUNO_EXAMPLE_HANDLER_DELAY_MS`: each handler run sleeps this long first.
 //! - `SUNO_EXAMPLE_FAIL_FIRST=N`: the first N runs of every event fail.
 //!
-//! Like the quickstart, it also serves `/callbacks/suno/<family>`: the family the path
-//! names is stored with the event, and the worker types the body as that family.
+//! Like the quickstart, it also serves `/callbacks/suno/<family>` (the family the path
+//! names is stored with the event, and the worker types the body as that family) and
+//! its metrics on `/metrics`, the inbox's among them.
 //!
 //! Each successful run writes a row to the table `example_results` in the inbox's own
 //! transaction, so the row and the event's `done` commit together: however often the
@@ -50,12 +51,13 @@ mod app {
     use std::time::Duration;
 
     use axum::Router;
+    use axum::routing::get;
     use suno_callback::inbox::{EventContext, Inbox, Replay, RetryPolicy, RunReport, RunResult};
     use suno_callback::verify::IpAllowlist;
     use suno_callback::{CallbackEvent, HandlerError, SunoCallbacks};
     use tokio::net::TcpListener;
 
-    use crate::common::{self, PATH};
+    use crate::common::{self, METRICS_PATH, PATH};
 
     const DEFAULT_DATABASE_URL: &str = "sqlite://suno-inbox.db";
 
@@ -82,6 +84,9 @@ mod app {
             return replay(&arguments[1..]).await;
         }
         let settings = common::settings()?;
+        // The receiver's and the inbox's metrics (attempts, retries, dead letters, queue
+        // depth, oldest pending age) on `GET /metrics`.
+        let metrics = common::prometheus()?;
         let url = database_url();
         let concurrency: usize = env_number("SUNO_INBOX_CONCURRENCY", 4)?;
         let scale: f64 = env_number("SUNO_INBOX_RETRY_SCALE", 1.0)?;
@@ -108,7 +113,11 @@ mod app {
 
         let app = Router::new()
             .route_service(PATH, callbacks.service())
-            .route_service(&format!("{PATH}/{{family}}"), callbacks.service());
+            .route_service(&format!("{PATH}/{{family}}"), callbacks.service())
+            .route(
+                METRICS_PATH,
+                get(move || std::future::ready(metrics.render())),
+            );
         let listener = TcpListener::bind(settings.bind).await?;
         let store = format!("inbox at {} with {concurrency} workers", redact(&url));
         common::announce_store("inbox", listener.local_addr()?, &settings, &store)?;

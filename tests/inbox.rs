@@ -1317,6 +1317,25 @@ async fn the_example_prints_each_events_family(db: &Db) {
         done_tasks(lines).len() == 3
     })
     .await;
+    let (status, metrics) = common::raw_http(
+        example.addr,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        r#"suno_callback_inbox_attempts_total{family="wav"} 4"#,
+        r#"suno_callback_inbox_attempts_total{family="music"} 2"#,
+        r#"suno_callback_inbox_retries_total{family="wav"} 2"#,
+        "suno_callback_inbox_queue_depth ",
+        "suno_callback_inbox_oldest_pending_age_seconds ",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"outcome="accepted",family="wav""#),
+        "{metrics}"
+    );
     example.child.start_kill().expect("SIGKILL");
     let _ = example.child.wait().await;
     let mut done: Vec<&str> = lines
