@@ -36,6 +36,9 @@ pub(crate) enum Answer {
     Failed(DedupKey, &'static str),
     /// 503: the dedup store is unavailable.
     Unavailable(DedupKey),
+    /// 503: confirm mode, and the provider does not confirm an outcome yet.
+    #[cfg(feature = "provider-api")]
+    Unconfirmed(DedupKey),
 }
 
 #[derive(Serialize)]
@@ -62,6 +65,8 @@ impl Answer {
             Self::Invalid(status, _) => *status,
             Self::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            #[cfg(feature = "provider-api")]
+            Self::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -76,6 +81,8 @@ impl Answer {
             Self::Invalid(..) => "invalid",
             Self::Failed(..) => "failed",
             Self::Unavailable(_) => "unavailable",
+            #[cfg(feature = "provider-api")]
+            Self::Unconfirmed(_) => "unavailable",
         }
     }
 
@@ -87,6 +94,8 @@ impl Answer {
             | Self::InFlight(key)
             | Self::Failed(key, _)
             | Self::Unavailable(key) => Some(key),
+            #[cfg(feature = "provider-api")]
+            Self::Unconfirmed(key) => Some(key),
             Self::Rejected(_) | Self::Invalid(..) => None,
         }
     }
@@ -98,6 +107,10 @@ impl Answer {
             Self::Failed(_, reason) => Some(Cow::Borrowed(reason)),
             Self::InFlight(_) => Some(Cow::Borrowed("the same callback is being processed")),
             Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
+            #[cfg(feature = "provider-api")]
+            Self::Unconfirmed(_) => Some(Cow::Borrowed(
+                "the provider does not confirm this outcome yet",
+            )),
             Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
         }
     }
@@ -106,6 +119,8 @@ impl Answer {
         match self {
             Self::InFlight(_) => Some(IN_FLIGHT_RETRY_AFTER_SECONDS),
             Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            #[cfg(feature = "provider-api")]
+            Self::Unconfirmed(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
             _ => None,
         }
     }

@@ -3,11 +3,15 @@
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
 //! 3. [`verify`](crate::verify): is it from the sender;
+//!    (confirm mode, feature `provider-api`: the provider's task-details answer
+//!    replaces the body's outcome);
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
 //! 5. [`dispatch`](crate::dispatch): run the handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
-//! and [`answer`](crate::answer) turns the result into a response.
+//! and [`answer`](crate::answer) turns the result into a response. Events that need no
+//! verification (the reconciler's polls) enter at stage 4 through
+//! [`Pipeline::deliver_verified`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use crate::error::BoxError;
 use crate::event::CallbackEvent;
 use crate::intake;
 use crate::settle::settle;
+use crate::source::{self, EventSource};
 use crate::store::{DedupKey, DynStore};
 use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
 
@@ -46,6 +51,9 @@ pub(crate) struct Pipeline {
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
+    /// Confirm mode and the registry of expected tasks.
+    #[cfg(feature = "provider-api")]
+    pub(crate) provider: crate::provider::ProviderHooks,
 }
 
 /// A request after stage 1: what the later stages need of it.
@@ -153,6 +161,42 @@ impl Pipeline {
             tracing::debug!(%error, "callback refused by verification");
             return Answer::Rejected(error);
         }
+        #[cfg(feature = "provider-api")]
+        let (event, source) = match self.provider.confirm(event, &key).await {
+            Ok(confirmed) => confirmed,
+            Err(answer) => return answer,
+        };
+        #[cfg(not(feature = "provider-api"))]
+        let source = EventSource::Callback;
+        self.deliver_verified(event, source).await
+    }
+
+    /// Stages 4 to 6 (claim, dispatch, settle) on an event that needs no verification:
+    /// a callback that passed stage 3, or a synthetic callback built from the provider's
+    /// task-details answer. Handlers see `source` as [`EventSource::current`].
+    pub(crate) async fn deliver_verified(
+        self: Arc<Self>,
+        event: CallbackEvent,
+        source: EventSource,
+    ) -> Answer {
+        #[cfg(feature = "provider-api")]
+        let final_task =
+            crate::provider::is_final_callback(&event).then(|| event.task_id().to_owned());
+        let key = DedupKey::new(event.task_id(), event.stage().as_str());
+        let answer = Arc::clone(&self).claim_and_run(event, key, source).await;
+        #[cfg(feature = "provider-api")]
+        if let Some(task_id) = final_task {
+            self.provider.settled(&task_id, &answer).await;
+        }
+        answer
+    }
+
+    async fn claim_and_run(
+        self: Arc<Self>,
+        event: CallbackEvent,
+        key: DedupKey,
+        source: EventSource,
+    ) -> Answer {
         let Some(invocation) = self.handlers.route(event) else {
             return Answer::Ignored(key);
         };
@@ -172,7 +216,11 @@ impl Pipeline {
         let task_key = key.clone();
         let run = tokio::spawn(
             async move {
-                let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                let outcome = source::scope(
+                    source,
+                    dispatch::run(invocation, pipeline.timing.handler_timeout),
+                )
+                .await;
                 settle(
                     &*pipeline.store,
                     &task_key,

@@ -59,6 +59,12 @@ pub struct SunoCallbacks {
 }
 
 impl SunoCallbacks {
+    /// The pipeline, for the reconciler that feeds it.
+    #[cfg(feature = "provider-api")]
+    pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
     /// A builder with the defaults: in-memory store, 1 MiB body limit, 10 s handler
     /// timeout, 30 s lease, 24 h TTL; no verification until a key or verifier is set.
     pub fn builder() -> SunoCallbacksBuilder {
@@ -116,6 +122,13 @@ pub struct SunoCallbacksBuilder {
     body_limit: usize,
     timing: Timing,
     handlers: Handlers,
+    #[cfg(feature = "provider-api")]
+    task_registry: Option<Arc<dyn crate::provider::TaskRegistry>>,
+    #[cfg(feature = "provider-api")]
+    confirm: Option<(
+        crate::provider::ProviderClient,
+        crate::provider::ConfirmMode,
+    )>,
 }
 
 impl Default for SunoCallbacksBuilder {
@@ -136,6 +149,10 @@ impl Default for SunoCallbacksBuilder {
                 store_timeout: DEFAULT_STORE_TIMEOUT,
             },
             handlers: Handlers::default(),
+            #[cfg(feature = "provider-api")]
+            task_registry: None,
+            #[cfg(feature = "provider-api")]
+            confirm: None,
         }
     }
 }
@@ -282,6 +299,56 @@ impl SunoCallbacksBuilder {
         self
     }
 
+    /// Where expected tasks are kept (feature `provider-api`; default a
+    /// [`MemoryRegistry`](crate::provider::MemoryRegistry)). A final callback removes
+    /// its task from it; the [`Reconciler`](crate::provider::Reconciler) polls the rest.
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::provider::MemoryRegistry;
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .task_registry(MemoryRegistry::new())
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[cfg(feature = "provider-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+    #[must_use]
+    pub fn task_registry(mut self, registry: impl crate::provider::TaskRegistry) -> Self {
+        self.task_registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// Confirm mode (feature `provider-api`): before dispatching a verified callback of
+    /// the families in `mode`, ask `client` the task's details, and dispatch what the
+    /// provider says, never what only the unsigned body says. While the provider does
+    /// not know the outcome, the callback is answered `503` with `Retry-After`.
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::provider::{ConfirmMode, ProviderClient};
+    ///
+    /// let client = ProviderClient::builder("api-key").build()?;
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .confirm(client, ConfirmMode::all())
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "provider-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+    #[must_use]
+    pub fn confirm(
+        mut self,
+        client: crate::provider::ProviderClient,
+        mode: crate::provider::ConfirmMode,
+    ) -> Self {
+        self.confirm = Some((client, mode));
+        self
+    }
+
     /// Checks the configuration and builds the receiver.
     pub fn build(self) -> Result<SunoCallbacks, BuildError> {
         let timing = self.timing;
@@ -330,6 +397,8 @@ impl SunoCallbacksBuilder {
                 store,
                 handlers: self.handlers,
                 timing,
+                #[cfg(feature = "provider-api")]
+                provider: crate::provider::ProviderHooks::new(self.task_registry, self.confirm),
             }),
         })
     }

@@ -1,0 +1,156 @@
+//! Confirm mode, a stage between verify and claim: a verified callback is dispatched
+//! only as the provider's task-details endpoint tells it (its outcome, its URLs),
+//! never as the unsigned body alone says. While the provider does not know the
+//! outcome, the callback is answered `503` with `Retry-After`: the sender retries, and
+//! the reconciler catches it too.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::client::ProviderClient;
+use super::family::TaskFamily;
+use super::map::SyntheticCallback;
+use super::registry::TaskRegistry;
+use crate::event::CallbackEvent;
+
+/// Which families confirm mode applies to.
+///
+/// ```
+/// use suno_callback::provider::{ConfirmMode, TaskFamily};
+///
+/// assert!(ConfirmMode::all().applies_to(TaskFamily::Wav));
+/// let music_only = ConfirmMode::families([TaskFamily::Music]);
+/// assert!(music_only.applies_to(TaskFamily::Music));
+/// assert!(!music_only.applies_to(TaskFamily::Wav));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmMode {
+    families: Option<BTreeSet<TaskFamily>>,
+}
+
+impl ConfirmMode {
+    /// Every family.
+    pub fn all() -> Self {
+        Self { families: None }
+    }
+
+    /// Only these families.
+    pub fn families(families: impl IntoIterator<Item = TaskFamily>) -> Self {
+        Self {
+            families: Some(families.into_iter().collect()),
+        }
+    }
+
+    /// Whether callbacks of `family` are confirmed.
+    pub fn applies_to(&self, family: TaskFamily) -> bool {
+        self.families
+            .as_ref()
+            .is_none_or(|families| families.contains(&family))
+    }
+}
+
+/// The configured stage.
+pub(crate) struct ConfirmStage {
+    pub(crate) client: ProviderClient,
+    pub(crate) mode: ConfirmMode,
+}
+
+impl fmt::Debug for ConfirmStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfirmStage")
+            .field("client", &self.client)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// What the stage decided.
+#[derive(Debug)]
+pub(crate) enum Confirmation {
+    /// The family is not confirmed: dispatch the callback as it came.
+    NotApplicable,
+    /// Dispatch this event, built from the provider's answer.
+    Confirmed(CallbackEvent),
+    /// The provider does not confirm an outcome yet (or could not be asked).
+    NotYet,
+}
+
+impl ConfirmStage {
+    pub(crate) async fn run(
+        &self,
+        event: &CallbackEvent,
+        registry: &dyn TaskRegistry,
+    ) -> Confirmation {
+        // The registered family first; else the body's shape picks which endpoint to
+        // ask. A wrong guess only asks an endpoint that does not know the task.
+        let family = match registry.family_of(event.task_id()).await {
+            Ok(Some(family)) => family,
+            _ => family_from_body(&event.raw_json()),
+        };
+        if !self.mode.applies_to(family) {
+            return Confirmation::NotApplicable;
+        }
+        let answer = match self.client.task_details(family, event.task_id()).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(%error, %family, "confirm mode: task-details request failed");
+                return Confirmation::NotYet;
+            }
+        };
+        let synthetic = match SyntheticCallback::from_answer(&answer) {
+            Ok(Some(synthetic)) if synthetic.task_id() == event.task_id() => synthetic,
+            Ok(Some(_)) => {
+                tracing::warn!(%family, "confirm mode: the provider answered about another task");
+                return Confirmation::NotYet;
+            }
+            Ok(None) => return Confirmation::NotYet,
+            Err(error) => {
+                tracing::warn!(%error, %family, "confirm mode: answer cannot be mapped");
+                return Confirmation::NotYet;
+            }
+        };
+        // The provider is behind the callback (it says `first`, the callback
+        // `complete`): wait for it rather than dispatch a stage the callback did not
+        // announce and answer the callback 200.
+        if !synthetic.is_final() && synthetic.stage() != event.stage().as_str() {
+            return Confirmation::NotYet;
+        }
+        match synthetic.to_event() {
+            Ok(confirmed) => Confirmation::Confirmed(confirmed),
+            Err(error) => {
+                tracing::warn!(%error, %family, "confirm mode: synthetic callback does not parse");
+                Confirmation::NotYet
+            }
+        }
+    }
+}
+
+/// The family a callback body's shape belongs to, for callbacks of tasks that were
+/// not registered.
+pub(crate) fn family_from_body(body: &Value) -> TaskFamily {
+    let data = &body["data"];
+    let has = |key: &str| data.get(key).is_some();
+    if has("audioWavUrl") {
+        TaskFamily::Wav
+    } else if has("vocal_separation_info") || has("vocal_removal_info") {
+        TaskFamily::Separation
+    } else if has("video_url") {
+        TaskFamily::Video
+    } else if has("images") {
+        TaskFamily::Cover
+    } else if has("instruments") || has("state") || body.get("task_id").is_some() {
+        TaskFamily::Midi
+    } else if has("voiceId") || has("validateInfo") || data["status"].is_string() {
+        TaskFamily::Voice
+    } else if data["data"]
+        .as_array()
+        .and_then(|items| items.first())
+        .is_some_and(|item| item.get("text").is_some() && item.get("audio_url").is_none())
+    {
+        TaskFamily::Lyrics
+    } else {
+        TaskFamily::Music
+    }
+}

@@ -1,0 +1,121 @@
+//! Ask the provider (feature `provider-api`): a client for the task-details endpoints
+//! of every family, the reconciler that recovers missed callbacks, and confirm mode,
+//! which dispatches a callback's outcome only as the provider confirms it.
+//!
+//! The callback body is not signed; the task-details endpoint, reached over HTTPS
+//! with the account's API key, is the one source of a task's outcome nobody can forge.
+//! Its answers are mapped in one place ([`SyntheticCallback`]) to the body the sender
+//! would have posted, so they become the same typed events, with the same dedup keys,
+//! as the callbacks.
+//!
+//! | module | job |
+//! |---|---|
+//! | `client` | [`ProviderClient`]: requests, retries, timeouts |
+//! | `rate` | the global and per-task request rates |
+//! | `status`, `answer` | [`TaskStatus`], [`TaskAnswer`]: reading an answer |
+//! | `map` | [`SyntheticCallback`]: an answer as a callback body |
+//! | `registry` | [`TaskRegistry`]: the expected tasks |
+//! | `reconcile` | [`Reconciler`]: polling them |
+//! | `confirm` | [`ConfirmMode`]: the stage between verify and claim |
+
+mod answer;
+mod client;
+mod confirm;
+mod error;
+mod family;
+mod map;
+mod rate;
+mod reconcile;
+mod registry;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use answer::{TaskAnswer, TaskPayload};
+pub use client::{
+    DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_REQUESTS_PER_SECOND, KIE_BASE_URL,
+    ProviderClient, ProviderClientBuilder, SUNOAPI_BASE_URL,
+};
+pub use confirm::ConfirmMode;
+pub use error::{AnswerError, ProviderError};
+pub use family::{TaskFamily, UnknownFamily};
+pub use map::{Outcome, SyntheticCallback};
+pub use reconcile::{
+    DEFAULT_MAX_AGE, DEFAULT_RECONCILE_AFTER, DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler,
+    ReconcilerBuilder,
+};
+pub use registry::{
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,
+    TaskRegistry,
+};
+pub use status::TaskStatus;
+
+pub(crate) use map::is_final_callback;
+
+use crate::answer::Answer;
+use crate::event::CallbackEvent;
+use crate::source::EventSource;
+use crate::store::DedupKey;
+use confirm::{ConfirmStage, Confirmation};
+
+/// How long a registry call from the request path may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long confirm mode may ask the provider: below the sender's 15 s wait, so a slow
+/// provider is answered `503` (and retried) rather than timed out by the sender.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What the pipeline needs of this module: confirm mode and the registry of expected
+/// tasks.
+#[derive(Debug)]
+pub(crate) struct ProviderHooks {
+    pub(crate) registry: Arc<dyn TaskRegistry>,
+    pub(crate) confirm: Option<ConfirmStage>,
+}
+
+impl ProviderHooks {
+    pub(crate) fn new(
+        registry: Option<Arc<dyn TaskRegistry>>,
+        confirm: Option<(ProviderClient, ConfirmMode)>,
+    ) -> Self {
+        Self {
+            registry: registry.unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
+            confirm: confirm.map(|(client, mode)| ConfirmStage { client, mode }),
+        }
+    }
+
+    /// The confirm stage: the event to dispatch and its source, or the answer that
+    /// ends the request.
+    pub(crate) async fn confirm(
+        &self,
+        event: CallbackEvent,
+        key: &DedupKey,
+    ) -> Result<(CallbackEvent, EventSource), Answer> {
+        let Some(stage) = &self.confirm else {
+            return Ok((event, EventSource::Callback));
+        };
+        let asked = tokio::time::timeout(CONFIRM_TIMEOUT, stage.run(&event, &*self.registry));
+        match asked.await.unwrap_or(Confirmation::NotYet) {
+            Confirmation::NotApplicable => Ok((event, EventSource::Callback)),
+            Confirmation::Confirmed(confirmed) => Ok((confirmed, EventSource::Confirmed)),
+            Confirmation::NotYet => Err(Answer::Unconfirmed(key.clone())),
+        }
+    }
+
+    /// After stages 4 to 6 on a final event: the task is no longer expected once its
+    /// outcome reached the handlers (processed, duplicate or ignored).
+    pub(crate) async fn settled(&self, task_id: &str, answer: &Answer) {
+        if !matches!(
+            answer,
+            Answer::Processed(_) | Answer::Duplicate(_) | Answer::Ignored(_)
+        ) {
+            return;
+        }
+        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done(task_id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),
+            Err(_elapsed) => tracing::warn!("task registry timed out marking the task done"),
+        }
+    }
+}
