@@ -995,3 +995,100 @@ fn public_types_are_send_and_sync() {
     check::<SyntheticCallback>();
     check::<suno_callback::provider::ProviderError>();
 }
+
+// ---------------------------------------------------------------- the example
+
+#[tokio::test]
+async fn the_reconcile_example_prints_polled_and_called_events() {
+    let fake = FakeProvider::start().await;
+    fake.script(
+        "ex-music",
+        [Reply::ok(provider_fixture("music_success", "ex-music"))],
+    );
+    fake.script(
+        "ex-wav",
+        [Reply::ok(
+            r#"{"code":200,"data":{"taskId":"ex-wav","successFlag":"PENDING"}}"#,
+        )],
+    );
+    let key = "reconcile-example-key";
+    let base = fake.base_url();
+    let mut example = common::RunningExample::start(
+        "reconcile",
+        &[
+            ("SUNO_WEBHOOK_HMAC_KEY", key),
+            ("SUNO_API_KEY", API_KEY),
+            ("SUNO_API_BASE", &base),
+            ("SUNO_EXPECT", "music:ex-music, wav:ex-wav"),
+            ("SUNO_RECONCILE_AFTER_MS", "0"),
+            ("SUNO_RECONCILE_INTERVAL_MS", "100"),
+        ],
+        &["SUNO_CONFIRM"],
+    )
+    .await;
+    let line = example.next_line().await;
+    assert_eq!(
+        line,
+        "music complete task=ex-music https://cdn.example.net/p/0.mp3 source=poll"
+    );
+    let wav = serde_json::json!({"code": 200, "msg": "success", "data": {
+        "task_id": "ex-wav", "audioWavUrl": "https://cdn.example.net/cb.wav"}});
+    common::http_send(
+        example.addr,
+        common::Signer::new(key).request(PATH, wav.to_string()),
+    )
+    .await
+    .expect(200, "processed");
+    let line = example.next_line().await;
+    assert_eq!(
+        line,
+        "wav complete task=ex-wav https://cdn.example.net/cb.wav source=callback"
+    );
+    let failure = serde_json::json!({"code": 501, "msg": "failed", "data": {
+        "callbackType": "error", "task_id": "ex-other"}});
+    common::http_send(
+        example.addr,
+        common::Signer::new(key).request(PATH, failure.to_string()),
+    )
+    .await
+    .expect(200, "processed");
+    assert_eq!(
+        example.next_line().await,
+        "music failure task=ex-other source=callback"
+    );
+}
+
+#[tokio::test]
+async fn the_reconcile_example_confirms_callbacks_when_asked() {
+    let fake = FakeProvider::start().await;
+    fake.script(
+        "ex-confirm",
+        [Reply::ok(provider_fixture("video_success", "ex-confirm"))],
+    );
+    let key = "reconcile-example-key";
+    let base = fake.base_url();
+    let mut example = common::RunningExample::start(
+        "reconcile",
+        &[
+            ("SUNO_WEBHOOK_HMAC_KEY", key),
+            ("SUNO_API_KEY", API_KEY),
+            ("SUNO_API_BASE", &base),
+            ("SUNO_CONFIRM", "1"),
+        ],
+        &["SUNO_EXPECT"],
+    )
+    .await;
+    let forged = serde_json::json!({"code": 200, "msg": "success", "data": {
+        "task_id": "ex-confirm", "video_url": "https://evil.example/v.mp4"}});
+    common::http_send(
+        example.addr,
+        common::Signer::new(key).request(PATH, forged.to_string()),
+    )
+    .await
+    .expect(200, "processed");
+    assert_eq!(
+        example.next_line().await,
+        "video complete task=ex-confirm https://cdn.example.net/p/v.mp4 source=callback"
+    );
+    assert_eq!(fake.count("ex-confirm"), 1);
+}

@@ -77,6 +77,22 @@ impl TaskFamily {
     }
 }
 
+impl TaskFamily {
+    /// The family a callback body belongs to, read from its shape (`audioWavUrl` is a
+    /// wav, `video_url` a video…; music when nothing else fits). Callbacks carry no
+    /// family of their own: prefer the family the task was submitted with.
+    ///
+    /// ```
+    /// use suno_callback::provider::TaskFamily;
+    ///
+    /// let body = serde_json::json!({"code": 200, "data": {"task_id": "t", "audioWavUrl": null}});
+    /// assert_eq!(TaskFamily::from_callback_body(&body), TaskFamily::Wav);
+    /// ```
+    pub fn from_callback_body(body: &serde_json::Value) -> Self {
+        super::confirm::family_from_body(body)
+    }
+}
+
 impl fmt::Display for TaskFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
