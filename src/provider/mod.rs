@@ -14,7 +14,8 @@
 //! | `rate` | the global and per-task request rates |
 //! | `status`, `answer` | [`TaskStatus`], [`TaskAnswer`]: reading an answer |
 //! | `map` | [`SyntheticCallback`]: an answer as a callback body |
-//! | `registry` | [`TaskRegistry`]: the expected tasks |
+//! | `registry` | [`TaskRegistry`], [`MemoryRegistry`]: the expected tasks |
+//! | `registry_redis` | `RedisRegistry` (feature `redis`): shared by replicas |
 //! | `reconcile` | [`Reconciler`]: polling them |
 //! | `confirm` | [`ConfirmMode`]: the stage between verify and claim |
 
@@ -27,6 +28,8 @@ mod map;
 mod rate;
 mod reconcile;
 mod registry;
+#[cfg(feature = "redis")]
+mod registry_redis;
 mod status;
 
 use std::sync::Arc;
@@ -49,6 +52,9 @@ pub use registry::{
     DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,
     TaskRegistry,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use registry_redis::{DEFAULT_REGISTRY_PREFIX, RedisRegistry};
 pub use status::TaskStatus;
 
 pub(crate) use map::is_final_callback;
