@@ -1092,3 +1092,53 @@ async fn the_reconcile_example_confirms_callbacks_when_asked() {
     );
     assert_eq!(fake.count("ex-confirm"), 1);
 }
+
+#[tokio::test]
+async fn old_pending_tasks_are_polled_less_often() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let registry = Arc::new(MemoryRegistry::new());
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .task_registry(Arc::clone(&registry))
+        .fallback({
+            let recorder = recorder.clone();
+            move |e| {
+                recorder.push("any", e.task_id(), None);
+                async { Ok(()) }
+            }
+        })
+        .build()
+        .unwrap();
+    let reconciler = Reconciler::builder(&callbacks, client(&fake))
+        .interval(Duration::from_secs(30))
+        .max_interval(Duration::from_secs(600))
+        .build();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let two_hours = 2 * 60 * 60 * 1000;
+    let task =
+        suno_callback::provider::ExpectedTask::new("old", TaskFamily::Music, now - two_hours);
+    registry.expect(task, 0).await.unwrap();
+    fake.script("old", [Reply::ok(provider_fixture("music_pending", "old"))]);
+    assert_eq!(reconciler.poll_due().await.unwrap().retry_later, 1);
+    // A twentieth of two hours: six minutes, not the 30 s interval.
+    assert!(
+        registry
+            .take_due(now + 5 * 60 * 1000, 10, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        registry
+            .take_due(now + 7 * 60 * 1000, 10, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(recorder.events().is_empty());
+}

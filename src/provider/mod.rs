@@ -45,8 +45,8 @@ pub use error::{AnswerError, ProviderError};
 pub use family::{TaskFamily, UnknownFamily};
 pub use map::{Outcome, SyntheticCallback};
 pub use reconcile::{
-    DEFAULT_MAX_AGE, DEFAULT_RECONCILE_AFTER, DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler,
-    ReconcilerBuilder,
+    DEFAULT_MAX_AGE, DEFAULT_MAX_RECONCILE_INTERVAL, DEFAULT_RECONCILE_AFTER,
+    DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
 };
 pub use registry::{
     DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,

@@ -21,6 +21,8 @@ use crate::source::EventSource;
 pub const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(25 * 60);
 /// How often a task is polled by default (the provider's advice: every 30 s).
 pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest pause between two polls of one task by default.
+pub const DEFAULT_MAX_RECONCILE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// How long a task is waited for by default: the provider keeps files 14 days.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
@@ -60,6 +62,7 @@ struct Inner {
     client: ProviderClient,
     after: Duration,
     interval: Duration,
+    max_interval: Duration,
     max_age: Duration,
     lease: Duration,
     batch: usize,
@@ -74,6 +77,7 @@ impl fmt::Debug for Reconciler {
             .field("registry", &inner.pipeline.provider.registry)
             .field("after", &inner.after)
             .field("interval", &inner.interval)
+            .field("max_interval", &inner.max_interval)
             .field("max_age", &inner.max_age)
             .field("batch", &inner.batch)
             .field("on_overdue", &inner.on_overdue.is_some())
@@ -104,6 +108,7 @@ impl Reconciler {
             client,
             after: DEFAULT_RECONCILE_AFTER,
             interval: DEFAULT_RECONCILE_INTERVAL,
+            max_interval: DEFAULT_MAX_RECONCILE_INTERVAL,
             max_age: DEFAULT_MAX_AGE,
             batch: 50,
             on_overdue: None,
@@ -157,6 +162,15 @@ impl Reconciler {
         }
     }
 
+    /// The pause before the next poll of `task`: a twentieth of its age, at least the
+    /// interval and at most the maximum interval, so a task that stays pending for
+    /// days costs a few requests an hour, not 120.
+    fn pause(&self, task: &ExpectedTask, now: u64) -> Duration {
+        let inner = &*self.inner;
+        let age = Duration::from_millis(now.saturating_sub(task.registered_at_ms()));
+        (age / 20).clamp(inner.interval, inner.max_interval.max(inner.interval))
+    }
+
     async fn poll_one(
         &self,
         task: &ExpectedTask,
@@ -164,7 +178,7 @@ impl Reconciler {
     ) -> Result<(), RegistryError> {
         let inner = &*self.inner;
         let now = unix_millis();
-        let next = now.saturating_add(millis(inner.interval));
+        let next = now.saturating_add(millis(self.pause(task, now)));
         if now.saturating_sub(task.registered_at_ms()) > millis(inner.max_age) {
             report.overdue += 1;
             tracing::warn!(
@@ -249,6 +263,7 @@ pub struct ReconcilerBuilder {
     client: ProviderClient,
     after: Duration,
     interval: Duration,
+    max_interval: Duration,
     max_age: Duration,
     batch: usize,
     on_overdue: Option<OverdueHandler>,
@@ -260,6 +275,7 @@ impl fmt::Debug for ReconcilerBuilder {
             .field("client", &self.client)
             .field("after", &self.after)
             .field("interval", &self.interval)
+            .field("max_interval", &self.max_interval)
             .field("max_age", &self.max_age)
             .field("batch", &self.batch)
             .finish_non_exhaustive()
@@ -274,10 +290,20 @@ impl ReconcilerBuilder {
         self.after = delay;
         self
     }
-    /// How often a task is polled (default [`DEFAULT_RECONCILE_INTERVAL`], 30 s).
+    /// The shortest pause between two polls of one task (default
+    /// [`DEFAULT_RECONCILE_INTERVAL`], 30 s, the provider's advice). The pause grows
+    /// with the task's age (a twentieth of it) up to [`max_interval`](Self::max_interval).
     #[must_use]
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
+        self
+    }
+    /// The longest pause between two polls of one task (default
+    /// [`DEFAULT_MAX_RECONCILE_INTERVAL`], 10 minutes). Set it to the interval to poll
+    /// at a fixed pace.
+    #[must_use]
+    pub fn max_interval(mut self, max_interval: Duration) -> Self {
+        self.max_interval = max_interval;
         self
     }
     /// How long after registration a task that is not final is given up and reported
@@ -309,6 +335,7 @@ impl ReconcilerBuilder {
                 client: self.client,
                 after: self.after,
                 interval: self.interval,
+                max_interval: self.max_interval,
                 max_age: self.max_age,
                 lease,
                 batch: self.batch,

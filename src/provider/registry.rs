@@ -124,6 +124,30 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
     fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>>;
 }
 
+/// A shared registry: the receiver and your own code can hold the same one.
+impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
+    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
+        (**self).expect(task, due_ms)
+    }
+    fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
+        (**self).take_due(now_ms, limit, lease_ms)
+    }
+    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
+        (**self).reschedule(task_id, due_ms)
+    }
+    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
+        (**self).done(task_id)
+    }
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+        (**self).family_of(task_id)
+    }
+}
+
 /// The registry of one process, lost on restart. At most `max_tasks` tasks (default
 /// 100 000); registering more fails.
 ///
