@@ -22,7 +22,7 @@ pub(crate) fn cut(text: &str) -> String {
 /// ```
 /// use suno_callback::provider::{TaskAnswer, TaskFamily};
 ///
-/// let error = TaskAnswer::from_json(TaskFamily::Wav, br#"{"code":200,"data":{"successFlag":"MAYBE"}}"#)
+/// let error = TaskAnswer::from_json(TaskFamily::Wav, br#"{"code":200,"data":{"taskId":"t1","successFlag":"MAYBE"}}"#)
 ///     .unwrap_err();
 /// assert!(error.is_unknown_status());
 /// ```
