@@ -1142,3 +1142,28 @@ async fn old_pending_tasks_are_polled_less_often() {
     );
     assert!(recorder.events().is_empty());
 }
+
+#[test]
+fn callback_bodies_tell_their_family_by_shape() {
+    let dirs = [
+        ("music", TaskFamily::Music),
+        ("lyrics", TaskFamily::Lyrics),
+        ("wav", TaskFamily::Wav),
+        ("separation", TaskFamily::Separation),
+        ("midi", TaskFamily::Midi),
+        ("video", TaskFamily::Video),
+        ("cover_images", TaskFamily::Cover),
+        ("voice", TaskFamily::Voice),
+    ];
+    let mut wrong = Vec::new();
+    for (dir, family) in dirs {
+        for (name, body) in common::fixtures_in(dir) {
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            let found = TaskFamily::from_callback_body(&json);
+            if found != family {
+                wrong.push(format!("{dir}/{name}: {found}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

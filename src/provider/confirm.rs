@@ -7,11 +7,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde_json::Value;
-
 use super::client::ProviderClient;
 use super::family::TaskFamily;
-use super::map::SyntheticCallback;
+use super::map::{SyntheticCallback, family_from_body};
 use super::registry::TaskRegistry;
 use crate::event::CallbackEvent;
 
@@ -124,33 +122,5 @@ impl ConfirmStage {
                 Confirmation::NotYet
             }
         }
-    }
-}
-
-/// The family a callback body's shape belongs to, for callbacks of tasks that were
-/// not registered.
-pub(crate) fn family_from_body(body: &Value) -> TaskFamily {
-    let data = &body["data"];
-    let has = |key: &str| data.get(key).is_some();
-    if has("audioWavUrl") {
-        TaskFamily::Wav
-    } else if has("vocal_separation_info") || has("vocal_removal_info") {
-        TaskFamily::Separation
-    } else if has("video_url") {
-        TaskFamily::Video
-    } else if has("images") {
-        TaskFamily::Cover
-    } else if has("instruments") || has("state") || body.get("task_id").is_some() {
-        TaskFamily::Midi
-    } else if has("voiceId") || has("validateInfo") || data["status"].is_string() {
-        TaskFamily::Voice
-    } else if data["data"]
-        .as_array()
-        .and_then(|items| items.first())
-        .is_some_and(|item| item.get("text").is_some() && item.get("audio_url").is_none())
-    {
-        TaskFamily::Lyrics
-    } else {
-        TaskFamily::Music
     }
 }

@@ -80,7 +80,9 @@ impl TaskFamily {
 impl TaskFamily {
     /// The family a callback body belongs to, read from its shape (`audioWavUrl` is a
     /// wav, `video_url` a video…; music when nothing else fits). Callbacks carry no
-    /// family of their own: prefer the family the task was submitted with.
+    /// family of their own, and the shapes overlap (a music `complete` with a code
+    /// other than 200 reads as lyrics): prefer the family the task was submitted with.
+    /// Confirm mode uses this only for tasks that were not registered.
     ///
     /// ```
     /// use suno_callback::provider::TaskFamily;
@@ -89,7 +91,7 @@ impl TaskFamily {
     /// assert_eq!(TaskFamily::from_callback_body(&body), TaskFamily::Wav);
     /// ```
     pub fn from_callback_body(body: &serde_json::Value) -> Self {
-        super::confirm::family_from_body(body)
+        super::map::family_from_body(body)
     }
 }
 

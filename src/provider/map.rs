@@ -340,6 +340,43 @@ pub(crate) fn is_final_callback(event: &CallbackEvent) -> bool {
     }
 }
 
+/// The family a callback body's shape belongs to, for callbacks of tasks that were
+/// not registered.
+pub(crate) fn family_from_body(body: &Value) -> TaskFamily {
+    let data = &body["data"];
+    let has = |key: &str| data.get(key).is_some();
+    let first_item = data["data"].as_array().and_then(|items| items.first());
+    if has("audioWavUrl") {
+        TaskFamily::Wav
+    } else if has("vocal_separation_info") || has("vocal_removal_info") {
+        TaskFamily::Separation
+    } else if has("video_url") {
+        TaskFamily::Video
+    } else if has("images") {
+        TaskFamily::Cover
+    } else if has("voiceId") || has("validateInfo") || data["status"].is_string() {
+        TaskFamily::Voice
+    } else if has("instruments")
+        || has("state")
+        || has("taskId")
+        || body.get("task_id").is_some()
+        || body.get("taskId").is_some()
+    {
+        // Music and lyrics write `data.task_id`; of the families writing `taskId`,
+        // only midi carries nothing else on failure.
+        TaskFamily::Midi
+    } else if data["callbackType"] == "complete"
+        && (body["code"] != 200
+            || first_item
+                .is_some_and(|item| item.get("text").is_some() && item.get("audio_url").is_none()))
+    {
+        // Lyrics come as `complete` even on failure; music failures as `error`.
+        TaskFamily::Lyrics
+    } else {
+        TaskFamily::Music
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

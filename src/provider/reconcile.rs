@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::client::ProviderClient;
 use super::family::TaskFamily;
 use super::map::SyntheticCallback;
@@ -151,14 +153,22 @@ impl Reconciler {
     /// and the next pass tries again.
     pub async fn run(self) {
         loop {
-            match self.poll_due().await {
-                Ok(report) if report.polled > 0 => {
-                    tracing::debug!(?report, "reconciler pass");
+            let full = match self.poll_due().await {
+                Ok(report) => {
+                    if report.polled + report.overdue > 0 {
+                        tracing::debug!(?report, "reconciler pass");
+                    }
+                    report.polled + report.overdue >= self.inner.batch
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "reconciler pass failed"),
+                Err(error) => {
+                    tracing::warn!(%error, "reconciler pass failed");
+                    false
+                }
+            };
+            // A full batch may have left due tasks behind: take them at once.
+            if !full {
+                tokio::time::sleep(self.inner.interval.min(Duration::from_secs(5))).await;
             }
-            tokio::time::sleep(self.inner.interval.min(Duration::from_secs(5))).await;
         }
     }
 
@@ -229,8 +239,15 @@ impl Reconciler {
                 return self.registry().reschedule(task.task_id(), next).await;
             }
         };
+        let span = tracing::info_span!(
+            "suno_callback",
+            task_id = ?task.task_id(),
+            callback_type = ?event.stage().as_str(),
+            source = "poll",
+        );
         let answer = Arc::clone(&inner.pipeline)
             .deliver_verified(event, EventSource::Poll)
+            .instrument(span)
             .await;
         let delivered = matches!(
             answer,
