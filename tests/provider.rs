@@ -1167,3 +1167,27 @@ fn callback_bodies_tell_their_family_by_shape() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[tokio::test]
+async fn confirm_mode_confirms_a_voice_step() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let callbacks = receiver(&recorder, Some((client(&fake), ConfirmMode::all())));
+    let task = "confirm-voice-step";
+    let answer = serde_json::json!({"code": 200, "data": {"taskId": task,
+        "status": "wait_validating", "validateInfo": "read this"}});
+    fake.script(task, [Reply::ok(answer.to_string())]);
+    let step = serde_json::json!({"code": 200, "msg": "success", "data": {"taskId": task,
+        "status": "wait_validating", "validateInfo": "read that"}});
+    send(
+        callbacks.service(),
+        signer().request(PATH, step.to_string()),
+    )
+    .await
+    .expect(200, "processed");
+    assert_eq!(recorder.count("other", task), 1);
+    assert_eq!(
+        fake.seen().last().unwrap().path,
+        "/api/v1/voice/record-info"
+    );
+}

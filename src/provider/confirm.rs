@@ -109,18 +109,19 @@ impl ConfirmStage {
                 return Confirmation::NotYet;
             }
         };
+        let confirmed = match synthetic.to_event() {
+            Ok(confirmed) => confirmed,
+            Err(error) => {
+                tracing::warn!(%error, %family, "confirm mode: synthetic callback does not parse");
+                return Confirmation::NotYet;
+            }
+        };
         // The provider is behind the callback (it says `first`, the callback
         // `complete`): wait for it rather than dispatch a stage the callback did not
         // announce and answer the callback 200.
-        if !synthetic.is_final() && synthetic.stage() != event.stage().as_str() {
+        if !synthetic.is_final() && confirmed.stage() != event.stage() {
             return Confirmation::NotYet;
         }
-        match synthetic.to_event() {
-            Ok(confirmed) => Confirmation::Confirmed(confirmed),
-            Err(error) => {
-                tracing::warn!(%error, %family, "confirm mode: synthetic callback does not parse");
-                Confirmation::NotYet
-            }
-        }
+        Confirmation::Confirmed(confirmed)
     }
 }
