@@ -30,7 +30,7 @@ impl ParseError {
         )
     }
 
-    /// No task id at `data.task_id`, `data.taskId` or `taskId`.
+    /// No task id at `data.task_id`, `data.taskId`, `taskId` or `task_id`.
     pub fn is_missing_task_id(&self) -> bool {
         matches!(self.kind, ParseErrorKind::MissingTaskId)
     }
@@ -69,6 +69,9 @@ struct WireEnvelope {
     msg: Option<String>,
     #[serde(default, rename = "taskId", deserialize_with = "lenient::string")]
     task_id: Option<String>,
+    /// Midi's current pages put the id at the top level, snake case.
+    #[serde(default, rename = "task_id", deserialize_with = "lenient::string")]
+    task_id_snake: Option<String>,
     #[serde(default, deserialize_with = "lenient::object")]
     data: Option<WireData>,
 }
@@ -161,6 +164,7 @@ pub(super) fn parse(raw: Bytes) -> Result<CallbackEvent, ParseError> {
         .task_id
         .or(data.task_id_camel)
         .or(envelope.task_id)
+        .or(envelope.task_id_snake)
         .ok_or(ParseError {
             kind: ParseErrorKind::MissingTaskId,
         })?;
@@ -243,6 +247,7 @@ mod tests {
             r#"{"code": 200, "data": {"task_id": "abc"}}"#,
             r#"{"code": 200, "data": {"taskId": "abc"}}"#,
             r#"{"code": 200, "taskId": "abc", "data": null}"#,
+            r#"{"code": 200, "task_id": "abc", "data": {"state": "complete"}}"#,
         ] {
             let event = CallbackEvent::from_json(body).expect(body);
             assert_eq!(event.task_id(), "abc", "{body}");
