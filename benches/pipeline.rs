@@ -16,7 +16,7 @@ use http_body_util::Full;
 use suno_callback::store::{Claim, DedupKey, DedupStore, MemoryStore};
 use suno_callback::testing::Signer;
 use suno_callback::verify::{Clock, HmacVerifier, SystemClock, VerifyRequest};
-use suno_callback::{CallbackEvent, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, Outcome, SunoCallbacks};
 use tower::ServiceExt;
 
 const KEY: &str = "bench-webhook-hmac-key";
@@ -61,7 +61,7 @@ fn floor(c: &mut Criterion) {
     let store = MemoryStore::new();
     c.bench_function("floor/memory_store_claim", |b| {
         b.to_async(&runtime).iter_batched(
-            || DedupKey::new(next_task_id(), "complete"),
+            || DedupKey::new(next_task_id(), Family::Music, "complete", Outcome::Success),
             |key| {
                 let store = store.clone();
                 async move {
@@ -121,5 +121,49 @@ async fn deliver(callbacks: &SunoCallbacks, request: Request<Full<Bytes>>) {
     assert_eq!(response.status(), 200);
 }
 
-criterion_group!(benches, floor, whole_pipeline);
+/// The same two deliveries with a Prometheus recorder installed, so each one records
+/// its metrics for real (the benchmarks above run with none: the `metrics` facade's
+/// no-op). Runs last: a global recorder cannot be removed.
+fn whole_pipeline_recorded(c: &mut Criterion) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|event| async move {
+            black_box(event.tracks().len());
+            Ok(())
+        })
+        .build()
+        .expect("configuration");
+    let signer = Signer::new(KEY);
+    c.bench_function("recorded/first_delivery", |b| {
+        b.to_async(&runtime).iter_batched(
+            || signer.request(PATH, complete_body(&next_task_id())),
+            |request| deliver(&callbacks, request),
+            BatchSize::SmallInput,
+        )
+    });
+    let duplicate_body = complete_body("bench-recorded-duplicate");
+    runtime.block_on(deliver(
+        &callbacks,
+        signer.request(PATH, duplicate_body.clone()),
+    ));
+    c.bench_function("recorded/duplicate", |b| {
+        b.to_async(&runtime).iter_batched(
+            || signer.request(PATH, duplicate_body.clone()),
+            |request| deliver(&callbacks, request),
+            BatchSize::SmallInput,
+        )
+    });
+    assert!(handle.render().contains("suno_callback_requests_total"));
+}
+
+criterion_group!(benches, floor, whole_pipeline, whole_pipeline_recorded);
 criterion_main!(benches);

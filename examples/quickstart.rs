@@ -1,5 +1,8 @@
-//! The quickstart receiver: an axum server answering Suno callbacks on
-//! `/callbacks/suno`, printing one line per dispatched event.
+//! The quickstart receiver: an axum server answering Suno callbacks of every family on
+//! `/callbacks/suno` and on `/callbacks/suno/<family>` (`music`, `lyrics`, `wav`,
+//! `separation`, `midi`, `video`, `cover`, `voice`), printing one line per dispatched
+//! event: family, stage or `failure`, `task=<id>`, then what it carries, for example
+//! `wav complete task=… url=…` or `music failure task=… code=531 …`.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -16,6 +19,9 @@
 //!   key prefix.
 //! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
 //!
+//! `GET /metrics` on the same address serves the receiver's metrics in Prometheus'
+//! text format (`metrics-exporter-prometheus`).
+//!
 //! The receiver and its handlers (one printed line per event) are in
 //! `examples/common/mod.rs`, shared with the other examples, which mount the same
 //! receiver in other ways.
@@ -25,16 +31,31 @@ mod common;
 use std::net::SocketAddr;
 
 use axum::Router;
-use common::PATH;
+use axum::routing::get;
+use common::{METRICS_PATH, PATH};
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = common::settings()?;
     let callbacks = common::receiver(&settings)?;
+    let metrics = common::prometheus()?;
 
-    let app = Router::new().route_service(PATH, callbacks.service());
+    // The shared path, and one per family (`/callbacks/suno/wav`, ...): give each API
+    // call the callBackUrl of its family, and every failure is typed, even one whose
+    // body carries nothing but its task id.
+    let app = Router::new()
+        .route_service(PATH, callbacks.service())
+        .route_service(&format!("{PATH}/{{family}}"), callbacks.service())
+        .route(
+            METRICS_PATH,
+            get(move || std::future::ready(metrics.render())),
+        );
     let listener = TcpListener::bind(settings.bind).await?;
+    println!(
+        "suno-callback quickstart: metrics on http://{}{METRICS_PATH}",
+        listener.local_addr()?
+    );
     common::announce("quickstart", listener.local_addr()?, &settings)?;
     axum::serve(
         listener,

@@ -19,15 +19,14 @@
 //! - `SUNO_RECONCILE_INTERVAL_MS`: how often a task is polled (default 30 000).
 //! - `SUNO_CONFIRM=1`: confirm every callback with the task-details endpoint first.
 //!
-//! Each event prints `FAMILY STAGE task=ID [URL] source=callback|poll`, for example
-//! `music complete task=2fac7b1e https://…/0.mp3 source=poll`.
+//! Each event prints the quickstart's line followed by `source=callback` or
+//! `source=poll`, for example
+//! `music complete task=2fac7b1e tracks=2 titles=[…] audio=https://…/0.mp3 source=poll`.
 
 mod common;
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -47,12 +46,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let client = client.build()?;
     let expected = expected_tasks()?;
-    let families: Arc<HashMap<String, TaskFamily>> = Arc::new(expected.iter().cloned().collect());
 
     let mut builder = SunoCallbacks::builder()
         .hmac_key(&settings.key)
         .fallback(move |event| {
-            println!("{}", line(&event, &families));
+            println!("{}", line(&event));
             async { Ok(()) }
         });
     if let Some(ips) = &settings.allowed_ips {
@@ -113,59 +111,12 @@ fn millis(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
     }
 }
 
-/// `FAMILY STAGE task=ID [URL] source=callback|poll`.
-fn line(event: &CallbackEvent, families: &HashMap<String, TaskFamily>) -> String {
-    let json = event.raw_json();
-    let family = families
-        .get(event.task_id())
-        .copied()
-        .unwrap_or_else(|| TaskFamily::from_callback_body(&json));
-    let data = &json["data"];
-    let stage = match event {
-        CallbackEvent::Failure(_) => "failure".to_owned(),
-        CallbackEvent::Text(_) => "text".to_owned(),
-        CallbackEvent::First(_) => "first".to_owned(),
-        _ => match data["status"].as_str() {
-            Some(step @ ("wait_validating" | "wait_processing" | "processing_validate")) => {
-                step.to_owned()
-            }
-            _ => "complete".to_owned(),
-        },
-    };
-    let url = match event {
-        CallbackEvent::First(e) => e.tracks().first().and_then(|t| t.stream_audio_url()),
-        CallbackEvent::Complete(e) => e.tracks().first().and_then(|t| t.audio_url()),
-        _ => None,
-    }
-    .map(str::to_owned)
-    .or_else(|| {
-        [
-            &data["audioWavUrl"],
-            &data["video_url"],
-            &data["images"][0],
-            &data["vocal_separation_info"]["vocal_url"],
-            &data["vocal_removal_info"]["vocal_url"],
-        ]
-        .into_iter()
-        .find_map(|value| value.as_str().map(str::to_owned))
-    });
+/// The quickstart's line (`music complete task=ID tracks=2 …`), then
+/// `source=callback` or `source=poll`.
+fn line(event: &CallbackEvent) -> String {
     let source = match EventSource::current() {
         EventSource::Poll => "poll",
         _ => "callback",
     };
-    // The task id and URL come from the body: shown escaped.
-    let mut line = format!("{family} {stage} task={}", event.task_id().escape_debug());
-    if let Some(url) = url {
-        line.push(' ');
-        line.push_str(
-            &url.chars()
-                .take(300)
-                .collect::<String>()
-                .escape_debug()
-                .to_string(),
-        );
-    }
-    line.push_str(" source=");
-    line.push_str(source);
-    line
+    format!("{} source={source}", common::event_line(event))
 }

@@ -8,8 +8,8 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::service::AnswerBody;
 use crate::store::DedupKey;
+use crate::untrusted::Untrusted;
 use crate::verify::VerifyError;
 
 /// `Retry-After` on a `409`: the same callback is still being processed.
@@ -36,25 +36,38 @@ pub(crate) enum Answer {
     Failed(DedupKey, &'static str),
     /// 503: the dedup store is unavailable.
     Unavailable(DedupKey),
-    /// 503: confirm mode, and the provider does not confirm an outcome yet.
-    #[cfg(feature = "provider-api")]
+    /// 503: confirm mode (or `SignatureReuse::Confirm` on a reused signature), and the
+    /// provider does not confirm an outcome yet, or cannot be asked.
     Unconfirmed(DedupKey),
 }
 
+/// The JSON body. Every text in it is cut short and escaped (see `untrusted`): the
+/// task id and `callbackType` come from an unsigned body.
 #[derive(Serialize)]
 struct AnswerJson<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    task_id: Option<&'a str>,
+    task_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    callback_type: Option<&'a str>,
+    family: Option<&'static str>,
+    /// At most 64 printable ASCII bytes: the envelope refuses anything else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Cow<'a, str>>,
 }
 
 impl Answer {
+    /// A refusal of what cannot be a callback; a reason that quotes the request is
+    /// cut short and escaped here.
     pub(crate) fn invalid(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::Invalid(status, reason.into())
+        let reason = match reason.into() {
+            Cow::Borrowed(reason) => Cow::Borrowed(reason),
+            Cow::Owned(reason) => Cow::Owned(Untrusted(&reason).to_bounded()),
+        };
+        Self::Invalid(status, reason)
     }
 
     pub(crate) fn status_code(&self) -> StatusCode {
@@ -64,9 +77,7 @@ impl Answer {
             Self::Rejected(_) => StatusCode::UNAUTHORIZED,
             Self::Invalid(status, _) => *status,
             Self::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            #[cfg(feature = "provider-api")]
-            Self::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -80,9 +91,7 @@ impl Answer {
             Self::Rejected(_) => "rejected",
             Self::Invalid(..) => "invalid",
             Self::Failed(..) => "failed",
-            Self::Unavailable(_) => "unavailable",
-            #[cfg(feature = "provider-api")]
-            Self::Unconfirmed(_) => "unavailable",
+            Self::Unavailable(_) | Self::Unconfirmed(_) => "unavailable",
         }
     }
 
@@ -93,21 +102,20 @@ impl Answer {
             | Self::Ignored(key)
             | Self::InFlight(key)
             | Self::Failed(key, _)
-            | Self::Unavailable(key) => Some(key),
-            #[cfg(feature = "provider-api")]
-            Self::Unconfirmed(key) => Some(key),
+            | Self::Unavailable(key)
+            | Self::Unconfirmed(key) => Some(key),
             Self::Rejected(_) | Self::Invalid(..) => None,
         }
     }
 
     fn reason(&self) -> Option<Cow<'_, str>> {
         match self {
-            Self::Rejected(error) => Some(Cow::Owned(error.to_string())),
+            Self::Rejected(error) => Some(Cow::Owned(Untrusted(&error.to_string()).to_bounded())),
+            // Cut short and escaped when made, in `Answer::invalid`.
             Self::Invalid(_, reason) => Some(Cow::Borrowed(reason)),
             Self::Failed(_, reason) => Some(Cow::Borrowed(reason)),
             Self::InFlight(_) => Some(Cow::Borrowed("the same callback is being processed")),
             Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
-            #[cfg(feature = "provider-api")]
             Self::Unconfirmed(_) => Some(Cow::Borrowed(
                 "the provider does not confirm this outcome yet",
             )),
@@ -118,25 +126,21 @@ impl Answer {
     fn retry_after(&self) -> Option<u32> {
         match self {
             Self::InFlight(_) => Some(IN_FLIGHT_RETRY_AFTER_SECONDS),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
-            #[cfg(feature = "provider-api")]
-            Self::Unconfirmed(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) | Self::Unconfirmed(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
             _ => None,
         }
     }
 
-    pub(crate) fn into_response(self) -> Response<AnswerBody> {
-        self.render().map(AnswerBody::new)
-    }
-
-    /// The response with its JSON body as bytes, for mountings that build their own
-    /// response type from it (actix-web).
+    /// The response with its JSON body as bytes; each mounting wraps the bytes in its
+    /// own body type.
     pub(crate) fn render(self) -> Response<Bytes> {
         let key = self.key();
         let json = AnswerJson {
             status: self.label(),
-            task_id: key.map(DedupKey::task_id),
-            callback_type: key.map(DedupKey::callback_type),
+            task_id: key.map(|key| Untrusted(key.task_id()).to_bounded()),
+            family: key.map(|key| key.family().as_str()),
+            stage: key.map(DedupKey::stage),
+            outcome: key.map(|key| key.outcome().as_str()),
             reason: self.reason(),
         };
         // Serializing a struct of strings into a Vec cannot fail.

@@ -1,21 +1,21 @@
 //! The pipeline: the one place that knows the order of the stages.
 //!
 //! 1. [`intake`](crate::intake): method, content type, body size;
-//! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
-//! 3. [`verify`](crate::verify): is it from the sender;
-//!    (confirm mode, feature `provider-api`: the provider's task-details answer
-//!    replaces the body's outcome);
+//! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
+//! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
+//!    bound to this `(family, stage, outcome)`; (confirm mode, feature
+//!    `provider-api`: the provider's task-details answer replaces the body's outcome,
+//!    and a reused signature under `SignatureReuse::Confirm` is confirmed the same way);
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
-//! 5. [`dispatch`](crate::dispatch): run the handler;
+//! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
 //! and [`answer`](crate::answer) turns the result into a response. Events that need no
-//! verification (the reconciler's polls) enter at stage 4 through
-//! [`Pipeline::deliver_verified`].
+//! verification (the reconciler's polls, confirmed callbacks) enter at stage 4 through
+//! [`Pipeline::deliver_verified`], with the same dedup keys.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -23,32 +23,31 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, claim_or_wait};
-use crate::dispatch::{self, HandlerOutcome, Handlers};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
-use crate::event::CallbackEvent;
+use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
+use crate::metrics::{self, Labels};
 use crate::settle::settle;
 use crate::source::{self, EventSource};
-use crate::store::{DedupKey, DynStore};
-use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
-
-/// The durations the pipeline works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub(crate) handler_timeout: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) done_ttl: Duration,
-    pub(crate) in_flight_wait: Duration,
-    pub(crate) store_timeout: Duration,
-}
+use crate::store::{ClaimToken, DedupKey, DynStore};
+use crate::timing::Timing;
+use crate::untrusted::Untrusted;
+use crate::verify::{
+    BindingStage, SIGNATURE_HEADER, SignatureReuse, Unbound, VerifyError, VerifyRequest,
+    VerifyStage,
+};
 
 /// A configured receiver's stages.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     pub(crate) body_limit: usize,
     pub(crate) verify: VerifyStage,
+    /// Set when an HMAC key is: binds each verified signature to its first use.
+    pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) waiters: Waiters,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
     /// Confirm mode and the registry of expected tasks.
@@ -61,6 +60,8 @@ pub(crate) struct Pipeline {
 pub(crate) struct Inbound {
     pub(crate) headers: HeaderMap,
     pub(crate) peer: Option<SocketAddr>,
+    /// The family the request's path names, if any.
+    pub(crate) family: Option<Family>,
     pub(crate) body: Bytes,
 }
 
@@ -74,7 +75,9 @@ impl Pipeline {
     {
         let (parts, body) = request.into_parts();
         let peer = intake::peer_addr(&parts.extensions);
-        self.receive(&parts.method, parts.headers, peer, body).await
+        let family = Family::from_path(parts.uri.path());
+        self.receive(&parts.method, parts.headers, peer, family, body)
+            .await
     }
 
     /// Runs every stage on a request given by its parts, for mountings whose request
@@ -84,6 +87,7 @@ impl Pipeline {
         method: &Method,
         headers: HeaderMap,
         peer: Option<SocketAddr>,
+        family: Option<Family>,
         body: B,
     ) -> Answer
     where
@@ -100,6 +104,7 @@ impl Pipeline {
         self.process(Inbound {
             headers,
             peer,
+            family,
             body,
         })
         .await
@@ -111,26 +116,38 @@ impl Pipeline {
         if let Some(signature) = inbound.headers.get_mut(SIGNATURE_HEADER) {
             signature.set_sensitive(true);
         }
-        let event = match CallbackEvent::from_json(inbound.body.clone()) {
-            Ok(event) => event,
+        let envelope = match Envelope::parse(&inbound.body, inbound.family) {
+            Ok(envelope) => envelope,
             Err(error) => {
-                tracing::debug!(%error, "callback refused: body is not a callback");
-                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let reason = error.to_string();
+                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
+                metrics::request(answer.label(), Labels::UNREAD);
+                return answer;
             }
         };
-        let key = DedupKey::new(event.task_id(), event.stage().as_str());
+        let key = DedupKey::new(
+            envelope.task_id.as_str(),
+            envelope.family,
+            envelope.stage.as_str(),
+            envelope.outcome,
+        );
+        let labels = Labels::of(key.family(), key.stage());
         let span = tracing::info_span!(
             "suno_callback",
-            // `?` escapes control characters: the values come from an unverified body.
-            task_id = ?key.task_id(),
-            callback_type = ?key.callback_type(),
+            // Cut short and escaped: the values come from an unsigned body.
+            task_id = ?Untrusted(key.task_id()),
+            family = key.family().as_str(),
+            stage = ?Untrusted(key.stage()),
+            result = key.outcome().as_str(),
             outcome = tracing::field::Empty,
         );
         let answer = self
-            .verified_process(inbound, event, key)
+            .verified_process(inbound, envelope, key)
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
             Answer::Failed(..) | Answer::Unavailable(_) => {
@@ -149,59 +166,146 @@ impl Pipeline {
     async fn verified_process(
         self: Arc<Self>,
         inbound: Inbound,
-        event: CallbackEvent,
+        envelope: Envelope,
         key: DedupKey,
     ) -> Answer {
-        let mut request = VerifyRequest::new(&inbound.headers, key.task_id(), key.callback_type())
-            .with_body(&inbound.body);
-        if let Some(peer) = inbound.peer {
-            request = request.with_peer(peer);
+        let Inbound {
+            headers,
+            peer,
+            family,
+            body,
+        } = inbound;
+        {
+            let mut request = VerifyRequest::new(&headers, key.task_id(), &envelope.callback_type)
+                .with_body(&body);
+            if let Some(peer) = peer {
+                request = request.with_peer(peer);
+            }
+            if let Err(error) = self.verify.run(&request).await {
+                tracing::debug!(%error, "callback refused by verification");
+                return Answer::Rejected(error);
+            }
         }
-        if let Err(error) = self.verify.run(&request).await {
-            tracing::debug!(%error, "callback refused by verification");
-            return Answer::Rejected(error);
+        // Set when the signature was first used by another callback and the policy
+        // hands such callbacks over to confirm mode.
+        let mut reused = false;
+        if let Some(binding) = &self.binding {
+            match binding
+                .bind(&*self.store, self.timing.store_timeout, &headers, &key)
+                .await
+            {
+                Ok(()) => {}
+                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
+                    return Answer::Rejected(VerifyError::reused_signature());
+                }
+                Err(Unbound::Reused(_confirm)) => reused = true,
+                Err(Unbound::Unavailable(error)) => {
+                    tracing::warn!(%error, "dedup store unavailable");
+                    return Answer::Unavailable(key);
+                }
+            }
         }
+        drop(headers);
         #[cfg(feature = "provider-api")]
-        let (event, source) = match self.provider.confirm(event, &key).await {
-            Ok(confirmed) => confirmed,
-            Err(answer) => return answer,
-        };
+        {
+            use crate::provider::Confirmed;
+            match self.provider.confirm(&envelope, &body, reused).await {
+                Confirmed::AsItCame => {}
+                Confirmed::Provider(confirmed) => {
+                    return self.deliver_verified(confirmed, EventSource::Confirmed).await;
+                }
+                Confirmed::NotYet => return Answer::Unconfirmed(key),
+            }
+        }
         #[cfg(not(feature = "provider-api"))]
-        let source = EventSource::Callback;
-        self.deliver_verified(event, source).await
+        if reused {
+            // Nothing can confirm it in this build: the sender retries.
+            return Answer::Unconfirmed(key);
+        }
+        let answer = Arc::clone(&self)
+            .claim_and_run(key, envelope, body, family, EventSource::Callback)
+            .await;
+        #[cfg(feature = "provider-api")]
+        if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
+            self.provider.settled_key(key).await;
+        }
+        answer
     }
 
     /// Stages 4 to 6 (claim, dispatch, settle) on an event that needs no verification:
-    /// a callback that passed stage 3, or a synthetic callback built from the provider's
-    /// task-details answer. Handlers see `source` as [`EventSource::current`].
+    /// a callback confirmed by the provider, or a synthetic callback built from the
+    /// provider's task-details answer. Its dedup key is the one a callback of the same
+    /// task, family, stage and outcome has, so whichever comes first runs the handler.
+    /// Handlers see `source` as [`EventSource::current`].
+    #[cfg(feature = "provider-api")]
     pub(crate) async fn deliver_verified(
         self: Arc<Self>,
         event: CallbackEvent,
         source: EventSource,
     ) -> Answer {
-        #[cfg(feature = "provider-api")]
-        let final_task =
-            crate::provider::is_final_callback(&event).then(|| event.task_id().to_owned());
-        let key = DedupKey::new(event.task_id(), event.stage().as_str());
-        let answer = Arc::clone(&self).claim_and_run(event, key, source).await;
-        #[cfg(feature = "provider-api")]
-        if let Some(task_id) = final_task {
-            self.provider.settled(&task_id, &answer).await;
+        let family = event.family();
+        let key = DedupKey::new(
+            event.task_id(),
+            family,
+            event.stage().as_str(),
+            event.outcome(),
+        );
+        let body = event.raw_body().clone();
+        let path_family = Some(family).filter(|family| *family != Family::Unknown);
+        let envelope = match Envelope::parse(&body, path_family) {
+            Ok(envelope) => envelope,
+            // The event was parsed from this very body; should it not parse again,
+            // nothing is delivered and the caller sees the task as not settled.
+            Err(_) => return Answer::InFlight(key),
+        };
+        let answer = Arc::clone(&self)
+            .claim_and_run(key, envelope, body, path_family, source)
+            .await;
+        if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
+            self.provider.settled_key(key).await;
         }
         answer
     }
 
+    /// Stages 4 to 6 on a read envelope: route, claim, build the typed event, run its
+    /// handler, settle.
     async fn claim_and_run(
         self: Arc<Self>,
-        event: CallbackEvent,
         key: DedupKey,
+        envelope: Envelope,
+        body: Bytes,
+        family: Option<Family>,
         source: EventSource,
     ) -> Answer {
-        let Some(invocation) = self.handlers.route(event) else {
+        let Some(chosen) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };
-        let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
-            ClaimOutcome::Run(token) => token,
+        // What a claiming delivery holds: its handler and envelope. The typed event is
+        // built only once the key is claimed; a waiting delivery drops both.
+        let claimed = match claim_or_wait(
+            &*self.store,
+            &self.waiters,
+            &key,
+            &self.timing,
+            (chosen, envelope, body.clone()),
+            body,
+        )
+        .await
+        {
+            ClaimOutcome::Run(token, (chosen, envelope, body)) => {
+                (token, chosen.bind(CallbackEvent::build(envelope, body)))
+            }
+            ClaimOutcome::RunFromBody(token, body) => match self.reroute(family, body) {
+                Some(invocation) => (token, invocation),
+                None => {
+                    // The standby body came from a delivery of this same key, so it
+                    // parses and routes like this one; should it not, the key goes
+                    // back for the sender's retry.
+                    let release = self.store.release_boxed(&key, token);
+                    let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                    return Answer::InFlight(key);
+                }
+            },
             ClaimOutcome::Duplicate => return Answer::Duplicate(key),
             ClaimOutcome::StillInFlight => return Answer::InFlight(key),
             ClaimOutcome::Unavailable(error) => {
@@ -209,6 +313,24 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
+        self.run_claimed(key, claimed, source).await
+    }
+
+    /// The invocation for a body kept by the waiting deliveries of a key (all of which
+    /// came on a path naming the same `family`, or none).
+    fn reroute(&self, family: Option<Family>, body: Bytes) -> Option<Invocation> {
+        let envelope = Envelope::parse(&body, family).ok()?;
+        let chosen: Chosen = self.handlers.route(&envelope)?;
+        Some(chosen.bind(CallbackEvent::build(envelope, body)))
+    }
+
+    /// Runs the handler of a claimed callback and settles its claim.
+    async fn run_claimed(
+        self: Arc<Self>,
+        key: DedupKey,
+        (token, invocation): (ClaimToken, Invocation),
+        source: EventSource,
+    ) -> Answer {
         // The handler and the settling of its claim run as their own task: if the
         // connection drops mid-handler, the handler still finishes and the claim is
         // still completed or released.
@@ -216,11 +338,18 @@ impl Pipeline {
         let task_key = key.clone();
         let run = tokio::spawn(
             async move {
+                let started = std::time::Instant::now();
                 let outcome = source::scope(
                     source,
                     dispatch::run(invocation, pipeline.timing.handler_timeout),
                 )
                 .await;
+                let succeeded = matches!(outcome, HandlerOutcome::Succeeded);
+                metrics::handler(
+                    Labels::of(task_key.family(), task_key.stage()),
+                    succeeded,
+                    started.elapsed(),
+                );
                 settle(
                     &*pipeline.store,
                     &task_key,
@@ -236,11 +365,12 @@ impl Pipeline {
         match run.await {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
-                tracing::error!(error = %&*error, "handler failed");
+                // The handler's message may quote the body: cut short and escaped.
+                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %message, "handler panicked");
+                tracing::error!(panic = %Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -252,7 +382,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(join_error) => {
-                tracing::error!(%join_error, "handler task did not finish");
+                tracing::error!(join_error = %Untrusted(&join_error.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }
@@ -264,5 +394,6 @@ fn log_intake(answer: Answer) -> Answer {
         status = answer.status_code().as_u16(),
         "callback refused before parsing"
     );
+    metrics::request(answer.label(), Labels::UNREAD);
     answer
 }

@@ -5,15 +5,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dispatch::{Handlers, boxed};
+use crate::dispatch::{Handlers, Route, boxed};
 use crate::error::{BuildError, HandlerError};
-use crate::event::{CallbackEvent, FailureEvent, StageEvent};
+use crate::event::{CallbackEvent, Family};
 use crate::intake::DEFAULT_BODY_LIMIT;
-use crate::pipeline::{Pipeline, Timing};
-use crate::service::{CallbackLayer, CallbackService};
+use crate::pipeline::Pipeline;
+use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
+use crate::timing::Timing;
 use crate::verify::{
-    Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
+    BindingStage, Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SignatureReuse, SystemClock,
+    Verifier, VerifyStage,
 };
 
 /// How long a handler may run by default: below the sender's 15 s wait, so a slow
@@ -72,15 +74,28 @@ impl SunoCallbacks {
     }
 
     /// The receiver as a tower [`Service`](tower_service::Service) answering every
-    /// request it is given; mount it on the callback path.
+    /// request it is given; mount it on the callback path. When the last segment of a
+    /// request's path is a family name (`.../wav`), the callback is typed as that
+    /// family, so the service can also be mounted with a wildcard or nested:
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// // answers /callbacks/suno and /callbacks/suno/{family}
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest_service("/callbacks/suno", callbacks.service());
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
     pub fn service(&self) -> CallbackService {
         CallbackService::new(Arc::clone(&self.pipeline))
     }
 
-    /// A layer that answers requests to `path` (an exact match) and passes every other
-    /// request to the service it wraps, untouched.
-    pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
-        CallbackLayer::new(path.into(), self.service())
+    /// A layer that answers requests to `path` and to `path/<family>` for each family
+    /// name in [`Family::ALL`] (`/callbacks/suno/wav`, ...), and passes every other
+    /// request to the service it wraps, untouched. A family path types every callback
+    /// it receives as that family, failures without a shape included.
+    pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
+        SunoCallbackLayer::new(path.into(), self.service())
     }
 
     /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
@@ -99,6 +114,25 @@ impl SunoCallbacks {
     pub fn actix_handler(&self) -> crate::actix::CallbackHandler {
         crate::actix::CallbackHandler::new(Arc::clone(&self.pipeline))
     }
+
+    /// How many verified requests presented a signature already bound to another
+    /// `callbackType` or outcome (refused `401`, or `503` with
+    /// [`SignatureReuse::Confirm`]) since the receiver was built. Each one is also
+    /// logged at `warn`. Anything above zero means someone holds a captured signed
+    /// request, or the sender signed two stages in the same second.
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// assert_eq!(callbacks.reused_signatures(), 0);
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    pub fn reused_signatures(&self) -> u64 {
+        self.pipeline
+            .binding
+            .as_ref()
+            .map_or(0, BindingStage::reused)
+    }
 }
 
 impl fmt::Debug for SunoCallbacks {
@@ -115,6 +149,7 @@ impl fmt::Debug for SunoCallbacks {
 pub struct SunoCallbacksBuilder {
     hmac_keys: Vec<Vec<u8>>,
     tolerance: Duration,
+    signature_reuse: SignatureReuse,
     clock: Arc<dyn Clock>,
     verifiers: Vec<Arc<dyn DynVerifier>>,
     accept_unverified: bool,
@@ -136,6 +171,7 @@ impl Default for SunoCallbacksBuilder {
         Self {
             hmac_keys: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
+            signature_reuse: SignatureReuse::Refuse,
             clock: Arc::new(SystemClock),
             verifiers: Vec::new(),
             accept_unverified: false,
@@ -160,12 +196,14 @@ impl Default for SunoCallbacksBuilder {
 impl SunoCallbacksBuilder {
     /// Adds an active "webhook HMAC key" (raw UTF-8 bytes). Call it again to accept
     /// several keys while rotating: a signature made with any of them is accepted.
+    #[must_use]
     pub fn hmac_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.hmac_keys.push(key.as_ref().to_vec());
         self
     }
 
     /// Adds several active HMAC keys at once.
+    #[must_use]
     pub fn hmac_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -176,13 +214,42 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    /// How far `X-Webhook-Timestamp` may be from now, either way (default 30
+    /// minutes, [`DEFAULT_TOLERANCE`](crate::verify::DEFAULT_TOLERANCE)): wide enough
+    /// for the sender's retries after 1, 5 and 15 minutes even if they reuse the first
+    /// attempt's headers. Narrow it only if the sender signs each retry anew.
+    #[must_use]
     pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
     }
 
+    /// What to do with a valid signature presented with another `callbackType` or
+    /// outcome than the one it was first accepted with (default
+    /// [`SignatureReuse::Refuse`]: `401`). Each signature checked with the
+    /// [`hmac_key`](Self::hmac_key) is bound to its first use in the dedup store, for
+    /// as long as its timestamp is within the tolerance, so the binding holds across
+    /// replicas sharing a store. Verifiers added with [`verifier`](Self::verifier) are
+    /// not bound (an IP allowlist has no signature to bind).
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::verify::SignatureReuse;
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .signature_reuse(SignatureReuse::Confirm)
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn signature_reuse(mut self, policy: SignatureReuse) -> Self {
+        self.signature_reuse = policy;
+        self
+    }
+
     /// The clock the HMAC timestamp is checked against (default: the system clock).
+    #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -190,6 +257,7 @@ impl SunoCallbacksBuilder {
 
     /// Adds a verifier. All verifiers must accept, the HMAC check (if a key is set)
     /// first, then these in the order they were added.
+    #[must_use]
     pub fn verifier(mut self, verifier: impl Verifier) -> Self {
         self.verifiers.push(Arc::new(verifier));
         self
@@ -197,18 +265,21 @@ impl SunoCallbacksBuilder {
 
     /// Accepts callbacks without any verification. Anyone who can reach the endpoint
     /// can then make your handlers run with made-up tasks. For local experiments only.
+    #[must_use]
     pub fn dangerously_accept_unverified_callbacks(mut self) -> Self {
         self.accept_unverified = true;
         self
     }
 
     /// The dedup store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: impl DedupStore) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
     /// The largest body accepted, in bytes (default 1 MiB); larger ones get `413`.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -216,6 +287,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a handler may run (default 10 s) before it is dropped, its claim
     /// released and `500` answered.
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.timing.handler_timeout = timeout;
         self
@@ -223,12 +295,14 @@ impl SunoCallbacksBuilder {
 
     /// How long a claim holds its key (default 30 s); must exceed the handler timeout
     /// plus the store timeout, so a claim cannot expire before it is settled.
+    #[must_use]
     pub fn claim_lease(mut self, lease: Duration) -> Self {
         self.timing.lease = lease;
         self
     }
 
     /// How long a processed callback is remembered as done (default 24 h).
+    #[must_use]
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
         self.timing.done_ttl = ttl;
         self
@@ -236,6 +310,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a delivery that finds its callback in flight waits for the outcome
     /// before answering `409` (default 5 s).
+    #[must_use]
     pub fn in_flight_wait(mut self, wait: Duration) -> Self {
         self.timing.in_flight_wait = wait;
         self
@@ -243,59 +318,103 @@ impl SunoCallbacksBuilder {
 
     /// How long one dedup store call may take before the store counts as unavailable
     /// (default 2 s).
+    #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.timing.store_timeout = timeout;
         self
     }
 
-    /// Handles `text` callbacks (lyrics or text done).
-    pub fn on_text<F, Fut>(mut self, handler: F) -> Self
+    /// Handles the callbacks of `route`: one family's successes at one stage, all its
+    /// successes, all its failures, or every failure. Every family is registered this
+    /// way, with the same timeout, panic and answer rules; [`Route`] says which
+    /// handler a callback goes to when several could take it.
+    ///
+    /// ```
+    /// use suno_callback::{Family, Payload, Route, SunoCallbacks};
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .on(Route::success(Family::Wav), |event| async move {
+    ///         if let Payload::Wav(wav) = event.payload() {
+    ///             println!("{}: {:?}", event.task_id(), wav.audio_wav_url());
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .on(Route::stage(Family::Voice, "wait_validating"), |event| async move {
+    ///         println!("{} waits for validation", event.task_id());
+    ///         Ok(())
+    ///     })
+    ///     .on(Route::any_failure(), |event| async move {
+    ///         eprintln!("{} {} failed: {:?}", event.family(), event.task_id(), event.msg());
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn on<F, Fut>(mut self, route: Route, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.text = Some(boxed(handler));
+        self.handlers.insert(route, boxed(handler));
         self
     }
 
-    /// Handles `first` callbacks (first track done).
-    pub fn on_first<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `text` callbacks (lyrics or text done): the same as
+    /// `.on(Route::stage(Family::Music, "text"), handler)`.
+    #[must_use]
+    pub fn on_text<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.first = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "text"), handler)
     }
 
-    /// Handles `complete` callbacks (all tracks done).
-    pub fn on_complete<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `first` callbacks (first track done): the same as
+    /// `.on(Route::stage(Family::Music, "first"), handler)`.
+    #[must_use]
+    pub fn on_first<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.complete = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "first"), handler)
     }
 
-    /// Handles failures: a `code` other than 200, or `callbackType` `error`.
-    pub fn on_failure<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `complete` callbacks (all tracks done): the same as
+    /// `.on(Route::stage(Family::Music, "complete"), handler)`.
+    #[must_use]
+    pub fn on_complete<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(FailureEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.failure = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "complete"), handler)
     }
 
-    /// Handles every event that has no specific handler, including unknown
-    /// `callbackType` values. Without it such events are answered `200 ignored`.
+    /// Handles failures of every family that has no [`Route::failure`] handler of its
+    /// own: the same as `.on(Route::any_failure(), handler)`.
+    #[must_use]
+    pub fn on_failure<F, Fut>(self, handler: F) -> Self
+    where
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.on(Route::any_failure(), handler)
+    }
+
+    /// Handles every callback that no route takes: unknown stages, families without a
+    /// handler, successes of no known family. Without it such callbacks are answered
+    /// `200 ignored`.
+    #[must_use]
     pub fn fallback<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.fallback = Some(boxed(handler));
+        self.handlers.set_fallback(boxed(handler));
         self
     }
 
@@ -370,11 +489,17 @@ impl SunoCallbacksBuilder {
             ));
         }
         let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
+        let mut binding = None;
         if !self.hmac_keys.is_empty() {
             let hmac = HmacVerifier::new(&self.hmac_keys)?
                 .tolerance(self.tolerance)
-                .shared_clock(self.clock);
+                .shared_clock(Arc::clone(&self.clock));
             verifiers.push(Arc::new(hmac) as Arc<dyn DynVerifier>);
+            binding = Some(BindingStage::new(
+                self.tolerance,
+                self.clock,
+                self.signature_reuse,
+            ));
         }
         verifiers.extend(self.verifiers);
         let verify = VerifyStage::new(verifiers);
@@ -394,7 +519,9 @@ impl SunoCallbacksBuilder {
             pipeline: Arc::new(Pipeline {
                 body_limit: self.body_limit,
                 verify,
+                binding,
                 store,
+                waiters: crate::claim::Waiters::default(),
                 handlers: self.handlers,
                 timing,
                 #[cfg(feature = "provider-api")]
@@ -412,6 +539,7 @@ impl fmt::Debug for SunoCallbacksBuilder {
                 &format_args!("[redacted; {}]", self.hmac_keys.len()),
             )
             .field("tolerance", &self.tolerance)
+            .field("signature_reuse", &self.signature_reuse)
             .field("verifiers", &self.verifiers.len())
             .field("accept_unverified", &self.accept_unverified)
             .field("store", &self.store)

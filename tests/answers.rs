@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Answer, Counter, KEY, PATH, callback_body, send, signed};
 use http::{Method, Request, header};
-use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, MemoryStore, StoreError};
+use suno_callback::store::{
+    Binding, Claim, ClaimToken, DedupKey, DedupStore, MemoryStore, SignatureUse, StoreError,
+};
 use suno_callback::testing::{MusicCallback, Signer, unsigned_request};
 use suno_callback::{HandlerError, SunoCallbacks, SunoCallbacksBuilder};
 use tokio::sync::Notify;
@@ -42,7 +44,7 @@ async fn processed_then_duplicate() {
     let first = send(callbacks.service(), signed(body.clone())).await;
     first.expect(200, "processed");
     assert_eq!(first.json["task_id"], TASK);
-    assert_eq!(first.json["callback_type"], "complete");
+    assert_eq!(first.json["stage"], "complete");
     assert_eq!(first.headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(runs.get(), 1);
 
@@ -61,7 +63,7 @@ async fn ignored_when_no_handler_and_no_fallback() {
     )
     .await;
     answer.expect(200, "ignored");
-    assert_eq!(answer.json["callback_type"], "text");
+    assert_eq!(answer.json["stage"], "text");
     assert_eq!(runs.get(), 0);
 }
 
@@ -496,6 +498,9 @@ impl DedupStore for DownStore {
     async fn release(&self, _: &DedupKey, _: ClaimToken) -> Result<(), StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
+    async fn bind_signature(&self, _: &SignatureUse, _: Duration) -> Result<Binding, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
 }
 
 /// A store that never answers.
@@ -509,6 +514,9 @@ impl DedupStore for HungStore {
         std::future::pending().await
     }
     async fn release(&self, _: &DedupKey, _: ClaimToken) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn bind_signature(&self, _: &SignatureUse, _: Duration) -> Result<Binding, StoreError> {
         std::future::pending().await
     }
 }

@@ -14,7 +14,7 @@ use suno_callback::provider::{
     ConfirmMode, MemoryRegistry, Outcome, ProviderClient, Reconciler, SyntheticCallback,
     TaskAnswer, TaskFamily, TaskPayload, TaskRegistry, TaskStatus,
 };
-use suno_callback::{CallbackEvent, EventSource, SunoCallbacks};
+use suno_callback::{CallbackEvent, EventSource, Family, Payload, Stage, SunoCallbacks};
 
 const API_KEY: &str = "test-api-key";
 
@@ -165,29 +165,27 @@ async fn every_music_status_kind_maps_to_its_event() {
     let synthetic = SyntheticCallback::from_answer(&first).unwrap().unwrap();
     assert_eq!(synthetic.stage(), "first");
     assert!(!synthetic.is_final());
-    let CallbackEvent::First(event) = synthetic.to_event().unwrap() else {
-        panic!("not a first event");
-    };
+    let event = synthetic.to_event().unwrap();
+    assert_eq!(event.stage(), &Stage::First);
+    assert_eq!(event.family(), Family::Music);
     assert_eq!(event.tracks().len(), 1);
 
     let success = read("music_success").await;
-    let CallbackEvent::Complete(event) = SyntheticCallback::from_answer(&success)
+    let event = SyntheticCallback::from_answer(&success)
         .unwrap()
         .unwrap()
         .to_event()
-        .unwrap()
-    else {
-        panic!("not a complete event");
-    };
+        .unwrap();
+    assert_eq!(event.stage(), &Stage::Complete);
+    assert_eq!(event.outcome(), Outcome::Success);
     assert_eq!(event.tracks().len(), 2);
 
     let failed = read("music_failed").await;
     let synthetic = SyntheticCallback::from_answer(&failed).unwrap().unwrap();
     assert_eq!(synthetic.outcome(), Outcome::Failure);
     assert_eq!(synthetic.stage(), "error");
-    let CallbackEvent::Failure(event) = synthetic.to_event().unwrap() else {
-        panic!("not a failure");
-    };
+    let event = synthetic.to_event().unwrap();
+    assert_eq!(event.outcome(), Outcome::Failure);
     assert_eq!(event.code(), 501);
     assert_eq!(event.msg(), Some("Audio generation failed"));
 }
@@ -202,10 +200,7 @@ fn text_success_and_every_failure_word_map() {
     };
     let text = answer_with("TEXT_SUCCESS", Value::Null);
     let synthetic = SyntheticCallback::from_answer(&text).unwrap().unwrap();
-    assert!(matches!(
-        synthetic.to_event().unwrap(),
-        CallbackEvent::Text(_)
-    ));
+    assert_eq!(synthetic.to_event().unwrap().stage(), &Stage::Text);
     for word in [
         "CREATE_TASK_FAILED",
         "GENERATE_AUDIO_FAILED",
@@ -222,10 +217,9 @@ fn text_success_and_every_failure_word_map() {
     // The provider could not deliver the callback, but the tracks are there.
     let exception = answer_with("CALLBACK_EXCEPTION", Value::Null);
     let synthetic = SyntheticCallback::from_answer(&exception).unwrap().unwrap();
-    assert!(matches!(
-        synthetic.to_event().unwrap(),
-        CallbackEvent::Complete(_)
-    ));
+    let event = synthetic.to_event().unwrap();
+    assert_eq!(event.stage(), &Stage::Complete);
+    assert_eq!(event.outcome(), Outcome::Success);
 }
 
 #[test]
@@ -385,13 +379,13 @@ fn music_success_gives_the_complete_event_a_callback_would() {
         "response": {"taskId": task, "sunoData": tracks}}});
     let answer = TaskAnswer::from_json(TaskFamily::Music, answer.to_string().as_bytes()).unwrap();
     let synthetic = SyntheticCallback::from_answer(&answer).unwrap().unwrap();
-    let (CallbackEvent::Complete(polled), CallbackEvent::Complete(called)) =
-        (synthetic.to_event().unwrap(), callback)
-    else {
-        panic!("both complete");
-    };
+    let (polled, called) = (synthetic.to_event().unwrap(), callback);
     assert_eq!(polled.task_id(), called.task_id());
+    assert_eq!(polled.family(), called.family());
+    assert_eq!(polled.stage(), &Stage::Complete);
     assert_eq!(polled.stage(), called.stage());
+    assert_eq!(polled.outcome(), called.outcome());
+    assert_eq!(polled.payload(), called.payload());
     assert_eq!(polled.tracks(), called.tracks());
     assert_eq!(polled.tracks().len(), 2);
 }
@@ -404,14 +398,12 @@ async fn the_provider_fixture_tracks_keep_their_values() {
     )
     .unwrap();
     let raw = fixture_json("music_success", "t");
-    let CallbackEvent::Complete(event) = SyntheticCallback::from_answer(&answer)
+    let event = SyntheticCallback::from_answer(&answer)
         .unwrap()
         .unwrap()
         .to_event()
-        .unwrap()
-    else {
-        panic!("complete");
-    };
+        .unwrap();
+    assert_eq!(event.stage(), &Stage::Complete);
     for (track, raw) in event
         .tracks()
         .iter()
@@ -660,6 +652,14 @@ impl Recorder {
 }
 
 fn receiver(recorder: &Recorder, confirm: Option<(ProviderClient, ConfirmMode)>) -> SunoCallbacks {
+    receiver_from(SunoCallbacks::builder(), recorder, confirm)
+}
+
+fn receiver_from(
+    builder: suno_callback::SunoCallbacksBuilder,
+    recorder: &Recorder,
+    confirm: Option<(ProviderClient, ConfirmMode)>,
+) -> SunoCallbacks {
     let (r1, r2, r3, r4, r5) = (
         recorder.clone(),
         recorder.clone(),
@@ -667,7 +667,7 @@ fn receiver(recorder: &Recorder, confirm: Option<(ProviderClient, ConfirmMode)>)
         recorder.clone(),
         recorder.clone(),
     );
-    let mut builder = SunoCallbacks::builder()
+    let mut builder = builder
         .hmac_key(KEY)
         .on_text(move |e| {
             r1.push("text", e.task_id(), None);
@@ -1027,9 +1027,11 @@ async fn the_reconcile_example_prints_polled_and_called_events() {
     )
     .await;
     let line = example.next_line().await;
-    assert_eq!(
-        line,
-        "music complete task=ex-music https://cdn.example.net/p/0.mp3 source=poll"
+    assert_line(
+        &line,
+        "music complete task=ex-music ",
+        "audio=https://cdn.example.net/p/0.mp3",
+        " source=poll",
     );
     let wav = serde_json::json!({"code": 200, "msg": "success", "data": {
         "task_id": "ex-wav", "audioWavUrl": "https://cdn.example.net/cb.wav"}});
@@ -1042,7 +1044,7 @@ async fn the_reconcile_example_prints_polled_and_called_events() {
     let line = example.next_line().await;
     assert_eq!(
         line,
-        "wav complete task=ex-wav https://cdn.example.net/cb.wav source=callback"
+        "wav complete task=ex-wav url=https://cdn.example.net/cb.wav source=callback"
     );
     let failure = serde_json::json!({"code": 501, "msg": "failed", "data": {
         "callbackType": "error", "task_id": "ex-other"}});
@@ -1052,9 +1054,11 @@ async fn the_reconcile_example_prints_polled_and_called_events() {
     )
     .await
     .expect(200, "processed");
-    assert_eq!(
-        example.next_line().await,
-        "music failure task=ex-other source=callback"
+    assert_line(
+        &example.next_line().await,
+        "music failure task=ex-other code=501 ",
+        "msg=\"failed\"",
+        " source=callback",
     );
 }
 
@@ -1086,9 +1090,11 @@ async fn the_reconcile_example_confirms_callbacks_when_asked() {
     )
     .await
     .expect(200, "processed");
-    assert_eq!(
-        example.next_line().await,
-        "video complete task=ex-confirm https://cdn.example.net/p/v.mp4 source=callback"
+    assert_line(
+        &example.next_line().await,
+        "video complete task=ex-confirm ",
+        "https://cdn.example.net/p/v.mp4",
+        " source=callback",
     );
     assert_eq!(fake.count("ex-confirm"), 1);
 }
@@ -1144,28 +1150,52 @@ async fn old_pending_tasks_are_polled_less_often() {
 }
 
 #[test]
-fn callback_bodies_tell_their_family_by_shape() {
-    let dirs = [
-        ("music", TaskFamily::Music),
-        ("lyrics", TaskFamily::Lyrics),
-        ("wav", TaskFamily::Wav),
-        ("separation", TaskFamily::Separation),
-        ("midi", TaskFamily::Midi),
-        ("video", TaskFamily::Video),
-        ("cover_images", TaskFamily::Cover),
-        ("voice", TaskFamily::Voice),
+fn a_poll_of_every_family_is_the_event_its_callback_is() {
+    // (family, provider answer, the callback of the same outcome)
+    let cases = [
+        (TaskFamily::Music, "music_success", "music/generate_complete_epoch_ms.json"),
+        (TaskFamily::Music, "music_first_success", "music/add_instrumental_first.json"),
+        (TaskFamily::Music, "music_failed", "music/error_code_500.json"),
+        (TaskFamily::Lyrics, "lyrics_success", "lyrics/complete.json"),
+        (TaskFamily::Wav, "wav_success", "wav/success.json"),
+        (
+            TaskFamily::Separation,
+            "separation_success",
+            "separation/separate_vocal_success.json",
+        ),
+        (TaskFamily::Midi, "midi_success", "midi/success.json"),
+        (TaskFamily::Video, "video_success", "video/success.json"),
+        (TaskFamily::Cover, "cover_success", "cover_images/success.json"),
+        (TaskFamily::Voice, "voice_success", "voice/generate_success.json"),
     ];
-    let mut wrong = Vec::new();
-    for (dir, family) in dirs {
-        for (name, body) in common::fixtures_in(dir) {
-            let json: Value = serde_json::from_slice(&body).unwrap();
-            let found = TaskFamily::from_callback_body(&json);
-            if found != family {
-                wrong.push(format!("{dir}/{name}: {found}"));
-            }
+    for (family, answer_name, callback_name) in cases {
+        let answer =
+            TaskAnswer::from_json(family, provider_fixture(answer_name, "t").as_bytes())
+                .expect(answer_name);
+        let polled = SyntheticCallback::from_answer(&answer)
+            .expect(answer_name)
+            .expect(answer_name)
+            .to_event()
+            .expect(answer_name);
+        let called = CallbackEvent::from_json_as(family.into(), fixture(callback_name))
+            .expect(callback_name);
+        assert_eq!(polled.family(), Family::from(family), "{answer_name}");
+        assert_eq!(polled.family(), called.family(), "{answer_name}");
+        assert_eq!(polled.stage(), called.stage(), "{answer_name}");
+        assert_eq!(polled.outcome(), called.outcome(), "{answer_name}");
+        // The same typed payload (the values differ: another task's URLs).
+        assert_eq!(
+            std::mem::discriminant(polled.payload()),
+            std::mem::discriminant(called.payload()),
+            "{answer_name}"
+        );
+        assert_ne!(polled.payload(), &Payload::Unknown, "{answer_name}");
+        // A callback without a path is read as the same family by its shape.
+        if answer_name != "music_failed" {
+            let by_shape = CallbackEvent::from_json(polled.raw_body().clone()).unwrap();
+            assert_eq!(by_shape.family(), polled.family(), "{answer_name}");
         }
     }
-    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[tokio::test]
@@ -1190,4 +1220,82 @@ async fn confirm_mode_confirms_a_voice_step() {
         fake.seen().last().unwrap().path,
         "/api/v1/voice/record-info"
     );
+}
+
+/// A line of the example: the quickstart's line with its `source=`.
+fn assert_line(line: &str, start: &str, middle: &str, end: &str) {
+    assert!(
+        line.starts_with(start) && line.contains(middle) && line.ends_with(end),
+        "{line:?} is not {start:?}…{middle:?}…{end:?}"
+    );
+}
+
+/// `SignatureReuse::Confirm` hands a callback reusing another's signature to confirm
+/// mode, whatever families the mode names: the provider's outcome is dispatched, never
+/// the forged body's; `503` only while the provider does not know it.
+#[tokio::test]
+async fn a_reused_signature_is_confirmed_with_the_provider() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let callbacks = receiver_from(
+        SunoCallbacks::builder().signature_reuse(suno_callback::verify::SignatureReuse::Confirm),
+        &recorder,
+        Some((client(&fake), ConfirmMode::families([]))),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let task = "reused-signature";
+    // The genuine `first`: not confirmed (no family is), the provider is not asked.
+    send(
+        callbacks.service(),
+        signer().request_at(
+            PATH,
+            music_callback(task, "first", "https://cdn.example.net/first.mp3"),
+            now,
+        ),
+    )
+    .await
+    .expect(200, "processed");
+    assert_eq!(fake.count(task), 0);
+    // A forged `complete` with the same signature, while the provider knows nothing.
+    let forged = music_callback(task, "complete", "https://evil.example/x.mp3");
+    fake.script(task, [Reply::ok(provider_fixture("music_pending", task))]);
+    let answer = send(callbacks.service(), signer().request_at(PATH, forged.clone(), now)).await;
+    answer.expect(503, "unavailable");
+    assert_eq!(answer.headers["retry-after"], "30");
+    // Once the provider knows: its tracks run the handler, the forged URL never does.
+    fake.script(task, [Reply::ok(provider_fixture("music_success", task))]);
+    send(callbacks.service(), signer().request_at(PATH, forged, now))
+        .await
+        .expect(200, "processed");
+    assert_eq!(fake.count(task), 2);
+    let completes: Vec<Seen> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.0 == "complete")
+        .collect();
+    assert_eq!(completes.len(), 1, "{completes:?}");
+    assert_eq!(completes[0].2, EventSource::Confirmed);
+    let url = completes[0].3.as_deref().unwrap();
+    assert!(url.starts_with("https://cdn.example.net/"), "{url}");
+    assert_eq!(callbacks.reused_signatures(), 2);
+}
+
+/// A callback whose family neither the registry, its path nor its shape tells cannot be
+/// confirmed: `503`, and no endpoint is guessed.
+#[tokio::test]
+async fn confirm_mode_does_not_guess_an_unknown_family() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let callbacks = receiver(&recorder, Some((client(&fake), ConfirmMode::all())));
+    let task = "confirm-unknown-family";
+    let body = serde_json::json!({"code": 500, "msg": "MIDI generation failed",
+        "data": {"taskId": task}});
+    send(callbacks.service(), signer().request(PATH, body.to_string()))
+        .await
+        .expect(503, "unavailable");
+    assert!(fake.seen().is_empty());
+    assert!(recorder.events().is_empty());
 }

@@ -22,7 +22,7 @@ use common::{Counter, KEY, RunningExample, http_send, send, signed};
 use libtest_mimic::{Arguments, Failed, Trial};
 use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
 use suno_callback::testing::{MusicCallback, conformance};
-use suno_callback::{HandlerError, StageEvent, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, HandlerError, Outcome, SunoCallbacks};
 use tokio::sync::Notify;
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
@@ -110,6 +110,15 @@ macro_rules! conformance_trials {
                 .await
                 .expect("connect to REDIS_URL");
             conformance::concurrent_claims_have_one_winner(Arc::new(store)).await;
+        }),
+        trial(concat!("conformance::", $mode, "::concurrent_bindings_have_one_winner"), || async {
+            let store = RedisStore::builder(redis_url())
+                .key_prefix(unique_prefix("bind-race"))
+                .claim_by_script($by_script)
+                .connect()
+                .await
+                .expect("connect to REDIS_URL");
+            conformance::concurrent_bindings_have_one_winner(Arc::new(store)).await;
         })]
     };
 }
@@ -144,11 +153,13 @@ fn main() -> ExitCode {
     shared_server.extend(conformance_trials!("set_nx_get", false;
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
-        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
+        signature_binds_to_its_first_use, signature_binding_expires));
     shared_server.extend(conformance_trials!("lua_claim", true;
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
-        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
+        signature_binds_to_its_first_use, signature_binding_expires));
     shared_server.extend([
         trial(
             "replicas::each_callback_runs_once_across_replicas",
@@ -167,6 +178,10 @@ fn main() -> ExitCode {
             failed_run_taken_over,
         ),
         trial(
+            "replicas::a_signature_used_on_one_replica_is_bound_on_the_other",
+            binding_across_replicas,
+        ),
+        trial(
             "quickstart::two_copies_on_one_redis_are_one_receiver",
             two_quickstarts,
         ),
@@ -177,7 +192,7 @@ fn main() -> ExitCode {
             outage_and_recovery,
         ),
         trial(
-            "round_trips::two_per_callback_one_per_duplicate",
+            "round_trips::three_per_callback_two_per_duplicate",
             round_trips,
         ),
         trial(
@@ -191,6 +206,10 @@ fn main() -> ExitCode {
         trial(
             "outage::a_store_built_while_redis_is_down_serves_once_it_is_up",
             built_while_down,
+        ),
+        trial(
+            "outage::a_connection_that_stops_answering_is_replaced",
+            silent_connection_replaced,
         ),
         trial(
             "connect::a_wrong_password_is_reported_at_once",
@@ -219,7 +238,7 @@ fn main() -> ExitCode {
 fn counting_replica(store: RedisStore, seen: &Arc<Mutex<HashMap<String, usize>>>) -> SunoCallbacks {
     let record = |seen: &Arc<Mutex<HashMap<String, usize>>>| {
         let seen = Arc::clone(seen);
-        move |event: StageEvent| {
+        move |event: CallbackEvent| {
             let key = format!("{}/{}", event.task_id(), event.stage());
             *seen.lock().expect("lock").entry(key).or_default() += 1;
             async {
@@ -329,7 +348,12 @@ async fn duplicate_waits_across_replicas() {
 
 async fn dead_replica() {
     let prefix = unique_prefix("dead");
-    let key = DedupKey::new("dead-replica-task", "complete");
+    let key = DedupKey::new(
+        "dead-replica-task",
+        Family::Music,
+        "complete",
+        Outcome::Success,
+    );
     // A replica claims the callback, then dies before completing or releasing it.
     let dying = store(&prefix).await;
     let claimed = dying.claim(&key, Duration::from_millis(1200)).await;
@@ -384,7 +408,11 @@ async fn two_quickstarts() {
     http_send(a.addr, signed(complete.clone()))
         .await
         .expect(200, "processed");
-    assert!(a.next_line().await.starts_with("complete  task=two-copies"));
+    assert!(
+        a.next_line()
+            .await
+            .starts_with("music complete task=two-copies")
+    );
     http_send(b.addr, signed(complete))
         .await
         .expect(200, "duplicate");
@@ -393,7 +421,11 @@ async fn two_quickstarts() {
     http_send(b.addr, signed(text.clone()))
         .await
         .expect(200, "processed");
-    assert!(b.next_line().await.starts_with("text      task=two-copies"));
+    assert!(
+        b.next_line()
+            .await
+            .starts_with("music text task=two-copies")
+    );
     http_send(a.addr, signed(text))
         .await
         .expect(200, "duplicate");
@@ -600,6 +632,122 @@ async fn hung_redis(claim_by_script: bool) {
     assert_eq!(runs.get(), 2);
 }
 
+/// A TCP proxy in front of a server that can silence the connections it carries:
+/// they stay open, but nothing passes either way any more, as on a half-open
+/// connection or a network path that drops packets. New connections pass.
+struct SilencingProxy {
+    port: u16,
+    connections: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl SilencingProxy {
+    async fn start(upstream_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>> = Arc::default();
+        let registry = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    continue;
+                };
+                let silenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                registry.lock().expect("lock").push(Arc::clone(&silenced));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pass(client_read, server_write, Arc::clone(&silenced)));
+                tokio::spawn(pass(server_read, client_write, silenced));
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Silences every connection open now.
+    fn silence_open_connections(&self) {
+        for silenced in self.connections.lock().expect("lock").iter() {
+            silenced.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn connections_opened(&self) -> usize {
+        self.connections.lock().expect("lock").len()
+    }
+}
+
+/// Copies bytes one way until the connection closes; drops them once silenced.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if silenced.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn silent_connection_replaced() {
+    let server = PrivateRedis::start();
+    let proxy = SilencingProxy::start(server.port).await;
+    let store = RedisStore::builder(proxy.url())
+        .key_prefix(unique_prefix("silent"))
+        .call_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect");
+    let key = |name: &str| DedupKey::new(name, Family::Music, "complete", Outcome::Success);
+    let lease = Duration::from_secs(30);
+    assert!(matches!(
+        store.claim(&key("before"), lease).await,
+        Ok(Claim::Acquired(_))
+    ));
+    let opened = proxy.connections_opened();
+
+    // The store's connection stays open but nothing comes back on it any more.
+    proxy.silence_open_connections();
+    let refused = store.claim(&key("silenced"), lease).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.is_unavailable()),
+        "{refused:?}"
+    );
+
+    // The timed-out call had the connection replaced: later calls succeed on a new
+    // one, while the old one would never answer again.
+    let started = Instant::now();
+    loop {
+        match store.claim(&key("after"), lease).await {
+            Ok(Claim::Acquired(_)) => break,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still failing {:?} after the silence: {other:?}",
+                started.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        proxy.connections_opened() > opened,
+        "the store connected anew"
+    );
+}
+
 /// The commands clients send to a server, as `MONITOR` reports them: one line per
 /// command a client sent, and lines marked `lua` for commands a script ran inside
 /// the same round trip.
@@ -662,8 +810,8 @@ async fn round_trips() {
     let first = monitor.client_commands().await;
     assert_eq!(
         first,
-        ["SET", "EVALSHA"],
-        "a first delivery: claim, complete"
+        ["SET", "SET", "EVALSHA"],
+        "a first delivery: bind its signature, claim, complete"
     );
 
     send(
@@ -673,7 +821,11 @@ async fn round_trips() {
     .await
     .expect(200, "duplicate");
     let duplicate = monitor.client_commands().await;
-    assert_eq!(duplicate, ["SET"], "a duplicate: the claim alone");
+    assert_eq!(
+        duplicate,
+        ["SET", "SET"],
+        "a duplicate: the binding check and the claim"
+    );
     assert_eq!(runs.get(), 2);
 }
 
@@ -758,6 +910,61 @@ async fn wrong_password() {
     RedisStore::connect(&right)
         .await
         .expect("the right password connects");
+}
+
+/// A genuine `text` processed by one replica binds its signature for every replica: its
+/// headers reused with a forged `complete` on another replica are refused, and the
+/// genuine `complete`, freshly signed, runs.
+async fn binding_across_replicas() {
+    let prefix = unique_prefix("binding");
+    let runs = Counter::default();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let runs = runs.clone();
+        replicas.push(
+            SunoCallbacks::builder()
+                .hmac_key(KEY)
+                .store(store(&prefix).await)
+                .fallback(move |_| {
+                    runs.bump();
+                    async { Ok(()) }
+                })
+                .build()
+                .expect("valid configuration"),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signer = suno_callback::testing::Signer::new(KEY);
+    let text =
+        MusicCallback::text("binding-task").signed_request_at(&signer, common::PATH, now - 30);
+    let mut forged = suno_callback::testing::unsigned_request(
+        common::PATH,
+        MusicCallback::complete("binding-task").body(),
+    );
+    for name in ["x-webhook-timestamp", "x-webhook-signature"] {
+        forged
+            .headers_mut()
+            .insert(name, text.headers()[name].clone());
+    }
+    send(replicas[0].service(), text)
+        .await
+        .expect(200, "processed");
+    let refused = send(replicas[1].service(), forged).await;
+    refused.expect(401, "rejected");
+    assert_eq!(
+        refused.json["reason"],
+        "signature already used by another callback"
+    );
+    assert_eq!(replicas[1].reused_signatures(), 1);
+    let complete =
+        MusicCallback::complete("binding-task").signed_request_at(&signer, common::PATH, now);
+    send(replicas[1].service(), complete)
+        .await
+        .expect(200, "processed");
+    assert_eq!(runs.get(), 2);
 }
 
 /// A replica's handler fails while a duplicate waits on another replica: the failed

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::client::ProviderClient;
 use super::family::TaskFamily;
-use super::map::{SyntheticCallback, family_from_body};
+use super::map::SyntheticCallback;
 use super::registry::TaskRegistry;
 use crate::event::CallbackEvent;
 
@@ -39,6 +39,11 @@ impl ConfirmMode {
         Self {
             families: Some(families.into_iter().collect()),
         }
+    }
+
+    /// Whether every family is confirmed.
+    pub(crate) fn applies_to_all(&self) -> bool {
+        self.families.is_none()
     }
 
     /// Whether callbacks of `family` are confirmed.
@@ -80,14 +85,24 @@ impl ConfirmStage {
         &self,
         event: &CallbackEvent,
         registry: &dyn TaskRegistry,
+        reused: bool,
     ) -> Confirmation {
-        // The registered family first; else the body's shape picks which endpoint to
-        // ask. A wrong guess only asks an endpoint that does not know the task.
+        // The registered family first; else the event's (its path's, or its shape's).
         let family = match registry.family_of(event.task_id()).await {
-            Ok(Some(family)) => family,
-            _ => family_from_body(&event.raw_json()),
+            Ok(Some(family)) => Some(family),
+            _ => TaskFamily::from_family(event.family()),
         };
-        if !self.mode.applies_to(family) {
+        let Some(family) = family else {
+            if reused || self.mode.applies_to_all() {
+                tracing::warn!(
+                    "confirm mode: the callback's family is unknown, it cannot be confirmed"
+                );
+                return Confirmation::NotYet;
+            }
+            return Confirmation::NotApplicable;
+        };
+        // A callback reusing another's signature is confirmed whatever the mode.
+        if !reused && !self.mode.applies_to(family) {
             return Confirmation::NotApplicable;
         }
         let answer = match self.client.task_details(family, event.task_id()).await {

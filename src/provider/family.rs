@@ -3,7 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A family of tasks: which task-details endpoint answers for it.
+use crate::event::Family;
+
+/// A family of tasks: which task-details endpoint answers for it. The callback
+/// [`Family`] less its `Unknown`: each maps to the other one to one.
 ///
 /// ```
 /// use suno_callback::provider::TaskFamily;
@@ -78,20 +81,36 @@ impl TaskFamily {
 }
 
 impl TaskFamily {
-    /// The family a callback body belongs to, read from its shape (`audioWavUrl` is a
-    /// wav, `video_url` a video…; music when nothing else fits). Callbacks carry no
-    /// family of their own, and the shapes overlap (a music `complete` with a code
-    /// other than 200 reads as lyrics): prefer the family the task was submitted with.
-    /// Confirm mode uses this only for tasks that were not registered.
+    /// The task family of a callback [`Family`]; `None` for [`Family::Unknown`], whose
+    /// endpoint nobody can tell.
     ///
     /// ```
+    /// use suno_callback::Family;
     /// use suno_callback::provider::TaskFamily;
     ///
-    /// let body = serde_json::json!({"code": 200, "data": {"task_id": "t", "audioWavUrl": null}});
-    /// assert_eq!(TaskFamily::from_callback_body(&body), TaskFamily::Wav);
+    /// assert_eq!(TaskFamily::from_family(Family::Wav), Some(TaskFamily::Wav));
+    /// assert_eq!(TaskFamily::from_family(Family::Unknown), None);
+    /// assert_eq!(Family::from(TaskFamily::Midi), Family::Midi);
     /// ```
-    pub fn from_callback_body(body: &serde_json::Value) -> Self {
-        super::map::family_from_body(body)
+    pub fn from_family(family: Family) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|task_family| Family::from(*task_family) == family)
+    }
+}
+
+impl From<TaskFamily> for Family {
+    fn from(family: TaskFamily) -> Self {
+        match family {
+            TaskFamily::Music => Family::Music,
+            TaskFamily::Lyrics => Family::Lyrics,
+            TaskFamily::Wav => Family::Wav,
+            TaskFamily::Separation => Family::Separation,
+            TaskFamily::Midi => Family::Midi,
+            TaskFamily::Video => Family::Video,
+            TaskFamily::Cover => Family::Cover,
+            TaskFamily::Voice => Family::Voice,
+        }
     }
 }
 

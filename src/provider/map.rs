@@ -1,6 +1,6 @@
 //! The one place that maps a task-details answer to the crate's callback events: an
 //! answer becomes the body the sender would have posted for it (a *synthetic
-//! callback*), so [`CallbackEvent::from_json`] of that body yields the same typed event,
+//! callback*), so [`CallbackEvent::from_json_as`] of that body and its family yields the same typed event,
 //! and the same dedup key, as the callback itself.
 
 use bytes::Bytes;
@@ -12,14 +12,7 @@ use super::family::TaskFamily;
 use super::status::TaskStatus;
 use crate::event::{CallbackEvent, ParseError};
 
-/// Whether a task succeeded or failed, as far as an event tells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The stage or the task succeeded.
-    Success,
-    /// The task failed.
-    Failure,
-}
+pub use crate::event::Outcome;
 
 /// An answer mapped to the callback the sender would have posted for it.
 ///
@@ -101,9 +94,10 @@ impl SyntheticCallback {
     pub fn body(&self) -> &Bytes {
         &self.body
     }
-    /// The body parsed as a callback.
+    /// The body parsed as a callback of its family: the same event, family, stage and
+    /// outcome (so the same dedup key) as the sender's callback.
     pub fn to_event(&self) -> Result<CallbackEvent, ParseError> {
-        CallbackEvent::from_json(self.body.clone())
+        CallbackEvent::from_json_as(self.family.into(), self.body.clone())
     }
     /// Whether nothing more will happen to the task after this event.
     pub fn is_final(&self) -> bool {
@@ -323,58 +317,14 @@ fn snake_case(key: &str) -> String {
     out
 }
 
-/// Whether a callback reports the end of its task: music `text` and `first` and a voice
-/// step are not; every other success and every failure is.
-pub(crate) fn is_final_callback(event: &CallbackEvent) -> bool {
-    match event {
-        CallbackEvent::Text(_) | CallbackEvent::First(_) => false,
-        CallbackEvent::Complete(_) | CallbackEvent::Failure(_) => true,
-        other => {
-            let json = other.raw_json();
-            let status = json["data"]["status"].as_str().unwrap_or("");
-            !matches!(
-                status,
-                "wait_validating" | "wait_processing" | "processing_validate"
-            )
-        }
-    }
-}
-
-/// The family a callback body's shape belongs to, for callbacks of tasks that were
-/// not registered.
-pub(crate) fn family_from_body(body: &Value) -> TaskFamily {
-    let data = &body["data"];
-    let has = |key: &str| data.get(key).is_some();
-    let first_item = data["data"].as_array().and_then(|items| items.first());
-    if has("audioWavUrl") {
-        TaskFamily::Wav
-    } else if has("vocal_separation_info") || has("vocal_removal_info") {
-        TaskFamily::Separation
-    } else if has("video_url") {
-        TaskFamily::Video
-    } else if has("images") {
-        TaskFamily::Cover
-    } else if has("voiceId") || has("validateInfo") || data["status"].is_string() {
-        TaskFamily::Voice
-    } else if has("instruments")
-        || has("state")
-        || has("taskId")
-        || body.get("task_id").is_some()
-        || body.get("taskId").is_some()
-    {
-        // Music and lyrics write `data.task_id`; of the families writing `taskId`,
-        // only midi carries nothing else on failure.
-        TaskFamily::Midi
-    } else if data["callbackType"] == "complete"
-        && (body["code"] != 200
-            || first_item
-                .is_some_and(|item| item.get("text").is_some() && item.get("audio_url").is_none()))
-    {
-        // Lyrics come as `complete` even on failure; music failures as `error`.
-        TaskFamily::Lyrics
-    } else {
-        TaskFamily::Music
-    }
+/// Whether an event of `stage` and `outcome` is a task's last: a failure, or any
+/// stage but `text`, `first` and a voice task's waiting steps.
+pub(crate) fn is_final(stage: &str, outcome: Outcome) -> bool {
+    outcome == Outcome::Failure
+        || !matches!(
+            stage,
+            "text" | "first" | "wait_validating" | "wait_processing" | "processing_validate"
+        )
 }
 
 #[cfg(test)]

@@ -57,11 +57,11 @@ pub use registry::{
 pub use registry_redis::{DEFAULT_REGISTRY_PREFIX, RedisRegistry};
 pub use status::TaskStatus;
 
-pub(crate) use map::is_final_callback;
+pub(crate) use map::is_final;
 
-use crate::answer::Answer;
-use crate::event::CallbackEvent;
-use crate::source::EventSource;
+use bytes::Bytes;
+
+use crate::event::{CallbackEvent, Envelope};
 use crate::store::DedupKey;
 use confirm::{ConfirmStage, Confirmation};
 
@@ -71,6 +71,17 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long confirm mode may ask the provider: below the sender's 15 s wait, so a slow
 /// provider is answered `503` (and retried) rather than timed out by the sender.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What confirm mode decided about a verified callback.
+#[derive(Debug)]
+pub(crate) enum Confirmed {
+    /// Not confirmed (its family is not in the mode): dispatch it as it came.
+    AsItCame,
+    /// Dispatch this event, built from the provider's answer.
+    Provider(CallbackEvent),
+    /// The provider does not confirm an outcome yet: answer `503`.
+    NotYet,
+}
 
 /// What the pipeline needs of this module: confirm mode and the registry of expected
 /// tasks.
@@ -91,33 +102,45 @@ impl ProviderHooks {
         }
     }
 
-    /// The confirm stage: the event to dispatch and its source, or the answer that
-    /// ends the request.
+    /// The confirm stage on a verified callback (`reused`: its signature was first
+    /// used by another callback, and the policy hands it over to this stage).
     pub(crate) async fn confirm(
         &self,
-        event: CallbackEvent,
-        key: &DedupKey,
-    ) -> Result<(CallbackEvent, EventSource), Answer> {
+        envelope: &Envelope,
+        body: &Bytes,
+        reused: bool,
+    ) -> Confirmed {
         let Some(stage) = &self.confirm else {
-            return Ok((event, EventSource::Callback));
+            if reused {
+                tracing::warn!(
+                    "reused signature: no provider client configured to confirm the callback"
+                );
+                return Confirmed::NotYet;
+            }
+            return Confirmed::AsItCame;
         };
-        let asked = tokio::time::timeout(CONFIRM_TIMEOUT, stage.run(&event, &*self.registry));
+        let event = CallbackEvent::build(envelope.clone(), body.clone());
+        let asked = tokio::time::timeout(
+            CONFIRM_TIMEOUT,
+            stage.run(&event, &*self.registry, reused),
+        );
         match asked.await.unwrap_or(Confirmation::NotYet) {
-            Confirmation::NotApplicable => Ok((event, EventSource::Callback)),
-            Confirmation::Confirmed(confirmed) => Ok((confirmed, EventSource::Confirmed)),
-            Confirmation::NotYet => Err(Answer::Unconfirmed(key.clone())),
+            Confirmation::NotApplicable => Confirmed::AsItCame,
+            Confirmation::Confirmed(confirmed) => Confirmed::Provider(confirmed),
+            Confirmation::NotYet => Confirmed::NotYet,
         }
     }
 
-    /// After stages 4 to 6 on a final event: the task is no longer expected once its
-    /// outcome reached the handlers (processed, duplicate or ignored).
-    pub(crate) async fn settled(&self, task_id: &str, answer: &Answer) {
-        if !matches!(
-            answer,
-            Answer::Processed(_) | Answer::Duplicate(_) | Answer::Ignored(_)
-        ) {
-            return;
+    /// After stages 4 to 6 on the event of `key` that reached the handlers (processed,
+    /// duplicate or ignored): a final outcome means the task is no longer expected.
+    pub(crate) async fn settled_key(&self, key: &DedupKey) {
+        if is_final(key.stage(), key.outcome()) {
+            self.settled(key.task_id()).await;
         }
+    }
+
+    /// The task is no longer expected: its final outcome reached the handlers.
+    pub(crate) async fn settled(&self, task_id: &str) {
         match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done(task_id)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),

@@ -14,9 +14,12 @@ use super::family::TaskFamily;
 use super::map::SyntheticCallback;
 use super::registry::{ExpectedTask, RegistryError, TaskRegistry, millis, unix_millis};
 use crate::answer::Answer;
+use crate::event::Family;
+use crate::metrics::{self, Labels};
 use crate::pipeline::Pipeline;
 use crate::receiver::SunoCallbacks;
 use crate::source::EventSource;
+use crate::untrusted::Untrusted;
 
 /// When polling starts by default, after registration: past the sender's last retry
 /// (1, 5 and 15 minutes after its first attempt), with some generation time.
@@ -196,6 +199,7 @@ impl Reconciler {
                 family = %task.family(),
                 "expected task not final after the maximum age; no longer polled"
             );
+            metrics::poll(Family::from(task.family()), "overdue");
             if let Some(handler) = &inner.on_overdue {
                 handler(task);
             }
@@ -210,6 +214,7 @@ impl Reconciler {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll failed; will retry");
+                metrics::poll(Family::from(task.family()), "request_failed");
                 report.retry_later += 1;
                 return self.registry().reschedule(task.task_id(), next).await;
             }
@@ -217,16 +222,19 @@ impl Reconciler {
         let synthetic = match SyntheticCallback::from_answer(&answer) {
             Ok(Some(synthetic)) if synthetic.task_id() == task.task_id() => synthetic,
             Ok(None) => {
+                metrics::poll(Family::from(task.family()), "pending");
                 report.retry_later += 1;
                 return self.registry().reschedule(task.task_id(), next).await;
             }
             Ok(Some(_)) => {
                 tracing::warn!(task_id = ?task.task_id(), "provider answered about another task");
+                metrics::poll(Family::from(task.family()), "unmapped");
                 report.retry_later += 1;
                 return self.registry().reschedule(task.task_id(), next).await;
             }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll answer cannot be mapped; will retry");
+                metrics::poll(Family::from(task.family()), "unmapped");
                 report.retry_later += 1;
                 return self.registry().reschedule(task.task_id(), next).await;
             }
@@ -235,24 +243,44 @@ impl Reconciler {
             Ok(event) => event,
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "synthetic callback does not parse");
+                metrics::poll(Family::from(task.family()), "unmapped");
                 report.retry_later += 1;
                 return self.registry().reschedule(task.task_id(), next).await;
             }
         };
+        let labels = Labels::of(event.family(), event.stage().as_str());
         let span = tracing::info_span!(
             "suno_callback",
-            task_id = ?task.task_id(),
-            callback_type = ?event.stage().as_str(),
+            task_id = ?Untrusted(task.task_id()),
+            family = event.family().as_str(),
+            stage = ?Untrusted(event.stage().as_str()),
+            result = event.outcome().as_str(),
             source = "poll",
         );
         let answer = Arc::clone(&inner.pipeline)
             .deliver_verified(event, EventSource::Poll)
             .instrument(span)
             .await;
-        let delivered = matches!(
-            answer,
-            Answer::Processed(_) | Answer::Duplicate(_) | Answer::Ignored(_)
-        );
+        let family = Family::from(task.family());
+        let delivered = match answer {
+            Answer::Processed(_) => {
+                metrics::poll(family, "delivered");
+                metrics::recovered(labels);
+                true
+            }
+            Answer::Duplicate(_) => {
+                metrics::poll(family, "duplicate");
+                true
+            }
+            Answer::Ignored(_) => {
+                metrics::poll(family, "ignored");
+                true
+            }
+            _ => {
+                metrics::poll(family, "not_delivered");
+                false
+            }
+        };
         tracing::info!(
             task_id = ?task.task_id(),
             stage = synthetic.stage(),

@@ -1,6 +1,7 @@
 //! Where the pipeline remembers which callbacks it has taken on (stages 4 and 6).
 //!
-//! A [`DedupStore`] holds one entry per `(task_id, callbackType)`. The pipeline
+//! A [`DedupStore`] holds one entry per [`DedupKey`], `(task_id, family, stage,
+//! outcome)`. The pipeline
 //! [claims](DedupStore::claim) the key before running a handler: the claim is one
 //! atomic insert-if-absent with a lease, so of two concurrent deliveries exactly one
 //! gets [`Claim::Acquired`]. After the handler it either
@@ -8,6 +9,11 @@
 //! duplicates) or [releases](DedupStore::release) it (the sender's retry runs the
 //! handler again). Both take the [`ClaimToken`] the claim returned, so a caller whose
 //! lease has expired, and whose key may now belong to someone else, is refused.
+//!
+//! It also [binds each signature](DedupStore::bind_signature) to the first callback
+//! that presented it: the sender signs only `(task_id, timestamp)`, so the body sent
+//! with a signature can be swapped by anyone who captured one request; the binding
+//! makes a swapped body fail instead of taking the genuine callback's dedup key.
 //!
 //! [`MemoryStore`] is the default. Every store passes the same conformance suite
 //! (`suno_callback::testing::conformance`, feature `testing`).
@@ -28,28 +34,51 @@ pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 use crate::error::BoxError;
+use crate::event::{Family, Outcome};
+use crate::metrics;
 
-/// The identity of one callback: its task and its stage (`callbackType` as sent).
+/// The identity of one callback: its task, its [`Family`], its stage and its
+/// [`Outcome`].
+///
+/// The stage is the `callbackType` for music and lyrics (and bodies of unknown
+/// family), the `status` for voice, and `""` for the other families. Keys of two
+/// families never collide, and a failure never shares a key with a success of the
+/// same task and stage. Stores key their entries by [`canonical_bytes`]
+/// (`DedupKey::canonical_bytes`), an unambiguous encoding of the four fields.
 ///
 /// ```
 /// use suno_callback::store::DedupKey;
+/// use suno_callback::{Family, Outcome};
 ///
-/// let key = DedupKey::new("2fac7b1e", "complete");
+/// let key = DedupKey::new("2fac7b1e", Family::Music, "complete", Outcome::Success);
 /// assert_eq!(key.task_id(), "2fac7b1e");
-/// assert_eq!(key.callback_type(), "complete");
+/// assert_eq!((key.family(), key.stage(), key.outcome()), (Family::Music, "complete", Outcome::Success));
+/// let failure = DedupKey::new("2fac7b1e", Family::Music, "complete", Outcome::Failure);
+/// assert_ne!(key.canonical_bytes(), failure.canonical_bytes());
 /// ```
+///
+/// [`canonical_bytes`]: DedupKey::canonical_bytes
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
     task_id: String,
-    callback_type: String,
+    family: Family,
+    stage: String,
+    outcome: Outcome,
 }
 
 impl DedupKey {
-    /// The key for a task id and a `callbackType`.
-    pub fn new(task_id: impl Into<String>, callback_type: impl Into<String>) -> Self {
+    /// The key for a task, family, stage and outcome.
+    pub fn new(
+        task_id: impl Into<String>,
+        family: Family,
+        stage: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             task_id: task_id.into(),
-            callback_type: callback_type.into(),
+            family,
+            stage: stage.into(),
+            outcome,
         }
     }
 
@@ -58,11 +87,53 @@ impl DedupKey {
         &self.task_id
     }
 
-    /// The `callbackType` (`""` when the body had none).
-    pub fn callback_type(&self) -> &str {
-        &self.callback_type
+    /// The family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The stage (`""` for families without stages, or a body without one).
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// Success or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The key as bytes, for stores that hash or persist it: a version byte, then each
+    /// field (task id, family name, stage, outcome name) as an 8-byte big-endian
+    /// length and its bytes, so two different keys never give the same bytes.
+    ///
+    /// ```
+    /// use suno_callback::store::DedupKey;
+    /// use suno_callback::{Family, Outcome};
+    ///
+    /// let a = DedupKey::new("ab", Family::Wav, "c", Outcome::Success);
+    /// let b = DedupKey::new("a", Family::Wav, "bc", Outcome::Success);
+    /// assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+    /// ```
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let fields: [&[u8]; 4] = [
+            self.task_id.as_bytes(),
+            self.family.as_str().as_bytes(),
+            self.stage.as_bytes(),
+            self.outcome.as_str().as_bytes(),
+        ];
+        let len = 1 + fields.iter().map(|field| 8 + field.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(len);
+        bytes.push(CANONICAL_VERSION);
+        for field in fields {
+            bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(field);
+        }
+        bytes
     }
 }
+
+/// The first byte of [`DedupKey::canonical_bytes`]; changes if the encoding does.
+const CANONICAL_VERSION: u8 = 2;
 
 /// Proof of a claim, handed back to [`complete`](DedupStore::complete) and
 /// [`release`](DedupStore::release).
@@ -135,11 +206,228 @@ pub enum Claim {
     Done,
 }
 
+/// One use of a signature: the signed `(task_id, timestamp)`, and what the request
+/// that presented it claimed to be (its `callbackType` and whether it reports a
+/// failure). See [`DedupStore::bind_signature`].
+///
+/// ```
+/// use suno_callback::store::SignatureUse;
+///
+/// let genuine = SignatureUse::new("task-1", "1700000000", "text", false);
+/// let forged = SignatureUse::new("task-1", "1700000000", "complete", false);
+/// assert_eq!(genuine.signature_digest(), forged.signature_digest());
+/// assert_ne!(genuine.use_digest(), forged.use_digest());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SignatureUse {
+    task_id: String,
+    timestamp: String,
+    callback_type: String,
+    failure: bool,
+    family: Option<Family>,
+}
+
+impl SignatureUse {
+    /// The use of the signature over `task_id` and `timestamp` (the exact text of
+    /// `X-Webhook-Timestamp`) by a request with this `callbackType` and outcome.
+    pub fn new(
+        task_id: impl Into<String>,
+        timestamp: impl Into<String>,
+        callback_type: impl Into<String>,
+        failure: bool,
+    ) -> Self {
+        Self {
+            task_id: task_id.into(),
+            timestamp: timestamp.into(),
+            callback_type: callback_type.into(),
+            failure,
+            family: None,
+        }
+    }
+
+    /// The same use, by a request of `family`: a body of another family presenting the
+    /// signature is then another use too.
+    ///
+    /// ```
+    /// use suno_callback::Family;
+    /// use suno_callback::store::SignatureUse;
+    ///
+    /// let wav = SignatureUse::new("task-1", "1700000000", "", false).with_family(Family::Wav);
+    /// let video = SignatureUse::new("task-1", "1700000000", "", false).with_family(Family::Video);
+    /// assert_eq!(wav.signature_digest(), video.signature_digest());
+    /// assert_ne!(wav.use_digest(), video.use_digest());
+    /// ```
+    #[must_use]
+    pub fn with_family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    /// The family the request presented, if given.
+    pub fn family(&self) -> Option<Family> {
+        self.family
+    }
+
+    /// The signed task id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// The signed timestamp, as sent.
+    pub fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    /// The `callbackType` the request presented.
+    pub fn callback_type(&self) -> &str {
+        &self.callback_type
+    }
+
+    /// Whether the request reported a failure.
+    pub fn is_failure(&self) -> bool {
+        self.failure
+    }
+
+    /// SHA-256 of what is signed, `(task_id, timestamp)`, length-prefixed so no two
+    /// pairs share it: the key a store binds.
+    pub fn signature_digest(&self) -> [u8; 32] {
+        digest(b"signature", &self.task_id, self.timestamp.as_bytes())
+    }
+
+    /// SHA-256 of what the request presented, `(family, callbackType, outcome)`: the
+    /// value a store binds to the signature.
+    pub fn use_digest(&self) -> [u8; 32] {
+        let outcome: &str = if self.failure { "failure" } else { "success" };
+        let family = self.family.map_or("", Family::as_str);
+        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 1);
+        presented.extend_from_slice(outcome.as_bytes());
+        presented.push(b'/');
+        presented.extend_from_slice(family.as_bytes());
+        digest(b"use", &self.callback_type, &presented)
+    }
+}
+
+fn digest(domain: &[u8], first: &str, second: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update((first.len() as u64).to_be_bytes());
+    hasher.update(first.as_bytes());
+    hasher.update(second);
+    hasher.finalize().into()
+}
+
+/// What [`DedupStore::bind_signature`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// The signature was not bound: it is now bound to this use.
+    First,
+    /// The signature is bound to this same use: an ordinary replay (the dedup key
+    /// then decides whether it is a duplicate).
+    Same,
+    /// The signature is bound to another `callbackType` or outcome: this body is not
+    /// the one the signature was first sent with.
+    Other,
+}
+
 /// A dedup store: atomic claims with a lease, completion with a TTL, release.
 ///
 /// Every method is async and fallible because a networked store can be slow or down;
 /// the pipeline answers `503` when a claim fails, so no handler ever runs without one.
 /// See [`MemoryStore`] for the in-process implementation.
+///
+/// # Writing your own store
+///
+/// Implement the three methods as plain `async fn`s. The one rule that matters is
+/// that [`claim`](DedupStore::claim) decides atomically: here one lock covers the
+/// look-up and the insert (in a database, one conditional insert does). This store
+/// keeps every key forever; a real one also drops expired entries.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Mutex, MutexGuard, PoisonError};
+/// use std::time::{Duration, Instant};
+///
+/// use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+///
+/// #[derive(Debug)]
+/// enum Entry {
+///     Claimed { token: ClaimToken, until: Instant },
+///     Done { until: Instant },
+/// }
+///
+/// #[derive(Debug, Default)]
+/// struct MyStore {
+///     entries: Mutex<HashMap<DedupKey, Entry>>,
+/// }
+///
+/// impl MyStore {
+///     fn entries(&self) -> MutexGuard<'_, HashMap<DedupKey, Entry>> {
+///         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+///     }
+///
+///     /// Whether `token` holds an unexpired claim on `key`.
+///     fn holds(entries: &HashMap<DedupKey, Entry>, key: &DedupKey, token: ClaimToken) -> bool {
+///         matches!(entries.get(key),
+///             Some(Entry::Claimed { token: held, until }) if *held == token && *until > Instant::now())
+///     }
+/// }
+///
+/// /// `now + duration`, or far in the future for a duration too long to add.
+/// fn after(duration: Duration) -> Instant {
+///     let now = Instant::now();
+///     now.checked_add(duration).unwrap_or(now + Duration::from_secs(86_400 * 365))
+/// }
+///
+/// impl DedupStore for MyStore {
+///     async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+///         let mut entries = self.entries();
+///         let now = Instant::now();
+///         match entries.get(key) {
+///             Some(Entry::Done { until }) if *until > now => return Ok(Claim::Done),
+///             Some(Entry::Claimed { until, .. }) if *until > now => return Ok(Claim::InFlight),
+///             _ => {} // absent or expired: free
+///         }
+///         let token = ClaimToken::new_unique();
+///         entries.insert(key.clone(), Entry::Claimed { token, until: after(lease) });
+///         Ok(Claim::Acquired(token))
+///     }
+///
+///     async fn complete(&self, key: &DedupKey, token: ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.insert(key.clone(), Entry::Done { until: after(ttl) });
+///         Ok(())
+///     }
+///
+///     async fn release(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.remove(key);
+///         Ok(())
+///     }
+/// }
+///
+/// // In your tests (feature `testing`), one line runs the conformance suite,
+/// // a `#[tokio::test]` per check:
+/// async fn make_store() -> MyStore {
+///     MyStore::default()
+/// }
+/// # #[cfg(feature = "testing")]
+/// suno_callback::dedup_store_conformance!(make_store);
+/// # #[cfg(feature = "testing")]
+/// # fn main() {
+/// #     // Here, the whole suite runs against the example store.
+/// #     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+/// #     runtime.block_on(suno_callback::testing::conformance::run_all(std::sync::Arc::new(MyStore::default())));
+/// # }
+/// # #[cfg(not(feature = "testing"))]
+/// # fn main() { let _ = make_store; }
+/// ```
 pub trait DedupStore: Send + Sync + 'static {
     /// Atomically: if `key` is absent, or its claim's lease has expired, take it for
     /// `lease` and return [`Claim::Acquired`]; otherwise report what holds it.
@@ -165,6 +453,20 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &DedupKey,
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Atomically: if the signature of `signature` ([`SignatureUse::signature_digest`])
+    /// is not bound, bind it to this use ([`SignatureUse::use_digest`]) for `ttl` and
+    /// return [`Binding::First`]; otherwise say whether it is bound to the
+    /// [same](Binding::Same) use or [another](Binding::Other). A binding is never
+    /// changed by a later call, only forgotten when its TTL ends.
+    ///
+    /// The pipeline calls it once per verified callback, with a TTL that covers the
+    /// time the signature's timestamp stays within tolerance.
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send;
 }
 
 impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
@@ -191,6 +493,14 @@ impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release(key, token)
+    }
+
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
+        (**self).bind_signature(signature, ttl)
     }
 }
 
@@ -255,6 +565,15 @@ impl StoreError {
     pub fn is_capacity_exhausted(&self) -> bool {
         self.kind == StoreErrorKind::CapacityExhausted
     }
+
+    /// The `kind` label of the store error metric.
+    fn kind_label(&self) -> &'static str {
+        match self.kind {
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::ClaimLost => "claim_lost",
+            StoreErrorKind::CapacityExhausted => "capacity_exhausted",
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -302,6 +621,12 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         token: ClaimToken,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    fn bind_signature_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Binding, StoreError>>;
+
     fn type_name(&self) -> &'static str;
 }
 
@@ -311,7 +636,11 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(self.claim(key, lease))
+        Box::pin(metrics::store_call(
+            "claim",
+            self.claim(key, lease),
+            StoreError::kind_label,
+        ))
     }
 
     fn complete_boxed<'a>(
@@ -320,7 +649,11 @@ impl<S: DedupStore> DynStore for S {
         token: ClaimToken,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.complete(key, token, ttl))
+        Box::pin(metrics::store_call(
+            "complete",
+            self.complete(key, token, ttl),
+            StoreError::kind_label,
+        ))
     }
 
     fn release_boxed<'a>(
@@ -328,7 +661,19 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         token: ClaimToken,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.release(key, token))
+        Box::pin(metrics::store_call(
+            "release",
+            self.release(key, token),
+            StoreError::kind_label,
+        ))
+    }
+
+    fn bind_signature_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Binding, StoreError>> {
+        Box::pin(self.bind_signature(signature, ttl))
     }
 
     fn type_name(&self) -> &'static str {

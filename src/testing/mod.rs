@@ -6,6 +6,9 @@
 //! - [`MusicCallback`] builds the body of every music callback stage (`text`,
 //!   `first`, `complete`) and failure code, with realistic defaults ([`TestTrack`]) and
 //!   every field overridable;
+//! - [`FamilyCallback`] builds a success or a failure of every other family (lyrics,
+//!   WAV, separation, MIDI, video, cover, voice) in the pages' shapes, and the path of
+//!   its family ([`FamilyCallback::path`]);
 //! - [`Signer`] produces the sender's `X-Webhook-Timestamp` and `X-Webhook-Signature`
 //!   headers for any body, key and timestamp;
 //! - [`MusicCallback::signed_request`] turns one into an `http::Request` ready for
@@ -13,8 +16,8 @@
 //! - [`conformance`] is the suite every [`DedupStore`](crate::store::DedupStore) must
 //!   pass, one line to run it against your own store.
 //!
-//! This crate's own tests and its sender simulator (`suno-callback-sim`, feature
-//! `cli`) are built on these, so they cannot drift from what the receiver accepts.
+//! This crate's own tests and its sender simulator (the `suno-callback-sim` package)
+//! are built on these, so they cannot drift from what the receiver accepts.
 //!
 //! ```
 //! use suno_callback::{CallbackEvent, SunoCallbacks};
@@ -40,8 +43,10 @@
 //! ```
 
 pub mod conformance;
+mod families;
 mod music;
 mod signer;
 
+pub use self::families::FamilyCallback;
 pub use self::music::{DOCUMENTED_FAILURE_CODES, MusicCallback, TaskIdAt, TestTrack, failure_msg};
 pub use self::signer::{Signer, unsigned_request};

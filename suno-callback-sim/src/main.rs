@@ -1,8 +1,8 @@
 //! `suno-callback-sim`: plays the Suno music API's callback sender against a URL, so an
-//! endpoint can be tested without the real API (feature `cli`).
+//! endpoint can be tested without the real API.
 //!
 //! ```text
-//! cargo run --features cli --bin suno-callback-sim -- --url http://127.0.0.1:3000/callbacks/suno --key KEY
+//! cargo run -p suno-callback-sim -- --url http://127.0.0.1:3000/callbacks/suno --key KEY
 //! ```
 //!
 //! `--help` lists every option. The modules: `args` (the command line), `plan` (what
@@ -112,10 +112,12 @@ fn describe(plan: &Plan) -> String {
     let stages: Vec<String> = plan
         .callbacks("")
         .iter()
-        .map(|c| match c.callback_type() {
-            Some(stage) if c.code() != 200 => format!("{stage}/{}", c.code()),
-            Some(stage) => stage.to_owned(),
-            None => "-".to_owned(),
+        .map(|c| {
+            let stage = c.stage().unwrap_or_else(|| c.family().as_str().to_owned());
+            match c.code() {
+                200 => stage,
+                code => format!("{stage}/{code}"),
+            }
         })
         .collect();
     let intervals: Vec<String> = plan

@@ -1,0 +1,89 @@
+//! Text from the network, made safe to log and to answer with: cut to a few hundred
+//! bytes and with control characters escaped, so an unsigned body can neither flood
+//! the logs nor forge a log line. Every stage that logs or answers with request text,
+//! or with a handler's error or panic message (which may quote the body), goes
+//! through [`Untrusted`].
+//!
+//! A leaf module: it imports nothing from the crate.
+
+use std::fmt;
+
+/// How many bytes of untrusted text are shown; the rest is summarised by its length.
+pub(crate) const MAX_SHOWN_BYTES: usize = 256;
+
+/// Displays untrusted text: at most [`MAX_SHOWN_BYTES`] bytes of it (cut at a
+/// character boundary, followed by `…[+N bytes]`), with control characters, line and
+/// paragraph separators and bidirectional overrides escaped (`\n`, `\u{202e}`).
+#[derive(Clone, Copy)]
+pub(crate) struct Untrusted<'a>(pub(crate) &'a str);
+
+impl Untrusted<'_> {
+    /// The displayed form, as a string.
+    pub(crate) fn to_bounded(self) -> String {
+        self.to_string()
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        let mut cut = text.len().min(MAX_SHOWN_BYTES);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (shown, rest) = text.split_at(cut);
+        for c in shown.chars() {
+            if needs_escape(c) {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        if !rest.is_empty() {
+            write!(f, "…[+{} bytes]", rest.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let shown = Untrusted("a\nb\r\u{1b}[31mc\u{2028}d\u{202e}e").to_bounded();
+        assert_eq!(shown, "a\\nb\\r\\u{1b}[31mc\\u{2028}d\\u{202e}e");
+        assert!(!shown.chars().any(needs_escape));
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(1_000_000);
+        let shown = Untrusted(&long).to_bounded();
+        assert!(shown.len() < MAX_SHOWN_BYTES + 32, "{}", shown.len());
+        assert!(shown.ends_with(&format!("…[+{} bytes]", 2_000_000 - MAX_SHOWN_BYTES)));
+        let short = "complete";
+        assert_eq!(Untrusted(short).to_bounded(), "complete");
+    }
+
+    #[test]
+    fn escaping_happens_before_nothing_is_cut_mid_escape() {
+        // The cut counts input bytes, so escapes cannot make the output unbounded.
+        let newlines = "\n".repeat(10_000);
+        let shown = Untrusted(&newlines).to_bounded();
+        assert!(shown.len() <= MAX_SHOWN_BYTES * 2 + 32, "{}", shown.len());
+        assert!(!shown.contains('\n'));
+    }
+}
