@@ -212,7 +212,9 @@ impl Pipeline {
             match self.provider.confirm(&envelope, &body, reused).await {
                 Confirmed::AsItCame => {}
                 Confirmed::Provider(confirmed) => {
-                    return self.deliver_verified(confirmed, EventSource::Confirmed).await;
+                    return self
+                        .deliver_verified(*confirmed, EventSource::Confirmed)
+                        .await;
                 }
                 Confirmed::NotYet => return Answer::Unconfirmed(key),
             }

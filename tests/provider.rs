@@ -1153,9 +1153,21 @@ async fn old_pending_tasks_are_polled_less_often() {
 fn a_poll_of_every_family_is_the_event_its_callback_is() {
     // (family, provider answer, the callback of the same outcome)
     let cases = [
-        (TaskFamily::Music, "music_success", "music/generate_complete_epoch_ms.json"),
-        (TaskFamily::Music, "music_first_success", "music/add_instrumental_first.json"),
-        (TaskFamily::Music, "music_failed", "music/error_code_500.json"),
+        (
+            TaskFamily::Music,
+            "music_success",
+            "music/generate_complete_epoch_ms.json",
+        ),
+        (
+            TaskFamily::Music,
+            "music_first_success",
+            "music/add_instrumental_first.json",
+        ),
+        (
+            TaskFamily::Music,
+            "music_failed",
+            "music/error_code_500.json",
+        ),
         (TaskFamily::Lyrics, "lyrics_success", "lyrics/complete.json"),
         (TaskFamily::Wav, "wav_success", "wav/success.json"),
         (
@@ -1165,13 +1177,20 @@ fn a_poll_of_every_family_is_the_event_its_callback_is() {
         ),
         (TaskFamily::Midi, "midi_success", "midi/success.json"),
         (TaskFamily::Video, "video_success", "video/success.json"),
-        (TaskFamily::Cover, "cover_success", "cover_images/success.json"),
-        (TaskFamily::Voice, "voice_success", "voice/generate_success.json"),
+        (
+            TaskFamily::Cover,
+            "cover_success",
+            "cover_images/success.json",
+        ),
+        (
+            TaskFamily::Voice,
+            "voice_success",
+            "voice/generate_success.json",
+        ),
     ];
     for (family, answer_name, callback_name) in cases {
-        let answer =
-            TaskAnswer::from_json(family, provider_fixture(answer_name, "t").as_bytes())
-                .expect(answer_name);
+        let answer = TaskAnswer::from_json(family, provider_fixture(answer_name, "t").as_bytes())
+            .expect(answer_name);
         let polled = SyntheticCallback::from_answer(&answer)
             .expect(answer_name)
             .expect(answer_name)
@@ -1262,7 +1281,11 @@ async fn a_reused_signature_is_confirmed_with_the_provider() {
     // A forged `complete` with the same signature, while the provider knows nothing.
     let forged = music_callback(task, "complete", "https://evil.example/x.mp3");
     fake.script(task, [Reply::ok(provider_fixture("music_pending", task))]);
-    let answer = send(callbacks.service(), signer().request_at(PATH, forged.clone(), now)).await;
+    let answer = send(
+        callbacks.service(),
+        signer().request_at(PATH, forged.clone(), now),
+    )
+    .await;
     answer.expect(503, "unavailable");
     assert_eq!(answer.headers["retry-after"], "30");
     // Once the provider knows: its tracks run the handler, the forged URL never does.
@@ -1293,9 +1316,12 @@ async fn confirm_mode_does_not_guess_an_unknown_family() {
     let task = "confirm-unknown-family";
     let body = serde_json::json!({"code": 500, "msg": "MIDI generation failed",
         "data": {"taskId": task}});
-    send(callbacks.service(), signer().request(PATH, body.to_string()))
-        .await
-        .expect(503, "unavailable");
+    send(
+        callbacks.service(),
+        signer().request(PATH, body.to_string()),
+    )
+    .await
+    .expect(503, "unavailable");
     assert!(fake.seen().is_empty());
     assert!(recorder.events().is_empty());
 }

@@ -75,7 +75,7 @@ pub(crate) enum Confirmation {
     /// The family is not confirmed: dispatch the callback as it came.
     NotApplicable,
     /// Dispatch this event, built from the provider's answer.
-    Confirmed(CallbackEvent),
+    Confirmed(Box<CallbackEvent>),
     /// The provider does not confirm an outcome yet (or could not be asked).
     NotYet,
 }
@@ -137,6 +137,6 @@ impl ConfirmStage {
         if !synthetic.is_final() && confirmed.stage() != event.stage() {
             return Confirmation::NotYet;
         }
-        Confirmation::Confirmed(confirmed)
+        Confirmation::Confirmed(Box::new(confirmed))
     }
 }

@@ -78,7 +78,7 @@ pub(crate) enum Confirmed {
     /// Not confirmed (its family is not in the mode): dispatch it as it came.
     AsItCame,
     /// Dispatch this event, built from the provider's answer.
-    Provider(CallbackEvent),
+    Provider(Box<CallbackEvent>),
     /// The provider does not confirm an outcome yet: answer `503`.
     NotYet,
 }
@@ -120,10 +120,8 @@ impl ProviderHooks {
             return Confirmed::AsItCame;
         };
         let event = CallbackEvent::build(envelope.clone(), body.clone());
-        let asked = tokio::time::timeout(
-            CONFIRM_TIMEOUT,
-            stage.run(&event, &*self.registry, reused),
-        );
+        let asked =
+            tokio::time::timeout(CONFIRM_TIMEOUT, stage.run(&event, &*self.registry, reused));
         match asked.await.unwrap_or(Confirmation::NotYet) {
             Confirmation::NotApplicable => Confirmed::AsItCame,
             Confirmation::Confirmed(confirmed) => Confirmed::Provider(confirmed),
