@@ -48,8 +48,8 @@ pub(crate) enum Answer {
         expect(dead_code, reason = "only inbox mode answers this")
     )]
     InboxUnavailable(DedupKey),
-    /// 503: the signature was first used by another callback, and the receiver is set
-    /// to confirm such callbacks, which this version cannot do yet.
+    /// 503: confirm mode (or `SignatureReuse::Confirm` on a reused signature), and the
+    /// provider does not confirm an outcome yet, or cannot be asked.
     Unconfirmed(DedupKey),
 }
 
@@ -139,8 +139,7 @@ impl Answer {
             Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
             Self::InboxUnavailable(_) => Some(Cow::Borrowed("inbox unavailable")),
             Self::Unconfirmed(_) => Some(Cow::Borrowed(
-                "signature already used by another callback; it awaits a confirmation \
-                 this version cannot make yet",
+                "the provider does not confirm this outcome yet",
             )),
             Self::Processed(_) | Self::Accepted(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
         }

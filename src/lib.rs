@@ -60,6 +60,7 @@ mod intake;
 mod pipeline;
 mod receiver;
 mod settle;
+mod source;
 mod timing;
 mod untrusted;
 
@@ -70,6 +71,10 @@ pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod verify;
+
+#[cfg(feature = "provider-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+pub mod provider;
 
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
@@ -96,3 +101,4 @@ pub use crate::receiver::{
     DEFAULT_CLAIM_LEASE, DEFAULT_DONE_TTL, DEFAULT_HANDLER_TIMEOUT, DEFAULT_IN_FLIGHT_WAIT,
     DEFAULT_STORE_TIMEOUT, SunoCallbacks, SunoCallbacksBuilder,
 };
+pub use crate::source::EventSource;

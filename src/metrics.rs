@@ -15,21 +15,31 @@
 //! | [`INBOX_DEAD_TOTAL`] | counter | `family` |
 //! | [`INBOX_QUEUE_DEPTH`] | gauge | |
 //! | [`INBOX_OLDEST_PENDING_AGE_SECONDS`] | gauge | |
+//! | [`POLLS_TOTAL`] | counter | `family`, `result` (`delivered`, `duplicate`, `ignored`, `not_delivered`, `pending`, `request_failed`, `unmapped`, `overdue`) |
+//! | [`RECOVERED_TOTAL`] | counter | `family`, `stage` |
 //!
 //! The inbox series (features `sqlite`, `postgres`) come from its workers: a handler
 //! run started (attempt), a failed run scheduled again (retry), an event dead-lettered;
 //! the housekeeper sets the queue depth (pending and running events) and the age of
 //! the oldest of them. An event accepted into the inbox or refused as already there is
-//! a request with outcome `accepted` or `duplicate`.
+//! a request with outcome `accepted` or `duplicate`. The poll series (feature
+//! `provider-api`) come from the reconciler.
 //!
 //! `outcome` is the answer body's `status`: `processed`, `accepted`, `duplicate`,
 //! `ignored`, `in_flight`, `rejected`, `invalid`, `failed` or `unavailable`. `family`
-//! is `music`, or `unknown` for a request refused before its body was read as a
-//! callback. `stage` is `text`, `first`, `complete`, `error`, `none` (no
-//! `callbackType`), `other` (any other value) or `unknown` (not read). Every label
+//! is a family name (`music`, `wav`, ...), or `unknown` for a failure of no known family
+//! or a request refused before its body was read as a callback. `stage` is `text`,
+//! `first`, `complete`, `error`, a voice status, `none` (no stage), `other` (any other
+//! value) or `unknown` (not read). Every label
 //! value comes from these closed sets: nothing from the unsigned body reaches a
 //! label, so a hostile sender cannot create series. A store call is `cancelled` when
 //! it was dropped unfinished: it timed out, or the request went away.
+//!
+//! The last two come from the reconciler (feature `provider-api`): each poll of an
+//! expected task by its `result` (`delivered`: it ran the handler; `duplicate`: a
+//! callback had run it already; `overdue`: the task passed its maximum age and is no
+//! longer polled), and each event a poll recovered, one that no callback had
+//! delivered, by `family` and `stage`.
 //!
 //! ```
 //! // After installing a recorder (for example
@@ -62,6 +72,10 @@ pub const INBOX_QUEUE_DEPTH: &str = "suno_callback_inbox_queue_depth";
 /// How long ago the oldest unfinished inbox event was received, in seconds (0 when
 /// none is).
 pub const INBOX_OLDEST_PENDING_AGE_SECONDS: &str = "suno_callback_inbox_oldest_pending_age_seconds";
+/// Polls of the task-details endpoint by the reconciler, by `family` and `result`.
+pub const POLLS_TOTAL: &str = "suno_callback_polls_total";
+/// Events a poll delivered that no callback had, by `family` and `stage`.
+pub const RECOVERED_TOTAL: &str = "suno_callback_recovered_total";
 
 /// Gives the installed recorder each series' unit and description. Call it once,
 /// after installing the recorder; recording works without it.
@@ -114,6 +128,16 @@ pub fn describe() {
         INBOX_OLDEST_PENDING_AGE_SECONDS,
         Unit::Seconds,
         "Age of the oldest pending or running inbox event"
+    );
+    describe_counter!(
+        POLLS_TOTAL,
+        Unit::Count,
+        "Polls of the task-details endpoint by the reconciler, by family and result"
+    );
+    describe_counter!(
+        RECOVERED_TOTAL,
+        Unit::Count,
+        "Events recovered by polling that no callback had delivered, by family and stage"
     );
 }
 
@@ -196,6 +220,29 @@ pub(crate) fn inbox_queue(depth: u64, oldest: Option<Duration>) {
     ::metrics::gauge!(INBOX_QUEUE_DEPTH).set(depth as f64);
     ::metrics::gauge!(INBOX_OLDEST_PENDING_AGE_SECONDS)
         .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+}
+
+/// Counts one poll of an expected task; `result` is one of the closed set of
+/// [`POLLS_TOTAL`].
+#[cfg(feature = "provider-api")]
+pub(crate) fn poll(family: Family, result: &'static str) {
+    ::metrics::counter!(
+        POLLS_TOTAL,
+        "family" => family.as_str(),
+        "result" => result,
+    )
+    .increment(1);
+}
+
+/// Counts one event a poll delivered that no callback had.
+#[cfg(feature = "provider-api")]
+pub(crate) fn recovered(labels: Labels) {
+    ::metrics::counter!(
+        RECOVERED_TOTAL,
+        "family" => labels.family,
+        "stage" => labels.stage,
+    )
+    .increment(1);
 }
 
 /// Records how long a handler ran.

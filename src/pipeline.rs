@@ -3,13 +3,17 @@
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
 //! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
-//!    bound to this `(family, stage, outcome)`;
+//!    bound to this `(family, stage, outcome)`; (confirm mode, feature
+//!    `provider-api`: the provider's task-details answer replaces the body's outcome,
+//!    and a reused signature under `SignatureReuse::Confirm` is confirmed the same way);
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it; in inbox
 //!    mode instead, store the body and its key in the inbox and answer (`crate::inbox`);
 //! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
-//! and [`answer`](crate::answer) turns the result into a response.
+//! and [`answer`](crate::answer) turns the result into a response. Events that need no
+//! verification (the reconciler's polls, confirmed callbacks) enter at stage 4 through
+//! [`Pipeline::deliver_verified`], with the same dedup keys.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
 use crate::metrics::{self, Labels};
 use crate::settle::settle;
+use crate::source::{self, EventSource};
 use crate::store::{ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
 use crate::untrusted::Untrusted;
@@ -49,6 +54,9 @@ pub(crate) struct Pipeline {
     /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) inbox: Option<crate::inbox::Inbox>,
+    /// Confirm mode and the registry of expected tasks.
+    #[cfg(feature = "provider-api")]
+    pub(crate) provider: crate::provider::ProviderHooks,
 }
 
 /// A request after stage 1: what the later stages need of it.
@@ -182,6 +190,9 @@ impl Pipeline {
                 return Answer::Rejected(error);
             }
         }
+        // Set when the signature was first used by another callback and the policy
+        // hands such callbacks over to confirm mode.
+        let mut reused = false;
         if let Some(binding) = &self.binding {
             match binding
                 .bind(&*self.store, self.timing.store_timeout, &headers, &key)
@@ -191,7 +202,7 @@ impl Pipeline {
                 Err(Unbound::Reused(SignatureReuse::Refuse)) => {
                     return Answer::Rejected(VerifyError::reused_signature());
                 }
-                Err(Unbound::Reused(_confirm)) => return Answer::Unconfirmed(key),
+                Err(Unbound::Reused(_confirm)) => reused = true,
                 Err(Unbound::Unavailable(error)) => {
                     tracing::warn!(%error, "dedup store unavailable");
                     return Answer::Unavailable(key);
@@ -199,10 +210,94 @@ impl Pipeline {
             }
         }
         drop(headers);
+        #[cfg(feature = "provider-api")]
+        {
+            use crate::provider::Confirmed;
+            match self.provider.confirm(&envelope, &body, reused).await {
+                Confirmed::AsItCame => {}
+                Confirmed::Provider(confirmed) => {
+                    // In inbox mode the provider's version is what gets stored.
+                    return self
+                        .deliver_verified(*confirmed, EventSource::Confirmed)
+                        .await;
+                }
+                Confirmed::NotYet => return Answer::Unconfirmed(key),
+            }
+        }
+        #[cfg(not(feature = "provider-api"))]
+        if reused {
+            // Nothing can confirm it in this build: the sender retries.
+            return Answer::Unconfirmed(key);
+        }
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         if let Some(inbox) = &self.inbox {
             return inbox.accept(&key, &body).await;
         }
+        let answer = Arc::clone(&self)
+            .claim_and_run(key, envelope, body, family, EventSource::Callback)
+            .await;
+        #[cfg(feature = "provider-api")]
+        if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
+            self.provider.settled_key(key).await;
+        }
+        answer
+    }
+
+    /// Stages 4 to 6 (claim, dispatch, settle) on an event that needs no verification:
+    /// a callback confirmed by the provider, or a synthetic callback built from the
+    /// provider's task-details answer. Its dedup key is the one a callback of the same
+    /// task, family, stage and outcome has, so whichever comes first runs the handler.
+    /// Handlers see `source` as [`EventSource::current`].
+    #[cfg(feature = "provider-api")]
+    pub(crate) async fn deliver_verified(
+        self: Arc<Self>,
+        event: CallbackEvent,
+        source: EventSource,
+    ) -> Answer {
+        let family = event.family();
+        let key = DedupKey::new(
+            event.task_id(),
+            family,
+            event.stage().as_str(),
+            event.outcome(),
+        );
+        let body = event.raw_body().clone();
+        // In inbox mode a confirmed or polled event is stored like a callback, and the
+        // inbox's workers run it.
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            let answer = inbox.accept(&key, &body).await;
+            if let Answer::Accepted(key) | Answer::Duplicate(key) = &answer {
+                self.provider.settled_key(key).await;
+            }
+            return answer;
+        }
+        let path_family = Some(family).filter(|family| *family != Family::Unknown);
+        let envelope = match Envelope::parse(&body, path_family) {
+            Ok(envelope) => envelope,
+            // The event was parsed from this very body; should it not parse again,
+            // nothing is delivered and the caller sees the task as not settled.
+            Err(_) => return Answer::InFlight(key),
+        };
+        let answer = Arc::clone(&self)
+            .claim_and_run(key, envelope, body, path_family, source)
+            .await;
+        if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
+            self.provider.settled_key(key).await;
+        }
+        answer
+    }
+
+    /// Stages 4 to 6 on a read envelope: route, claim, build the typed event, run its
+    /// handler, settle.
+    async fn claim_and_run(
+        self: Arc<Self>,
+        key: DedupKey,
+        envelope: Envelope,
+        body: Bytes,
+        family: Option<Family>,
+        source: EventSource,
+    ) -> Answer {
         let Some(chosen) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };
@@ -239,7 +334,7 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
-        self.run_claimed(key, claimed).await
+        self.run_claimed(key, claimed, source).await
     }
 
     /// The invocation for a body kept by the waiting deliveries of a key (all of which
@@ -255,6 +350,7 @@ impl Pipeline {
         self: Arc<Self>,
         key: DedupKey,
         (token, invocation): (ClaimToken, Invocation),
+        source: EventSource,
     ) -> Answer {
         // The handler and the settling of its claim run as their own task: if the
         // connection drops mid-handler, the handler still finishes and the claim is
@@ -264,7 +360,11 @@ impl Pipeline {
         let run = tokio::spawn(
             async move {
                 let started = std::time::Instant::now();
-                let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                let outcome = source::scope(
+                    source,
+                    dispatch::run(invocation, pipeline.timing.handler_timeout),
+                )
+                .await;
                 let succeeded = matches!(outcome, HandlerOutcome::Succeeded);
                 metrics::handler(
                     Labels::of(task_key.family(), task_key.stage()),

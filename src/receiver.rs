@@ -129,9 +129,9 @@ impl SunoCallbacks {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "provider-api"))]
 impl SunoCallbacks {
-    /// The pipeline, for the inbox's workers.
+    /// The pipeline, for the inbox's workers and the reconciler that feeds it.
     pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
     }
@@ -161,6 +161,13 @@ pub struct SunoCallbacksBuilder {
     handlers: Handlers,
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     inbox: Option<crate::inbox::Inbox>,
+    #[cfg(feature = "provider-api")]
+    task_registry: Option<Arc<dyn crate::provider::TaskRegistry>>,
+    #[cfg(feature = "provider-api")]
+    confirm: Option<(
+        crate::provider::ProviderClient,
+        crate::provider::ConfirmMode,
+    )>,
 }
 
 impl Default for SunoCallbacksBuilder {
@@ -184,6 +191,10 @@ impl Default for SunoCallbacksBuilder {
             handlers: Handlers::default(),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             inbox: None,
+            #[cfg(feature = "provider-api")]
+            task_registry: None,
+            #[cfg(feature = "provider-api")]
+            confirm: None,
         }
     }
 }
@@ -443,6 +454,56 @@ impl SunoCallbacksBuilder {
         self
     }
 
+    /// Where expected tasks are kept (feature `provider-api`; default a
+    /// [`MemoryRegistry`](crate::provider::MemoryRegistry)). A final callback removes
+    /// its task from it; the [`Reconciler`](crate::provider::Reconciler) polls the rest.
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::provider::MemoryRegistry;
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .task_registry(MemoryRegistry::new())
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[cfg(feature = "provider-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+    #[must_use]
+    pub fn task_registry(mut self, registry: impl crate::provider::TaskRegistry) -> Self {
+        self.task_registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// Confirm mode (feature `provider-api`): before dispatching a verified callback of
+    /// the families in `mode`, ask `client` the task's details, and dispatch what the
+    /// provider says, never what only the unsigned body says. While the provider does
+    /// not know the outcome, the callback is answered `503` with `Retry-After`.
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::provider::{ConfirmMode, ProviderClient};
+    ///
+    /// let client = ProviderClient::builder("api-key").build()?;
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .confirm(client, ConfirmMode::all())
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "provider-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+    #[must_use]
+    pub fn confirm(
+        mut self,
+        client: crate::provider::ProviderClient,
+        mode: crate::provider::ConfirmMode,
+    ) -> Self {
+        self.confirm = Some((client, mode));
+        self
+    }
+
     /// Checks the configuration and builds the receiver.
     pub fn build(self) -> Result<SunoCallbacks, BuildError> {
         let timing = self.timing;
@@ -501,6 +562,8 @@ impl SunoCallbacksBuilder {
                 timing,
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
                 inbox: self.inbox,
+                #[cfg(feature = "provider-api")]
+                provider: crate::provider::ProviderHooks::new(self.task_registry, self.confirm),
             }),
         })
     }

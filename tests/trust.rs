@@ -243,8 +243,8 @@ async fn a_second_stage_signed_in_the_same_second_waits_for_its_retry() {
     assert_eq!(runs.taken(), ["text:2", "first:1"]);
 }
 
-/// `SignatureReuse::Confirm` answers a reused signature `503` with `Retry-After` (the
-/// confirmation step does not exist yet), and still runs nothing.
+/// `SignatureReuse::Confirm` without a provider client to confirm with answers a reused
+/// signature `503` with `Retry-After`, and still runs nothing.
 #[tokio::test]
 async fn confirm_mode_holds_reused_signatures_with_503() {
     let runs = Runs::default();

@@ -45,10 +45,12 @@ pub enum SignatureReuse {
     /// same signature) is refused too, until a retry carries a new timestamp.
     #[default]
     Refuse,
-    /// Hand the request to a confirmation step that asks the provider's task-details
-    /// endpoint whether it is genuine. This version has no such step yet: the request
-    /// is answered `503` with `Retry-After` (and logged and counted like a refusal),
-    /// so the sender retries it later instead of losing it.
+    /// Hand the request to confirm mode (feature `provider-api`, a client set with
+    /// `SunoCallbacksBuilder::confirm`, whatever families its mode names): the
+    /// provider's task-details endpoint is asked, and what it says is dispatched, never
+    /// the body. While the provider does not know the outcome, or without a client, the
+    /// request is answered `503` with `Retry-After` (and logged and counted like a
+    /// refusal), so the sender retries it later instead of losing it.
     Confirm,
 }
 

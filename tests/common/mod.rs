@@ -69,14 +69,20 @@ pub fn signed_with(
     path: &str,
     body: impl Into<Bytes>,
 ) -> Request<Full<Bytes>> {
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicI64, Ordering};
     static EARLIER: AtomicI64 = AtomicI64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64;
+    // One base for the whole test binary: with `now` read at each call, a clock tick
+    // between two calls gave both the same timestamp, so the same signature.
+    static BASE: OnceLock<i64> = OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs() as i64
+    });
     let earlier = EARLIER.fetch_add(1, Ordering::Relaxed) % 600;
-    signer.request_at(path, body, now - earlier)
+    signer.request_at(path, body, base - earlier)
 }
 
 /// A minimal music callback body: this `callbackType` and `code`, no tracks.

@@ -1,0 +1,315 @@
+//! The task-details client: one `GET` per question, authenticated with the user's API
+//! key, rate limited, retried with exponential backoff and jitter on `429` (honouring
+//! `Retry-After`), `5xx`, timeouts and connection errors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+
+use super::answer::TaskAnswer;
+use super::error::ProviderError;
+use super::family::TaskFamily;
+use super::rate::{PER_TASK_INTERVAL, RateLimiter};
+use crate::store::random_u64;
+
+/// Kie AI's API, the default base URL.
+pub const KIE_BASE_URL: &str = "https://api.kie.ai";
+/// sunoapi.org's API, which answers the same paths.
+pub const SUNOAPI_BASE_URL: &str = "https://api.sunoapi.org";
+/// How long one request may take by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times a request is retried by default (so at most 4 attempts).
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// The global rate by default, in requests per second.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 5.0;
+/// The largest answer read, in bytes.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A client for the task-details (`record-info`) endpoints of every family.
+///
+/// Clones share the connection pool and the rate limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use suno_callback::provider::{ProviderClient, SUNOAPI_BASE_URL};
+///
+/// let client = ProviderClient::builder("api-key")
+///     .base_url(SUNOAPI_BASE_URL)
+///     .requests_per_second(2.0)
+///     .timeout(Duration::from_secs(5))
+///     .build()?;
+/// assert!(!format!("{client:?}").contains("api-key"));
+/// # Ok::<(), suno_callback::provider::ProviderError>(())
+/// ```
+#[derive(Clone)]
+pub struct ProviderClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    authorization: HeaderValue,
+    max_retries: u32,
+    backoff: Duration,
+    max_backoff: Duration,
+    limiter: RateLimiter,
+}
+
+impl fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderClient")
+            .field("base_url", &self.inner.base.as_str())
+            .field("api_key", &"[redacted]")
+            .field("max_retries", &self.inner.max_retries)
+            .field("backoff", &self.inner.backoff)
+            .field("limiter", &self.inner.limiter)
+            .finish()
+    }
+}
+
+impl ProviderClient {
+    /// A builder with the account's API key.
+    pub fn builder(api_key: impl Into<String>) -> ProviderClientBuilder {
+        ProviderClientBuilder {
+            api_key: api_key.into(),
+            base_url: KIE_BASE_URL.to_owned(),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            per_second: DEFAULT_REQUESTS_PER_SECOND,
+        }
+    }
+
+    /// Asks `family`'s task-details endpoint about `task_id` and reads the answer.
+    ///
+    /// ```no_run
+    /// # async fn run(client: suno_callback::provider::ProviderClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// use suno_callback::provider::TaskFamily;
+    ///
+    /// let answer = client.task_details(TaskFamily::Music, "2fac7b1e").await?;
+    /// println!("{:?}", answer.status());
+    /// # Ok(()) }
+    /// ```
+    pub async fn task_details(
+        &self,
+        family: TaskFamily,
+        task_id: &str,
+    ) -> Result<TaskAnswer, ProviderError> {
+        let body = self.fetch(family, task_id).await?;
+        TaskAnswer::from_json(family, &body).map_err(ProviderError::answer)
+    }
+
+    /// The raw answer of the endpoint, after retries.
+    async fn fetch(&self, family: TaskFamily, task_id: &str) -> Result<Vec<u8>, ProviderError> {
+        let inner = &*self.inner;
+        let mut url = inner
+            .base
+            .join(family.record_info_path().trim_start_matches('/'))
+            .map_err(|_| ProviderError::config("base URL cannot take a path"))?;
+        url.query_pairs_mut().append_pair("taskId", task_id);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            inner.limiter.acquire(task_id).await;
+            let sent = inner
+                .http
+                .get(url.clone())
+                .header(AUTHORIZATION, inner.authorization.clone())
+                .send()
+                .await;
+            let retry_after = match sent {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    return read_limited(response).await;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if !retryable || attempt > inner.max_retries {
+                        return Err(ProviderError::status(status.as_u16(), attempt));
+                    }
+                    let asked = retry_after_seconds(response.headers().get(RETRY_AFTER));
+                    if asked.is_some_and(|wait| wait > inner.max_backoff) {
+                        // Waiting that long here would hold the caller; it retries later.
+                        return Err(ProviderError::status(status.as_u16(), attempt));
+                    }
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        attempt,
+                        "task-details request will be retried"
+                    );
+                    asked
+                }
+                Err(error) => {
+                    let retryable = error.is_timeout() || error.is_connect();
+                    if !retryable || attempt > inner.max_retries {
+                        return Err(ProviderError::transport(error));
+                    }
+                    tracing::debug!(
+                        timeout = error.is_timeout(),
+                        attempt,
+                        "task-details request will be retried"
+                    );
+                    None
+                }
+            };
+            let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half the doubled delay, plus a random
+    /// part of the other half, capped at the maximum.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let inner = &*self.inner;
+        let doubled = inner
+            .backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(inner.max_backoff);
+        let half = doubled / 2;
+        let millis = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        let jitter = if millis == 0 {
+            0
+        } else {
+            random_u64() % millis
+        };
+        half + Duration::from_millis(jitter)
+    }
+}
+
+/// `Retry-After` in seconds (the provider sends seconds; an HTTP date is ignored and
+/// the backoff applies).
+fn retry_after_seconds(value: Option<&HeaderValue>) -> Option<Duration> {
+    let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(ProviderError::too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ProviderError::transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ProviderError::too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Configures a [`ProviderClient`].
+pub struct ProviderClientBuilder {
+    api_key: String,
+    base_url: String,
+    timeout: Duration,
+    max_retries: u32,
+    backoff: Duration,
+    max_backoff: Duration,
+    per_second: f64,
+}
+
+impl fmt::Debug for ProviderClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderClientBuilder")
+            .field("api_key", &"[redacted]")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("per_second", &self.per_second)
+            .finish()
+    }
+}
+
+impl ProviderClientBuilder {
+    /// The API's base URL (default [`KIE_BASE_URL`]).
+    #[must_use]
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+    /// How long one request may take, connection included (default 10 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// How many times a request is retried after a `429`, a `5xx`, a timeout or a
+    /// connection error (default 3).
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+    /// The first backoff delay, doubled on each retry (default 500 ms), and the largest
+    /// (default 30 s). A `Retry-After` longer than the largest is not waited for: the
+    /// request fails and the caller tries again later.
+    #[must_use]
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max;
+        self
+    }
+    /// The most requests per second this client sends, all tasks together (default
+    /// 5). Each task also gets at most 3 per second.
+    #[must_use]
+    pub fn requests_per_second(mut self, per_second: f64) -> Self {
+        self.per_second = per_second;
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<ProviderClient, ProviderError> {
+        if self.api_key.trim().is_empty() {
+            return Err(ProviderError::config("API key is empty"));
+        }
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", self.api_key.trim()))
+                .map_err(|_| ProviderError::config("API key is not a valid header value"))?;
+        authorization.set_sensitive(true);
+        let mut base = Url::parse(&self.base_url)
+            .map_err(|_| ProviderError::config("base URL is not a URL"))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ProviderError::config("base URL must be http or https"));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        if !(self.per_second.is_finite() && self.per_second > 0.0) {
+            return Err(ProviderError::config(
+                "requests per second must be positive",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(ProviderError::config("timeout must be positive"));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| ProviderError::config("HTTP client could not be built (TLS roots)"))?;
+        Ok(ProviderClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                authorization,
+                max_retries: self.max_retries,
+                backoff: self.backoff,
+                max_backoff: self.max_backoff.max(self.backoff),
+                limiter: RateLimiter::new(self.per_second, PER_TASK_INTERVAL),
+            }),
+        })
+    }
+}

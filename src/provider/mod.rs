@@ -1,0 +1,148 @@
+//! Ask the provider (feature `provider-api`): a client for the task-details endpoints
+//! of every family, the reconciler that recovers missed callbacks, and confirm mode,
+//! which dispatches a callback's outcome only as the provider confirms it.
+//!
+//! The callback body is not signed; the task-details endpoint, reached over HTTPS
+//! with the account's API key, is the one source of a task's outcome nobody can forge.
+//! Its answers are mapped in one place ([`SyntheticCallback`]) to the body the sender
+//! would have posted, so they become the same typed events, with the same dedup keys,
+//! as the callbacks.
+//!
+//! | module | job |
+//! |---|---|
+//! | `client` | [`ProviderClient`]: requests, retries, timeouts |
+//! | `rate` | the global and per-task request rates |
+//! | `status`, `answer` | [`TaskStatus`], [`TaskAnswer`]: reading an answer |
+//! | `map` | [`SyntheticCallback`]: an answer as a callback body |
+//! | `registry` | [`TaskRegistry`], [`MemoryRegistry`]: the expected tasks |
+//! | `registry_redis` | `RedisRegistry` (feature `redis`): shared by replicas |
+//! | `reconcile` | [`Reconciler`]: polling them |
+//! | `confirm` | [`ConfirmMode`]: the stage between verify and claim |
+
+mod answer;
+mod client;
+mod confirm;
+mod error;
+mod family;
+mod map;
+mod rate;
+mod reconcile;
+mod registry;
+#[cfg(feature = "redis")]
+mod registry_redis;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use answer::{TaskAnswer, TaskPayload};
+pub use client::{
+    DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT, DEFAULT_REQUESTS_PER_SECOND, KIE_BASE_URL,
+    ProviderClient, ProviderClientBuilder, SUNOAPI_BASE_URL,
+};
+pub use confirm::ConfirmMode;
+pub use error::{AnswerError, ProviderError};
+pub use family::{TaskFamily, UnknownFamily};
+pub use map::{Outcome, SyntheticCallback};
+pub use reconcile::{
+    DEFAULT_MAX_AGE, DEFAULT_MAX_RECONCILE_INTERVAL, DEFAULT_RECONCILE_AFTER,
+    DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
+};
+pub use registry::{
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,
+    TaskRegistry,
+};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use registry_redis::{DEFAULT_REGISTRY_PREFIX, RedisRegistry};
+pub use status::TaskStatus;
+
+pub(crate) use map::is_final;
+
+use bytes::Bytes;
+
+use crate::event::{CallbackEvent, Envelope};
+use crate::store::DedupKey;
+use confirm::{ConfirmStage, Confirmation};
+
+/// How long a registry call from the request path may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long confirm mode may ask the provider: below the sender's 15 s wait, so a slow
+/// provider is answered `503` (and retried) rather than timed out by the sender.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What confirm mode decided about a verified callback.
+#[derive(Debug)]
+pub(crate) enum Confirmed {
+    /// Not confirmed (its family is not in the mode): dispatch it as it came.
+    AsItCame,
+    /// Dispatch this event, built from the provider's answer.
+    Provider(Box<CallbackEvent>),
+    /// The provider does not confirm an outcome yet: answer `503`.
+    NotYet,
+}
+
+/// What the pipeline needs of this module: confirm mode and the registry of expected
+/// tasks.
+#[derive(Debug)]
+pub(crate) struct ProviderHooks {
+    pub(crate) registry: Arc<dyn TaskRegistry>,
+    pub(crate) confirm: Option<ConfirmStage>,
+}
+
+impl ProviderHooks {
+    pub(crate) fn new(
+        registry: Option<Arc<dyn TaskRegistry>>,
+        confirm: Option<(ProviderClient, ConfirmMode)>,
+    ) -> Self {
+        Self {
+            registry: registry.unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
+            confirm: confirm.map(|(client, mode)| ConfirmStage { client, mode }),
+        }
+    }
+
+    /// The confirm stage on a verified callback (`reused`: its signature was first
+    /// used by another callback, and the policy hands it over to this stage).
+    pub(crate) async fn confirm(
+        &self,
+        envelope: &Envelope,
+        body: &Bytes,
+        reused: bool,
+    ) -> Confirmed {
+        let Some(stage) = &self.confirm else {
+            if reused {
+                tracing::warn!(
+                    "reused signature: no provider client configured to confirm the callback"
+                );
+                return Confirmed::NotYet;
+            }
+            return Confirmed::AsItCame;
+        };
+        let event = CallbackEvent::build(envelope.clone(), body.clone());
+        let asked =
+            tokio::time::timeout(CONFIRM_TIMEOUT, stage.run(&event, &*self.registry, reused));
+        match asked.await.unwrap_or(Confirmation::NotYet) {
+            Confirmation::NotApplicable => Confirmed::AsItCame,
+            Confirmation::Confirmed(confirmed) => Confirmed::Provider(confirmed),
+            Confirmation::NotYet => Confirmed::NotYet,
+        }
+    }
+
+    /// After stages 4 to 6 on the event of `key` that reached the handlers (processed,
+    /// duplicate or ignored): a final outcome means the task is no longer expected.
+    pub(crate) async fn settled_key(&self, key: &DedupKey) {
+        if is_final(key.stage(), key.outcome()) {
+            self.settled(key.task_id()).await;
+        }
+    }
+
+    /// The task is no longer expected: its final outcome reached the handlers.
+    pub(crate) async fn settled(&self, task_id: &str) {
+        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done(task_id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),
+            Err(_elapsed) => tracing::warn!("task registry timed out marking the task done"),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The registry of expected tasks in Redis (features `provider-api` and `redis`): it
+//! survives restarts, and several replicas share it, each task polled by one replica
+//! at a time.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+
+use super::family::TaskFamily;
+use super::registry::{ExpectedTask, RegistryError, RegistryFuture, TaskRegistry};
+
+/// The key prefix by default.
+pub const DEFAULT_REGISTRY_PREFIX: &str = "suno-callback:expected";
+/// How long one Redis call may take before the registry counts as unavailable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Takes the due tasks and leases them, in one atomic step: of two replicas asking at
+/// once, each task goes to one. KEYS: due set, task hash; ARGV: now, limit, lease end.
+const TAKE_SCRIPT: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, id in ipairs(ids) do
+  local info = redis.call('HGET', KEYS[2], id)
+  if info then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
+    table.insert(out, id)
+    table.insert(out, info)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+";
+
+/// A [`TaskRegistry`] in Redis: a sorted set of task ids by due time
+/// (`<prefix>:due`) and a hash of their family and registration time
+/// (`<prefix>:tasks`). Taking due tasks moves them a lease ahead in the same Lua
+/// script, which is the per-task lease: a replica that dies mid-poll leaves the task
+/// due again when the lease ends.
+///
+/// ```no_run
+/// use suno_callback::SunoCallbacks;
+/// use suno_callback::provider::RedisRegistry;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = RedisRegistry::connect("redis://127.0.0.1:6379", "my-service:expected").await?;
+/// let callbacks = SunoCallbacks::builder()
+///     .hmac_key("webhook-hmac-key")
+///     .task_registry(registry)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisRegistry {
+    connection: ConnectionManager,
+    due_key: String,
+    tasks_key: String,
+    take_script: Script,
+}
+
+impl fmt::Debug for RedisRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRegistry")
+            .field("due_key", &self.due_key)
+            .field("tasks_key", &self.tasks_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRegistry {
+    /// Connects to the server at `url` and keeps tasks under `prefix` (for example
+    /// [`DEFAULT_REGISTRY_PREFIX`]). Fails if the server cannot be reached now.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RegistryError> {
+        let client = Client::open(url).map_err(RegistryError::new)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT));
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let connection = match tokio::time::timeout(CALL_TIMEOUT * 2, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(RegistryError::new(error)),
+            Err(_elapsed) => return Err(RegistryError::new("redis connect timed out")),
+        };
+        Ok(Self::from_connection(connection, prefix))
+    }
+
+    /// A registry on an existing connection.
+    pub fn from_connection(connection: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            connection,
+            due_key: format!("{prefix}:due"),
+            tasks_key: format!("{prefix}:tasks"),
+            take_script: Script::new(TAKE_SCRIPT),
+        }
+    }
+
+    async fn call<T>(
+        operation: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, RegistryError> {
+        match tokio::time::timeout(CALL_TIMEOUT, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(RegistryError::new(error)),
+            Err(_elapsed) => Err(RegistryError::new("redis call timed out")),
+        }
+    }
+}
+
+/// `family:registered_at_ms`, the hash's value.
+fn encode(task: &ExpectedTask) -> String {
+    format!("{}:{}", task.family(), task.registered_at_ms())
+}
+
+fn decode(task_id: String, info: &str) -> Option<ExpectedTask> {
+    let (family, at) = info.split_once(':')?;
+    Some(ExpectedTask::new(
+        task_id,
+        family.parse().ok()?,
+        at.parse().ok()?,
+    ))
+}
+
+impl TaskRegistry for RedisRegistry {
+    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .hset(&self.tasks_key, task.task_id(), encode(&task))
+                .ignore()
+                .zadd(&self.due_key, task.task_id(), due_ms)
+                .ignore();
+            Self::call(pipe.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut invocation = self.take_script.key(&self.due_key);
+            invocation
+                .key(&self.tasks_key)
+                .arg(now_ms)
+                .arg(limit)
+                .arg(now_ms.saturating_add(lease_ms));
+            let flat: Vec<String> = Self::call(invocation.invoke_async(&mut connection)).await?;
+            let mut tasks = Vec::with_capacity(flat.len() / 2);
+            let mut items = flat.into_iter();
+            while let (Some(id), Some(info)) = (items.next(), items.next()) {
+                match decode(id, &info) {
+                    Some(task) => tasks.push(task),
+                    None => tracing::warn!("unreadable expected task in the Redis registry"),
+                }
+            }
+            Ok(tasks)
+        })
+    }
+
+    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut command = redis::cmd("ZADD");
+            command
+                .arg(&self.due_key)
+                .arg("XX")
+                .arg(due_ms)
+                .arg(task_id);
+            Self::call(command.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .zrem(&self.due_key, task_id)
+                .ignore()
+                .hdel(&self.tasks_key, task_id)
+                .ignore();
+            Self::call(pipe.query_async::<()>(&mut connection)).await
+        })
+    }
+
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let mut command = redis::cmd("HGET");
+            command.arg(&self.tasks_key).arg(task_id);
+            let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
+            Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
+        })
+    }
+}

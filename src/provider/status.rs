@@ -1,0 +1,107 @@
+//! The status vocabularies of the task-details answers, one per family: a text
+//! `status` (music, lyrics, voice), a text `successFlag` (wav, separation, video) or an
+//! integer `successFlag` (midi, cover).
+
+use serde_json::Value;
+
+use super::error::AnswerError;
+use super::family::TaskFamily;
+
+/// Where a task stands, as the provider's task-details answer says.
+///
+/// ```
+/// use suno_callback::provider::{TaskFamily, TaskStatus};
+///
+/// let status = TaskStatus::from_wire(TaskFamily::Music, &serde_json::json!("FIRST_SUCCESS"))?;
+/// assert_eq!(status, TaskStatus::First);
+/// assert!(!status.is_final());
+/// let status = TaskStatus::from_wire(TaskFamily::Midi, &serde_json::json!(3))?;
+/// assert!(status.is_failure());
+/// # Ok::<(), suno_callback::provider::AnswerError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskStatus {
+    /// Not done yet, and nothing to deliver (`PENDING`, `0`, `wait_processing`,
+    /// `processing_validate`, cover's `2` "generating").
+    Pending,
+    /// Music: the lyrics or text are done (`TEXT_SUCCESS`).
+    Text,
+    /// Music: the first track is done (`FIRST_SUCCESS`).
+    First,
+    /// Voice: a step that waits for the user (`wait_validating`); delivered, not final.
+    Step(String),
+    /// Done (`SUCCESS`, `1`, `success`).
+    Success,
+    /// Failed, with the status word as the provider wrote it (`GENERATE_AUDIO_FAILED`,
+    /// `2`, `fail`…).
+    Failed(String),
+    /// `CALLBACK_EXCEPTION`: the provider could not deliver the callback. The outcome is
+    /// then read from what the answer carries (success when it carries the result).
+    CallbackException,
+}
+
+impl TaskStatus {
+    /// Parses a status value (the `status` or `successFlag` field) in the family's
+    /// vocabulary. Integers written as strings are accepted, case is ignored.
+    pub fn from_wire(family: TaskFamily, value: &Value) -> Result<Self, AnswerError> {
+        let text = match value {
+            Value::String(text) => text.trim(),
+            Value::Number(number) => {
+                return number
+                    .as_i64()
+                    .ok_or_else(|| AnswerError::unknown_status(family, &number.to_string()))
+                    .and_then(|flag| Self::from_flag(family, flag));
+            }
+            Value::Null => return Err(AnswerError::missing("status")),
+            other => return Err(AnswerError::unknown_status(family, &other.to_string())),
+        };
+        if let Ok(flag) = text.parse::<i64>() {
+            return Self::from_flag(family, flag);
+        }
+        let upper = text.to_ascii_uppercase();
+        let status = match upper.as_str() {
+            "PENDING" | "WAIT_PROCESSING" | "PROCESSING_VALIDATE" | "GENERATING" => Self::Pending,
+            "TEXT_SUCCESS" if family == TaskFamily::Music => Self::Text,
+            "FIRST_SUCCESS" if family == TaskFamily::Music => Self::First,
+            "WAIT_VALIDATING" if family == TaskFamily::Voice => {
+                Self::Step("wait_validating".to_owned())
+            }
+            "SUCCESS" | "COMPLETE" => Self::Success,
+            "CALLBACK_EXCEPTION" => Self::CallbackException,
+            "FAIL" | "FAILED" | "SENSITIVE_WORD_ERROR" | "PROCESSING_VALIDATE_FAIL" => {
+                Self::Failed(upper)
+            }
+            failed if failed.ends_with("_FAILED") => Self::Failed(upper),
+            _ => return Err(AnswerError::unknown_status(family, text)),
+        };
+        Ok(status)
+    }
+
+    /// The integer `successFlag` of midi (0 pending, 1 success, 2 create failed,
+    /// 3 generation failed) and cover (0 pending, 1 success, 2 generating, 3 failed).
+    fn from_flag(family: TaskFamily, flag: i64) -> Result<Self, AnswerError> {
+        let status = match (family, flag) {
+            (_, 0) => Self::Pending,
+            (_, 1) => Self::Success,
+            (TaskFamily::Cover, 2) => Self::Pending,
+            (TaskFamily::Midi, 2) => Self::Failed("CREATE_TASK_FAILED".to_owned()),
+            (TaskFamily::Midi | TaskFamily::Cover, 3) => Self::Failed("GENERATE_FAILED".to_owned()),
+            _ => return Err(AnswerError::unknown_status(family, &flag.to_string())),
+        };
+        Ok(status)
+    }
+
+    /// Whether nothing more will happen to the task.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Self::Success | Self::Failed(_) | Self::CallbackException
+        )
+    }
+
+    /// Whether this is [`Failed`](Self::Failed).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed(_))
+    }
+}

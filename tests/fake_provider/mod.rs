@@ -1,0 +1,160 @@
+//! A fake task-details server on a loopback port: scripted answers per task id, every
+//! request recorded (path, task id, `Authorization`).
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Response, Uri};
+
+/// The task id in the provider fixtures.
+pub const FIXTURE_TASK: &str = "4e5f6a7b8c9d40e1f2a3b4c5d6e7f809";
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// `200` with this body.
+    pub fn ok(body: impl Into<String>) -> Self {
+        Self {
+            status: 200,
+            retry_after: None,
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    /// This status with an empty JSON body.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            ..Self::ok("{}")
+        }
+    }
+    /// With a `Retry-After` header.
+    pub fn retry_after(mut self, value: &str) -> Self {
+        self.retry_after = Some(value.to_owned());
+        self
+    }
+    /// Answered after `delay`.
+    pub fn slow(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A provider fixture (`tests/fixtures/provider/NAME.json`) about `task_id`.
+pub fn provider_fixture(name: &str, task_id: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/provider/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {path}: {e}"))
+        .replace(FIXTURE_TASK, task_id)
+}
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub task_id: String,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    scripts: HashMap<String, VecDeque<Reply>>,
+    seen: Vec<Seen>,
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct FakeProvider {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeProvider {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            let state = Arc::clone(&shared);
+            async move { answer(&state, &uri, &headers).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers about `task_id` with these replies in turn, the last one for good.
+    pub fn script(&self, task_id: &str, replies: impl IntoIterator<Item = Reply>) {
+        let mut state = self.state.lock().expect("lock");
+        state
+            .scripts
+            .insert(task_id.to_owned(), replies.into_iter().collect());
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().expect("lock").seen.clone()
+    }
+
+    /// How many requests asked about `task_id`.
+    pub fn count(&self, task_id: &str) -> usize {
+        self.seen().iter().filter(|s| s.task_id == task_id).count()
+    }
+}
+
+async fn answer(state: &Mutex<State>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+    let task_id = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("taskId="))
+        .unwrap_or("")
+        .to_owned();
+    let reply = {
+        let mut state = state.lock().expect("lock");
+        state.seen.push(Seen {
+            path: uri.path().to_owned(),
+            task_id: task_id.clone(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        });
+        match state.scripts.get_mut(&task_id) {
+            Some(queue) if queue.len() > 1 => queue.pop_front(),
+            Some(queue) => queue.front().cloned(),
+            None => None,
+        }
+    };
+    let reply =
+        reply.unwrap_or_else(|| Reply::ok(r#"{"code":422,"msg":"task not found","data":null}"#));
+    tokio::time::sleep(reply.delay).await;
+    let mut response = Response::builder()
+        .status(reply.status)
+        .header("content-type", "application/json");
+    if let Some(retry_after) = &reply.retry_after {
+        response = response.header("retry-after", retry_after);
+    }
+    response.body(Body::from(reply.body)).expect("response")
+}

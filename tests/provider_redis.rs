@@ -1,0 +1,239 @@
+//! `RedisRegistry` against a real Redis server: the registry's contract, two replicas
+//! sharing the due tasks, a registry that outlives its process, and the reconciler
+//! polling through it.
+//!
+//! The server is `REDIS_URL` (default `redis://127.0.0.1:6379`); every test writes
+//! under its own key prefix. Without a server the tests are reported as ignored,
+//! unless `SUNO_CALLBACK_REQUIRE_REDIS=1` (as CI sets it), which makes a missing server
+//! a failure.
+
+mod common;
+mod fake_provider;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use common::Counter;
+use fake_provider::{FakeProvider, Reply, provider_fixture};
+use libtest_mimic::{Arguments, Failed, Trial};
+use suno_callback::SunoCallbacks;
+use suno_callback::provider::{
+    ExpectedTask, ProviderClient, Reconciler, RedisRegistry, TaskFamily, TaskRegistry,
+};
+use suno_callback::store::ClaimToken;
+
+const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix no other test or run uses.
+fn unique_prefix(test: &str) -> String {
+    format!(
+        "suno-callback-test:provider:{test}:{}",
+        ClaimToken::new_unique()
+    )
+}
+
+async fn registry(prefix: &str) -> RedisRegistry {
+    RedisRegistry::connect(&redis_url(), prefix)
+        .await
+        .expect("connect to REDIS_URL")
+}
+
+fn answers_ping(url: &str) -> bool {
+    let Some(authority) = url
+        .split("://")
+        .nth(1)
+        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect(authority) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut reply = String::new();
+    stream.write_all(b"PING\r\n").is_ok()
+        && BufReader::new(stream).read_line(&mut reply).is_ok()
+        && (reply.starts_with("+PONG") || reply.starts_with("-NOAUTH"))
+}
+
+fn trial<F, Fut>(name: &str, test: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::test(name, move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| Failed::from(error.to_string()))?;
+        runtime.block_on(test());
+        Ok(())
+    })
+}
+
+async fn contract() {
+    let registry = registry(&unique_prefix("contract")).await;
+    let task = ExpectedTask::new("t1", TaskFamily::Separation, 5);
+    registry.expect(task.clone(), 100).await.unwrap();
+    assert_eq!(
+        registry.family_of("t1").await.unwrap(),
+        Some(TaskFamily::Separation)
+    );
+    assert_eq!(registry.family_of("nope").await.unwrap(), None);
+    assert!(registry.take_due(99, 10, 1000).await.unwrap().is_empty());
+    assert_eq!(
+        registry.take_due(100, 10, 1000).await.unwrap(),
+        std::slice::from_ref(&task)
+    );
+    // Leased until 1 100.
+    assert!(registry.take_due(1099, 10, 1000).await.unwrap().is_empty());
+    assert_eq!(
+        registry.take_due(1100, 10, 1000).await.unwrap(),
+        std::slice::from_ref(&task)
+    );
+    registry.reschedule("t1", 50).await.unwrap();
+    assert_eq!(registry.take_due(60, 10, 1000).await.unwrap(), [task]);
+    registry.done("t1").await.unwrap();
+    assert!(
+        registry
+            .take_due(u64::MAX / 2, 10, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(registry.family_of("t1").await.unwrap(), None);
+    // Rescheduling a task that is done does not bring it back.
+    registry.reschedule("t1", 0).await.unwrap();
+    assert!(
+        registry
+            .take_due(u64::MAX / 2, 10, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn replicas_share_the_due_tasks() {
+    let prefix = unique_prefix("replicas");
+    let (a, b) = (registry(&prefix).await, registry(&prefix).await);
+    for n in 0..40 {
+        let task = ExpectedTask::new(format!("t{n}"), TaskFamily::Music, 0);
+        a.expect(task, 0).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    loop {
+        let (from_a, from_b) = tokio::join!(a.take_due(10, 7, 60_000), b.take_due(10, 7, 60_000));
+        let (from_a, from_b) = (from_a.unwrap(), from_b.unwrap());
+        if from_a.is_empty() && from_b.is_empty() {
+            break;
+        }
+        seen.extend(
+            from_a
+                .into_iter()
+                .chain(from_b)
+                .map(|t| t.task_id().to_owned()),
+        );
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(before, seen.len(), "a task went to two replicas");
+    assert_eq!(seen.len(), 40);
+    for task in &seen {
+        a.done(task).await.unwrap();
+    }
+}
+
+async fn the_registry_outlives_its_process() {
+    let prefix = unique_prefix("restart");
+    {
+        let first = registry(&prefix).await;
+        first
+            .expect(ExpectedTask::new("kept", TaskFamily::Video, 7), 0)
+            .await
+            .unwrap();
+    }
+    let second = registry(&prefix).await;
+    assert_eq!(
+        second.take_due(1, 10, 10).await.unwrap(),
+        [ExpectedTask::new("kept", TaskFamily::Video, 7)]
+    );
+    second.done("kept").await.unwrap();
+}
+
+async fn the_reconciler_polls_through_redis() {
+    let fake = FakeProvider::start().await;
+    let prefix = unique_prefix("reconcile");
+    let runs = Counter::default();
+    let counted = runs.clone();
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(common::KEY)
+        .task_registry(registry(&prefix).await)
+        .on_complete(move |_| {
+            counted.bump();
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let client = ProviderClient::builder("k")
+        .base_url(fake.base_url())
+        .build()
+        .unwrap();
+    let reconciler = Reconciler::builder(&callbacks, client)
+        .after(Duration::ZERO)
+        .build();
+    fake.script(
+        "redis-task",
+        [Reply::ok(provider_fixture("music_success", "redis-task"))],
+    );
+    reconciler
+        .expect("redis-task", TaskFamily::Music)
+        .await
+        .unwrap();
+    assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1);
+    assert_eq!(runs.get(), 1);
+    let check = registry(&prefix).await;
+    assert_eq!(check.family_of("redis-task").await.unwrap(), None);
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::from_args();
+    let url = redis_url();
+    let required = std::env::var(REQUIRE).is_ok_and(|value| value == "1");
+    let server = answers_ping(&url);
+    if required && !server {
+        eprintln!("{REQUIRE}=1 but no Redis server answers at {url}");
+        return ExitCode::FAILURE;
+    }
+    if !server {
+        println!("Redis registry tests skipped: no Redis server answers at {url}");
+    }
+    let trials = vec![
+        trial("registry::contract", contract),
+        trial(
+            "registry::replicas_share_the_due_tasks",
+            replicas_share_the_due_tasks,
+        ),
+        trial(
+            "registry::outlives_its_process",
+            the_registry_outlives_its_process,
+        ),
+        trial(
+            "reconciler::polls_through_redis",
+            the_reconciler_polls_through_redis,
+        ),
+    ]
+    .into_iter()
+    .map(|trial| trial.with_ignored_flag(!server))
+    .collect();
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
