@@ -51,6 +51,7 @@
 
 mod answer;
 mod claim;
+mod detach;
 mod dispatch;
 mod error;
 mod event;

@@ -20,6 +20,7 @@ use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
 use crate::claim::{ClaimOutcome, claim_or_wait};
+use crate::detach::Detachable;
 use crate::dispatch::{self, HandlerOutcome, Handlers};
 use crate::error::BoxError;
 use crate::event::CallbackEvent;
@@ -165,12 +166,12 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
-        // The handler and the settling of its claim run as their own task: if the
-        // connection drops mid-handler, the handler still finishes and the claim is
-        // still completed or released.
+        // The handler and the settling of its claim run to their end even if the
+        // connection drops mid-handler: in this task while it is awaited, as a task of
+        // their own once it is dropped (cheaper than spawning a task per request).
         let pipeline = Arc::clone(&self);
         let task_key = key.clone();
-        let run = tokio::spawn(
+        let run = Detachable::new(
             async move {
                 let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
                 settle(
@@ -203,8 +204,8 @@ impl Pipeline {
                 );
                 Answer::Failed(key, "handler timed out")
             }
-            Err(join_error) => {
-                tracing::error!(%join_error, "handler task did not finish");
+            Err(panicked) => {
+                tracing::error!(%panicked, "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }

@@ -11,7 +11,11 @@
 //!
 //! Modes (the default one starts the other two, pinned with `taskset`):
 //! - `serve`: the server; prints its address, stops when its stdin closes;
-//! - `load ADDR PID [--only PHASE]`: the load and the report, against a running server.
+//! - `load ADDR PID [--only PHASE] [--warm-up S]`: the load and the report, against a
+//!   running server;
+//! - `profile PHASE N`: N requests of one phase through the routes in process, no
+//!   network, for a profiler: `valgrind --tool=callgrind --collect-atstart=no
+//!   --toggle-collect='*measured*' target/release/deps/loopback-* profile crate-first 20000`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -83,6 +87,7 @@ struct Options {
     rounds: usize,
     seconds: f64,
     connections: usize,
+    warm_up: Option<f64>,
     only: Option<Phase>,
 }
 
@@ -104,6 +109,17 @@ fn main() {
                 .expect("load ADDR PID");
             load(addr, pid, &options(&args[3..]));
         }
+        Some("profile") => {
+            let phase = args
+                .get(1)
+                .and_then(|name| Phase::ALL.into_iter().find(|p| p.name() == name))
+                .expect("profile PHASE N");
+            let count = args
+                .get(2)
+                .and_then(|n| n.parse().ok())
+                .expect("profile PHASE N");
+            profile(phase, count);
+        }
         _ => orchestrate(&args),
     }
 }
@@ -113,6 +129,7 @@ fn options(args: &[String]) -> Options {
         rounds: 5,
         seconds: 1.0,
         connections: 16,
+        warm_up: None,
         only: None,
     };
     let mut args = args.iter();
@@ -122,6 +139,7 @@ fn options(args: &[String]) -> Options {
             "--rounds" => options.rounds = value.parse().expect("--rounds N"),
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--connections" => options.connections = value.parse().expect("--connections C"),
+            "--warm-up" => options.warm_up = Some(value.parse().expect("--warm-up S")),
             "--only" => {
                 options.only = Some(
                     Phase::ALL
@@ -182,6 +200,67 @@ fn orchestrate(args: &[String]) {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// The three routes, as the server mounts them.
+fn app() -> Router {
+    let naive = Arc::new(Naive::new(KEY));
+    Router::new()
+        .route(
+            "/bare",
+            post(|body: Bytes| async move {
+                black_box(body.len());
+                StatusCode::OK
+            }),
+        )
+        .route(
+            "/naive",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let naive = Arc::clone(&naive);
+                async move {
+                    let (status, json) = naive.handle(&headers, &body);
+                    (status, [(CONTENT_TYPE, "application/json")], json)
+                }
+            }),
+        )
+        .route_service("/crate", receiver().service())
+}
+
+/// `count` requests of one phase through the routes, in process, one at a time. The
+/// requests are made before the runtime starts, so that a profiler collecting inside
+/// `measured` sees only the routes (and the runtime running their tasks).
+fn profile(phase: Phase, count: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = app();
+    let requests = Requests::new(phase);
+    let batch: Vec<_> = (0..count).map(|_| requests.next()).collect();
+    if matches!(phase, Phase::NaiveDuplicate | Phase::CrateDuplicate) {
+        runtime.block_on(run_all(&app, vec![requests.next()]));
+    }
+    measured(&runtime, &app, batch);
+}
+
+/// The part a profiler collects (`--toggle-collect='*measured*'`).
+#[inline(never)]
+fn measured(runtime: &tokio::runtime::Runtime, app: &Router, batch: Vec<Request<Full<Bytes>>>) {
+    runtime.block_on(run_all(app, batch));
+}
+
+#[inline(never)]
+async fn run_all(app: &Router, requests: Vec<Request<Full<Bytes>>>) {
+    use tower::ServiceExt as _;
+    for request in requests {
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(response.status(), StatusCode::OK);
+        black_box(response.into_body().collect().await.ok());
+    }
+}
+
 /// The three routes in one axum server with one worker thread.
 fn serve() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -194,26 +273,7 @@ fn serve() {
         std::process::exit(0);
     });
     runtime.block_on(async {
-        let naive = Arc::new(Naive::new(KEY));
-        let app = Router::new()
-            .route(
-                "/bare",
-                post(|body: Bytes| async move {
-                    black_box(body.len());
-                    StatusCode::OK
-                }),
-            )
-            .route(
-                "/naive",
-                post(move |headers: HeaderMap, body: Bytes| {
-                    let naive = Arc::clone(&naive);
-                    async move {
-                        let (status, json) = naive.handle(&headers, &body);
-                        (status, [(CONTENT_TYPE, "application/json")], json)
-                    }
-                }),
-            )
-            .route_service("/crate", receiver().service());
+        let app = app();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -256,7 +316,10 @@ fn load(addr: SocketAddr, pid: u32, options: &Options) {
             None => Phase::ALL.to_vec(),
         };
         // Primes the duplicates, then warms up every phase once.
-        for phase in [Phase::NaiveDuplicate, Phase::CrateDuplicate] {
+        for &phase in phases
+            .iter()
+            .filter(|p| matches!(p, Phase::NaiveDuplicate | Phase::CrateDuplicate))
+        {
             let request = Requests::new(phase).next();
             let status = senders[0]
                 .send_request(request)
@@ -265,8 +328,11 @@ fn load(addr: SocketAddr, pid: u32, options: &Options) {
                 .status();
             assert_eq!(status, StatusCode::OK, "priming {}", phase.name());
         }
-        for &phase in &phases {
-            run_phase(&mut senders, phase, options.seconds / 4.0, pid).await;
+        let warm_up = options.warm_up.unwrap_or(options.seconds / 4.0);
+        if warm_up > 0.0 {
+            for &phase in &phases {
+                run_phase(&mut senders, phase, warm_up, pid).await;
+            }
         }
         let mut results: Vec<Vec<Measured>> = phases.iter().map(|_| Vec::new()).collect();
         println!(
@@ -400,6 +466,9 @@ async fn run_phase(
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {
