@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
+
+use crate::deadline::timeout;
 
 use crate::pipeline::Timing;
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};

@@ -51,6 +51,7 @@
 
 mod answer;
 mod claim;
+mod deadline;
 mod detach;
 mod dispatch;
 mod error;
