@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use suno_callback::store::{Claim, DedupKey, DedupStore, MemoryStore};
 use suno_callback::testing::Signer;
 use suno_callback::verify::{Clock, HmacVerifier, SystemClock, VerifyRequest};
-use suno_callback::{CallbackEvent, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, Outcome, SunoCallbacks};
 use tower::ServiceExt;
 
 use common::{KEY, Naive, complete_body, receiver};
@@ -66,7 +66,7 @@ fn floor(c: &mut Criterion) {
     let store = MemoryStore::new();
     c.bench_function("floor/memory_store_claim", |b| {
         b.to_async(&runtime).iter_batched(
-            || DedupKey::new(next_task_id(), "complete"),
+            || DedupKey::new(next_task_id(), Family::Music, "complete", Outcome::Success),
             |key| {
                 let store = store.clone();
                 async move {

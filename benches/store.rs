@@ -23,7 +23,9 @@ fn next_key() -> DedupKey {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     DedupKey::new(
         format!("bench-{:016x}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        suno_callback::Family::Music,
         "complete",
+        suno_callback::Outcome::Success,
     )
 }
 

@@ -1,5 +1,8 @@
-//! The quickstart receiver: an axum server answering Suno callbacks on
-//! `/callbacks/suno`, printing one line per dispatched event.
+//! The quickstart receiver: an axum server answering Suno callbacks of every family on
+//! `/callbacks/suno` and on `/callbacks/suno/<family>` (`music`, `lyrics`, `wav`,
+//! `separation`, `midi`, `video`, `cover`, `voice`), printing one line per dispatched
+//! event: family, stage or `failure`, `task=<id>`, then what it carries, for example
+//! `wav complete task=… url=…` or `music failure task=… code=531 …`.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -33,7 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = common::settings()?;
     let callbacks = common::receiver(&settings)?;
 
-    let app = Router::new().route_service(PATH, callbacks.service());
+    // The shared path, and one per family (`/callbacks/suno/wav`, ...): give each API
+    // call the callBackUrl of its family, and every failure is typed, even one whose
+    // body carries nothing but its task id.
+    let app = Router::new()
+        .route_service(PATH, callbacks.service())
+        .route_service(&format!("{PATH}/{{family}}"), callbacks.service());
     let listener = TcpListener::bind(settings.bind).await?;
     common::announce("quickstart", listener.local_addr()?, &settings)?;
     axum::serve(

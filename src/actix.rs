@@ -68,9 +68,10 @@ impl Handler<(HttpRequest, web::Payload)> for CallbackHandler {
         let method = method(request.method());
         let headers = headers(request.headers());
         let peer: Option<SocketAddr> = request.peer_addr();
+        let family = crate::event::Family::from_path(request.path());
         let body = StreamBody::new(payload.map_ok(Frame::data));
         Box::pin(async move {
-            let answer = pipeline.receive(&method, headers, peer, body).await;
+            let answer = pipeline.receive(&method, headers, peer, family, body).await;
             response(answer.render())
         })
     }

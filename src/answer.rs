@@ -48,7 +48,11 @@ struct AnswerJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     task_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    callback_type: Option<&'a str>,
+    family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Cow<'a, str>>,
 }
@@ -142,7 +146,9 @@ impl Answer {
         let reason = self.reason();
         let fields = [
             ("task_id", key.map(DedupKey::task_id)),
-            ("callback_type", key.map(DedupKey::callback_type)),
+            ("family", key.map(|key| key.family().as_str())),
+            ("stage", key.map(DedupKey::stage)),
+            ("outcome", key.map(|key| key.outcome().as_str())),
             ("reason", reason.as_deref()),
         ];
         // Room for the fields as they are, plus some escaping; the buffer grows if an
@@ -173,6 +179,7 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Family, Outcome};
 
     /// What `serde_json` makes of the answer: the reference the fast body must match.
     fn reference(answer: &Answer) -> Vec<u8> {
@@ -180,7 +187,9 @@ mod tests {
         let json = AnswerJson {
             status: answer.label(),
             task_id: key.map(DedupKey::task_id),
-            callback_type: key.map(DedupKey::callback_type),
+            family: key.map(|key| key.family().as_str()),
+            stage: key.map(DedupKey::stage),
+            outcome: key.map(|key| key.outcome().as_str()),
             reason: answer.reason(),
         };
         serde_json::to_vec(&json).expect("strings serialize")
@@ -190,15 +199,38 @@ mod tests {
     fn the_body_is_the_json_serde_would_write() {
         let hostile = "quote\" backslash\\ newline\n nul\u{0} emoji\u{1F3B5} \u{7f}";
         let answers = [
-            Answer::Processed(DedupKey::new("task-1", "complete")),
-            Answer::Duplicate(DedupKey::new(hostile, hostile)),
-            Answer::Ignored(DedupKey::new("", "")),
-            Answer::InFlight(DedupKey::new("task-2", "first")),
+            Answer::Processed(DedupKey::new(
+                "task-1",
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            )),
+            Answer::Duplicate(DedupKey::new(
+                hostile,
+                Family::Voice,
+                hostile,
+                Outcome::Failure,
+            )),
+            Answer::Ignored(DedupKey::new("", Family::Wav, "", Outcome::Success)),
+            Answer::InFlight(DedupKey::new(
+                "task-2",
+                Family::Music,
+                "first",
+                Outcome::Success,
+            )),
             Answer::Rejected(VerifyError::custom(hostile)),
             Answer::invalid(StatusCode::BAD_REQUEST, hostile.to_owned()),
             Answer::invalid(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            Answer::Failed(DedupKey::new("task-3", "text"), "handler failed"),
-            Answer::Unavailable(DedupKey::new("task-4", "error")),
+            Answer::Failed(
+                DedupKey::new("task-3", Family::Lyrics, "text", Outcome::Success),
+                "handler failed",
+            ),
+            Answer::Unavailable(DedupKey::new(
+                "task-4",
+                Family::Midi,
+                "error",
+                Outcome::Failure,
+            )),
         ];
         for answer in answers {
             let body = answer.json_body();

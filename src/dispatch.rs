@@ -1,7 +1,8 @@
-//! Stage 5 of the pipeline: run the handler registered for the event's kind, within a
-//! timeout, catching a panic.
+//! Stage 5 of the pipeline: choose the handler registered for the callback's route
+//! ([`Route`]: family, stage, outcome), and run it within a timeout, catching a panic.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 
 use crate::error::HandlerError;
-use crate::event::{CallbackEvent, FailureEvent, StageEvent};
+use crate::event::{CallbackEvent, Envelope, Family, Outcome};
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 
@@ -28,70 +29,165 @@ where
     Arc::new(move |event| Box::pin(handler(event)) as HandlerFuture)
 }
 
-/// The registered handlers, one per kind of event, and the fallback.
+/// Which callbacks a handler registered with
+/// [`SunoCallbacksBuilder::on`](crate::SunoCallbacksBuilder::on) receives.
+///
+/// A callback goes to the first route that has a handler, most specific first:
+///
+/// - a success: [`Route::stage`] of its family and stage, then [`Route::success`] of
+///   its family;
+/// - a failure: [`Route::failure`] of its family, then [`Route::any_failure`];
+///
+/// and otherwise to the fallback (or is answered `200 ignored`). Registering the same
+/// route twice keeps the last handler.
+///
+/// ```
+/// use suno_callback::{Family, Route};
+///
+/// let routes = [
+///     Route::stage(Family::Music, "complete"),
+///     Route::stage(Family::Voice, "wait_validating"),
+///     Route::success(Family::Wav),
+///     Route::failure(Family::Wav),
+///     Route::any_failure(),
+/// ];
+/// assert_eq!(routes[2].family(), Some(Family::Wav));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    family: Option<Family>,
+    stage: Option<String>,
+    outcome: Outcome,
+}
+
+impl Route {
+    /// Successes of `family` at `stage` only: a music or lyrics `callbackType`, a voice
+    /// status.
+    pub fn stage(family: Family, stage: impl Into<String>) -> Self {
+        Self {
+            family: Some(family),
+            stage: Some(stage.into()),
+            outcome: Outcome::Success,
+        }
+    }
+
+    /// Every success of `family` that no [`Route::stage`] handler takes.
+    pub fn success(family: Family) -> Self {
+        Self {
+            family: Some(family),
+            stage: None,
+            outcome: Outcome::Success,
+        }
+    }
+
+    /// Every failure of `family`.
+    pub fn failure(family: Family) -> Self {
+        Self {
+            family: Some(family),
+            stage: None,
+            outcome: Outcome::Failure,
+        }
+    }
+
+    /// Every failure that no [`Route::failure`] handler takes, of any family
+    /// ([`Family::Unknown`] included).
+    pub fn any_failure() -> Self {
+        Self {
+            family: None,
+            stage: None,
+            outcome: Outcome::Failure,
+        }
+    }
+
+    /// The family this route is for; `None` for [`Route::any_failure`].
+    pub fn family(&self) -> Option<Family> {
+        self.family
+    }
+
+    /// The stage this route is for, if it is a [`Route::stage`].
+    pub fn stage_name(&self) -> Option<&str> {
+        self.stage.as_deref()
+    }
+
+    /// Success or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+/// The registered handlers, by route, and the fallback.
 #[derive(Clone, Default)]
 pub(crate) struct Handlers {
-    pub(crate) text: Option<BoxHandler<StageEvent>>,
-    pub(crate) first: Option<BoxHandler<StageEvent>>,
-    pub(crate) complete: Option<BoxHandler<StageEvent>>,
-    pub(crate) failure: Option<BoxHandler<FailureEvent>>,
-    pub(crate) fallback: Option<BoxHandler<CallbackEvent>>,
+    routes: HashMap<Route, BoxHandler<CallbackEvent>>,
+    fallback: Option<BoxHandler<CallbackEvent>>,
 }
 
 /// A handler bound to its event, not yet called.
 pub(crate) struct Invocation(Box<dyn FnOnce() -> HandlerFuture + Send>);
 
-fn bind<E: Send + 'static>(handler: &BoxHandler<E>, event: E) -> Invocation {
-    let handler = Arc::clone(handler);
-    Invocation(Box::new(move || handler(event)))
+/// The handler chosen for a callback, before its event is built.
+#[derive(Clone)]
+pub(crate) struct Chosen(BoxHandler<CallbackEvent>);
+
+impl Chosen {
+    /// Binds the (now built) event to the handler.
+    pub(crate) fn bind(self, event: CallbackEvent) -> Invocation {
+        let handler = self.0;
+        Invocation(Box::new(move || handler(event)))
+    }
+}
+
+impl fmt::Debug for Chosen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Chosen")
+    }
 }
 
 impl Handlers {
-    /// Binds the event to the handler for its kind, or to the fallback; `None` when
-    /// neither exists.
-    pub(crate) fn route(&self, event: CallbackEvent) -> Option<Invocation> {
-        match event {
-            CallbackEvent::Text(e) => self.stage(self.text.as_ref(), e, CallbackEvent::Text),
-            CallbackEvent::First(e) => self.stage(self.first.as_ref(), e, CallbackEvent::First),
-            CallbackEvent::Complete(e) => {
-                self.stage(self.complete.as_ref(), e, CallbackEvent::Complete)
-            }
-            CallbackEvent::Failure(e) => match &self.failure {
-                Some(handler) => Some(bind(handler, e)),
-                None => self.fallback(CallbackEvent::Failure(e)),
-            },
-            other => self.fallback(other),
+    pub(crate) fn insert(&mut self, route: Route, handler: BoxHandler<CallbackEvent>) {
+        self.routes.insert(route, handler);
+    }
+
+    pub(crate) fn set_fallback(&mut self, handler: BoxHandler<CallbackEvent>) {
+        self.fallback = Some(handler);
+    }
+
+    /// The handler for a callback of this envelope (see [`Route`] for the order), or
+    /// the fallback; `None` when neither exists.
+    pub(crate) fn route(&self, envelope: &Envelope) -> Option<Chosen> {
+        let family = envelope.family;
+        let candidates = match envelope.outcome {
+            Outcome::Success => [
+                Route::stage(family, envelope.stage.as_str()),
+                Route::success(family),
+            ],
+            Outcome::Failure => [Route::failure(family), Route::any_failure()],
+        };
+        candidates
+            .iter()
+            .find_map(|route| self.routes.get(route))
+            .or(self.fallback.as_ref())
+            .map(|handler| Chosen(Arc::clone(handler)))
+    }
+
+    /// The routes that have a handler, for `Debug`.
+    fn registered(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .routes
+            .keys()
+            .map(|route| {
+                let family = route.family.map_or("any", Family::as_str);
+                match &route.stage {
+                    Some(stage) => format!("{family} {stage}"),
+                    None => format!("{family} {}", route.outcome),
+                }
+            })
+            .collect();
+        names.sort();
+        if self.fallback.is_some() {
+            names.push("fallback".to_owned());
         }
-    }
-
-    fn stage(
-        &self,
-        handler: Option<&BoxHandler<StageEvent>>,
-        event: StageEvent,
-        as_callback: fn(StageEvent) -> CallbackEvent,
-    ) -> Option<Invocation> {
-        match handler {
-            Some(handler) => Some(bind(handler, event)),
-            None => self.fallback(as_callback(event)),
-        }
-    }
-
-    fn fallback(&self, event: CallbackEvent) -> Option<Invocation> {
-        self.fallback.as_ref().map(|fallback| bind(fallback, event))
-    }
-
-    /// The kinds that have a handler, for `Debug`.
-    fn registered(&self) -> Vec<&'static str> {
-        [
-            ("text", self.text.is_some()),
-            ("first", self.first.is_some()),
-            ("complete", self.complete.is_some()),
-            ("failure", self.failure.is_some()),
-            ("fallback", self.fallback.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, present)| present.then_some(name))
-        .collect()
+        names
     }
 }
 

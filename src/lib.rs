@@ -1,7 +1,9 @@
 //! Receive the callbacks of the Suno music API (as served by Kie AI and sunoapi.org)
 //! as a tower [`Service`](tower_service::Service) or [`Layer`](tower_layer::Layer):
-//! verify the request's source, dedupe by `(task_id, callbackType)` through a
-//! pluggable store, and dispatch typed events to your handlers, exactly once each.
+//! verify the request's source, dedupe by `(task_id, family, stage, outcome)` through
+//! a pluggable store, and dispatch typed events of every callback family (music,
+//! lyrics, WAV, separation, MIDI, video, cover, voice) to your handlers, exactly once
+//! each.
 //!
 //! ```no_run
 //! use suno_callback::SunoCallbacks;
@@ -17,7 +19,7 @@
 //!         }
 //!         Ok(())
 //!     })
-//!     .on_failure(|ev| async move { eprintln!("{}: {} ({:?})", ev.task_id(), ev.reason(), ev.msg()); Ok(()) })
+//!     .on_failure(|ev| async move { eprintln!("{} {}: {:?} ({:?})", ev.family(), ev.task_id(), ev.reason(), ev.msg()); Ok(()) })
 //!     .build()?;
 //! let app = axum::Router::new().route_service("/callbacks/suno", callbacks.service());
 //! // or, around an existing app: existing_router.layer(callbacks.layer_at("/callbacks/suno"))
@@ -32,10 +34,10 @@
 //! | stage | module | refusal |
 //! |---|---|---|
 //! | method, content type, body size | `intake` | 405 / 415 / 413 |
-//! | parse the body | [`CallbackEvent::from_json`] | 400 |
+//! | read the envelope (task id, family, stage, code) | `event::envelope` | 400 |
 //! | verify the source | [`verify`] | 401 |
 //! | claim the dedup key | `claim`, [`store`] | 200 duplicate / 409 / 503 |
-//! | run the handler | `dispatch` | 500 (claim released) |
+//! | build the typed event, run the handler | [`CallbackEvent`], `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
 //!
 //! The README has the whole table of answers and the configuration defaults.
@@ -78,9 +80,12 @@ pub mod testing;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use crate::dispatch::Route;
 pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
-    CallbackEvent, CreateTime, FailureEvent, FailureReason, ParseError, Stage, StageEvent, Track,
+    CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, LyricsPayload,
+    LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
+    SeparationPayload, Stage, Stem, Track, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
 };
 pub use crate::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
 pub use crate::receiver::{

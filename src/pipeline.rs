@@ -1,10 +1,10 @@
 //! The pipeline: the one place that knows the order of the stages.
 //!
 //! 1. [`intake`](crate::intake): method, content type, body size;
-//! 2. [`event`](crate::CallbackEvent::from_json): parse the body;
+//! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
 //! 3. [`verify`](crate::verify): is it from the sender;
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
-//! 5. [`dispatch`](crate::dispatch): run the handler;
+//! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
 //! and [`answer`](crate::answer) turns the result into a response.
@@ -23,7 +23,7 @@ use crate::claim::{ClaimOutcome, claim_or_wait};
 use crate::detach::Detachable;
 use crate::dispatch::{self, HandlerOutcome, Handlers};
 use crate::error::BoxError;
-use crate::event::CallbackEvent;
+use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
 use crate::settle::settle;
 use crate::store::{DedupKey, DynStore};
@@ -54,6 +54,8 @@ pub(crate) struct Pipeline {
 pub(crate) struct Inbound {
     pub(crate) headers: HeaderMap,
     pub(crate) peer: Option<SocketAddr>,
+    /// The family the request's path names, if any.
+    pub(crate) family: Option<Family>,
     pub(crate) body: Bytes,
 }
 
@@ -67,7 +69,9 @@ impl Pipeline {
     {
         let (parts, body) = request.into_parts();
         let peer = intake::peer_addr(&parts.extensions);
-        self.receive(&parts.method, parts.headers, peer, body).await
+        let family = Family::from_path(parts.uri.path());
+        self.receive(&parts.method, parts.headers, peer, family, body)
+            .await
     }
 
     /// Runs every stage on a request given by its parts, for mountings whose request
@@ -77,6 +81,7 @@ impl Pipeline {
         method: &Method,
         headers: HeaderMap,
         peer: Option<SocketAddr>,
+        family: Option<Family>,
         body: B,
     ) -> Answer
     where
@@ -93,6 +98,7 @@ impl Pipeline {
         self.process(Inbound {
             headers,
             peer,
+            family,
             body,
         })
         .await
@@ -104,23 +110,30 @@ impl Pipeline {
         if let Some(signature) = inbound.headers.get_mut(SIGNATURE_HEADER) {
             signature.set_sensitive(true);
         }
-        let event = match CallbackEvent::from_json(inbound.body.clone()) {
-            Ok(event) => event,
+        let envelope = match Envelope::parse(&inbound.body, inbound.family) {
+            Ok(envelope) => envelope,
             Err(error) => {
                 tracing::debug!(%error, "callback refused: body is not a callback");
                 return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
             }
         };
-        let key = DedupKey::new(event.task_id(), event.stage().as_str());
+        let key = DedupKey::new(
+            envelope.task_id.as_str(),
+            envelope.family,
+            envelope.stage.as_str(),
+            envelope.outcome,
+        );
         let span = tracing::info_span!(
             "suno_callback",
             // `?` escapes control characters: the values come from an unverified body.
             task_id = ?key.task_id(),
-            callback_type = ?key.callback_type(),
+            family = key.family().as_str(),
+            stage = ?key.stage(),
+            result = key.outcome().as_str(),
             outcome = tracing::field::Empty,
         );
         let answer = self
-            .verified_process(inbound, event, key)
+            .verified_process(inbound, envelope, key)
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
@@ -142,11 +155,12 @@ impl Pipeline {
     async fn verified_process(
         self: Arc<Self>,
         inbound: Inbound,
-        event: CallbackEvent,
+        envelope: Envelope,
         key: DedupKey,
     ) -> Answer {
-        let mut request = VerifyRequest::new(&inbound.headers, key.task_id(), key.callback_type())
-            .with_body(&inbound.body);
+        let mut request =
+            VerifyRequest::new(&inbound.headers, key.task_id(), &envelope.callback_type)
+                .with_body(&inbound.body);
         if let Some(peer) = inbound.peer {
             request = request.with_peer(peer);
         }
@@ -154,7 +168,7 @@ impl Pipeline {
             tracing::debug!(%error, "callback refused by verification");
             return Answer::Rejected(error);
         }
-        let Some(invocation) = self.handlers.route(event) else {
+        let Some(handler) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };
         let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
@@ -166,6 +180,8 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
+        // Only now, verified and claimed, is the body built into its typed event.
+        let invocation = handler.bind(CallbackEvent::build(envelope, inbound.body));
         // The handler and the settling of its claim run to their end even if the
         // connection drops mid-handler: in this task while it is awaited, as a task of
         // their own once it is dropped (cheaper than spawning a task per request).

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dispatch::{Handlers, boxed};
+use crate::dispatch::{Handlers, Route, boxed};
 use crate::error::{BuildError, HandlerError};
-use crate::event::{CallbackEvent, FailureEvent, StageEvent};
+use crate::event::{CallbackEvent, Family};
 use crate::intake::DEFAULT_BODY_LIMIT;
 use crate::pipeline::{Pipeline, Timing};
 use crate::service::{CallbackLayer, CallbackService};
@@ -66,13 +66,26 @@ impl SunoCallbacks {
     }
 
     /// The receiver as a tower [`Service`](tower_service::Service) answering every
-    /// request it is given; mount it on the callback path.
+    /// request it is given; mount it on the callback path. When the last segment of a
+    /// request's path is a family name (`.../wav`), the callback is typed as that
+    /// family, so the service can also be mounted with a wildcard or nested:
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// // answers /callbacks/suno and /callbacks/suno/{family}
+    /// let app: axum::Router = axum::Router::new()
+    ///     .nest_service("/callbacks/suno", callbacks.service());
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
     pub fn service(&self) -> CallbackService {
         CallbackService::new(Arc::clone(&self.pipeline))
     }
 
-    /// A layer that answers requests to `path` (an exact match) and passes every other
-    /// request to the service it wraps, untouched.
+    /// A layer that answers requests to `path` and to `path/<family>` for each family
+    /// name in [`Family::ALL`] (`/callbacks/suno/wav`, ...), and passes every other
+    /// request to the service it wraps, untouched. A family path types every callback
+    /// it receives as that family, failures without a shape included.
     pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
         CallbackLayer::new(path.into(), self.service())
     }
@@ -231,54 +244,97 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// Handles `text` callbacks (lyrics or text done).
-    pub fn on_text<F, Fut>(mut self, handler: F) -> Self
+    /// Handles the callbacks of `route`: one family's successes at one stage, all its
+    /// successes, all its failures, or every failure. Every family is registered this
+    /// way, with the same timeout, panic and answer rules; [`Route`] says which
+    /// handler a callback goes to when several could take it.
+    ///
+    /// ```
+    /// use suno_callback::{Family, Payload, Route, SunoCallbacks};
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .on(Route::success(Family::Wav), |event| async move {
+    ///         if let Payload::Wav(wav) = event.payload() {
+    ///             println!("{}: {:?}", event.task_id(), wav.audio_wav_url());
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .on(Route::stage(Family::Voice, "wait_validating"), |event| async move {
+    ///         println!("{} waits for validation", event.task_id());
+    ///         Ok(())
+    ///     })
+    ///     .on(Route::any_failure(), |event| async move {
+    ///         eprintln!("{} {} failed: {:?}", event.family(), event.task_id(), event.msg());
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn on<F, Fut>(mut self, route: Route, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.text = Some(boxed(handler));
+        self.handlers.insert(route, boxed(handler));
         self
     }
 
-    /// Handles `first` callbacks (first track done).
-    pub fn on_first<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `text` callbacks (lyrics or text done): the same as
+    /// `.on(Route::stage(Family::Music, "text"), handler)`.
+    #[must_use]
+    pub fn on_text<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.first = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "text"), handler)
     }
 
-    /// Handles `complete` callbacks (all tracks done).
-    pub fn on_complete<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `first` callbacks (first track done): the same as
+    /// `.on(Route::stage(Family::Music, "first"), handler)`.
+    #[must_use]
+    pub fn on_first<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(StageEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.complete = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "first"), handler)
     }
 
-    /// Handles failures: a `code` other than 200, or `callbackType` `error`.
-    pub fn on_failure<F, Fut>(mut self, handler: F) -> Self
+    /// Handles music `complete` callbacks (all tracks done): the same as
+    /// `.on(Route::stage(Family::Music, "complete"), handler)`.
+    #[must_use]
+    pub fn on_complete<F, Fut>(self, handler: F) -> Self
     where
-        F: Fn(FailureEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.failure = Some(boxed(handler));
-        self
+        self.on(Route::stage(Family::Music, "complete"), handler)
     }
 
-    /// Handles every event that has no specific handler, including unknown
-    /// `callbackType` values. Without it such events are answered `200 ignored`.
+    /// Handles failures of every family that has no [`Route::failure`] handler of its
+    /// own: the same as `.on(Route::any_failure(), handler)`.
+    #[must_use]
+    pub fn on_failure<F, Fut>(self, handler: F) -> Self
+    where
+        F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.on(Route::any_failure(), handler)
+    }
+
+    /// Handles every callback that no route takes: unknown stages, families without a
+    /// handler, successes of no known family. Without it such callbacks are answered
+    /// `200 ignored`.
+    #[must_use]
     pub fn fallback<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(CallbackEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handlers.fallback = Some(boxed(handler));
+        self.handlers.set_fallback(boxed(handler));
         self
     }
 

@@ -210,3 +210,41 @@ async fn actix_passes_its_peer_address_to_the_allowlist() {
     http_send(actix, request).await.expect(200, "processed");
     assert_eq!(runs.get(), 1);
 }
+
+#[tokio::test]
+async fn actix_types_a_request_by_its_family_path() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_failure(move |event| {
+            record.lock().expect("lock").push(event.family());
+            async { Ok(()) }
+        })
+        .build()
+        .expect("valid configuration");
+    let handler = callbacks.actix_handler();
+    let server = HttpServer::new(move || {
+        App::new()
+            .route(PATH, web::to(handler.clone()))
+            .route(&format!("{PATH}/{{family}}"), web::to(handler.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    let failure = common::fixture("midi/failure.json");
+    let signer = Signer::new(KEY);
+    http_send(addr, signer.request(PATH, failure.clone()))
+        .await
+        .expect(200, "processed");
+    http_send(addr, signer.request(&format!("{PATH}/midi"), failure))
+        .await
+        .expect(200, "processed");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [suno_callback::Family::Unknown, suno_callback::Family::Midi]
+    );
+}

@@ -42,7 +42,7 @@ async fn processed_then_duplicate() {
     let first = send(callbacks.service(), signed(body.clone())).await;
     first.expect(200, "processed");
     assert_eq!(first.json["task_id"], TASK);
-    assert_eq!(first.json["callback_type"], "complete");
+    assert_eq!(first.json["stage"], "complete");
     assert_eq!(first.headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(runs.get(), 1);
 
@@ -61,7 +61,7 @@ async fn ignored_when_no_handler_and_no_fallback() {
     )
     .await;
     answer.expect(200, "ignored");
-    assert_eq!(answer.json["callback_type"], "text");
+    assert_eq!(answer.json["stage"], "text");
     assert_eq!(runs.get(), 0);
 }
 

@@ -65,7 +65,7 @@ async fn a_storm_over_many_tasks_and_stages_runs_each_once() {
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let record = |seen: &Arc<Mutex<HashMap<String, usize>>>| {
         let seen = Arc::clone(seen);
-        move |event: suno_callback::StageEvent| {
+        move |event: suno_callback::CallbackEvent| {
             let key = format!("{}/{}", event.task_id(), event.stage());
             *seen.lock().expect("lock").entry(key).or_default() += 1;
             async { Ok(()) }

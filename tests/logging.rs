@@ -73,7 +73,8 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     for expected in [
         TASK,
-        "callback_type=\"first\"",
+        "family=\"music\"",
+        "stage=\"first\"",
         "outcome=\"processed\"",
         "outcome=\"failed\"",
         "outcome=\"rejected\"",

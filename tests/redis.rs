@@ -22,7 +22,7 @@ use common::{Counter, KEY, RunningExample, http_send, send, signed};
 use libtest_mimic::{Arguments, Failed, Trial};
 use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
 use suno_callback::testing::{MusicCallback, conformance};
-use suno_callback::{HandlerError, StageEvent, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, HandlerError, Outcome, SunoCallbacks};
 use tokio::sync::Notify;
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
@@ -219,7 +219,7 @@ fn main() -> ExitCode {
 fn counting_replica(store: RedisStore, seen: &Arc<Mutex<HashMap<String, usize>>>) -> SunoCallbacks {
     let record = |seen: &Arc<Mutex<HashMap<String, usize>>>| {
         let seen = Arc::clone(seen);
-        move |event: StageEvent| {
+        move |event: CallbackEvent| {
             let key = format!("{}/{}", event.task_id(), event.stage());
             *seen.lock().expect("lock").entry(key).or_default() += 1;
             async {
@@ -329,7 +329,12 @@ async fn duplicate_waits_across_replicas() {
 
 async fn dead_replica() {
     let prefix = unique_prefix("dead");
-    let key = DedupKey::new("dead-replica-task", "complete");
+    let key = DedupKey::new(
+        "dead-replica-task",
+        Family::Music,
+        "complete",
+        Outcome::Success,
+    );
     // A replica claims the callback, then dies before completing or releasing it.
     let dying = store(&prefix).await;
     let claimed = dying.claim(&key, Duration::from_millis(1200)).await;
@@ -384,7 +389,11 @@ async fn two_quickstarts() {
     http_send(a.addr, signed(complete.clone()))
         .await
         .expect(200, "processed");
-    assert!(a.next_line().await.starts_with("complete  task=two-copies"));
+    assert!(
+        a.next_line()
+            .await
+            .starts_with("music complete task=two-copies")
+    );
     http_send(b.addr, signed(complete))
         .await
         .expect(200, "duplicate");
@@ -393,7 +402,11 @@ async fn two_quickstarts() {
     http_send(b.addr, signed(text.clone()))
         .await
         .expect(200, "processed");
-    assert!(b.next_line().await.starts_with("text      task=two-copies"));
+    assert!(
+        b.next_line()
+            .await
+            .starts_with("music text task=two-copies")
+    );
     http_send(a.addr, signed(text))
         .await
         .expect(200, "duplicate");

@@ -165,15 +165,15 @@ async fn a_lifecycle_against_the_quickstart_example_is_processed_in_order() {
         assert!(line.contains("-> 200 processed"), "{line}");
     }
     for prefix in [
-        "text      task=sim-lifecycle",
-        "first     task=sim-lifecycle",
+        "music text task=sim-lifecycle",
+        "music first task=sim-lifecycle",
     ] {
         let line = example.next_line().await;
         assert!(line.starts_with(prefix), "{line}");
     }
     let complete = example.next_line().await;
     assert!(
-        complete.starts_with("complete  task=sim-lifecycle tracks=2"),
+        complete.starts_with("music complete task=sim-lifecycle tracks=2"),
         "{complete}"
     );
 }
@@ -374,4 +374,68 @@ async fn an_unreachable_url_is_given_up_and_a_bad_one_is_a_usage_error() {
     let no_key = simulate(&["--url", "http://127.0.0.1:1/cb"]).await;
     assert_eq!(no_key.code, Some(2));
     assert!(no_key.stderr.contains("--key"), "{}", no_key.stderr);
+}
+
+/// A receiver on the shared path and the per-family paths whose fallback records
+/// `family stage-or-outcome` of every event.
+async fn serve_families() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .fallback(move |ev| {
+            let what = if ev.is_failure() {
+                format!("{} failure", ev.family())
+            } else {
+                format!("{} {}", ev.family(), ev.stage())
+            };
+            record
+                .lock()
+                .expect("lock")
+                .push(what.trim_end().to_owned());
+            async { Ok(()) }
+        })
+        .build()
+        .expect("valid configuration");
+    let app = Router::new().nest_service(PATH, callbacks.service());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (format!("http://{addr}{PATH}"), seen)
+}
+
+#[tokio::test]
+async fn every_family_is_played_on_the_shared_or_its_own_path() {
+    let (url, seen) = serve_families().await;
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--family", "wav"], &["wav"]),
+        (
+            &["--family", "voice"],
+            &["voice wait_validating", "voice success"],
+        ),
+        (
+            &["--family", "separation", "--family-path"],
+            &["separation"],
+        ),
+        (
+            &["--family", "midi", "--fail-code", "500", "--family-path"],
+            &["midi failure"],
+        ),
+        (
+            &["--family", "midi", "--fail-code", "500"],
+            &["unknown failure"],
+        ),
+    ];
+    for (args, expected) in cases {
+        seen.lock().expect("lock").clear();
+        let mut argv = vec!["--url", url.as_str(), "--key", KEY, "--quiet"];
+        argv.extend_from_slice(args);
+        let run = simulate(&argv).await;
+        assert_eq!(run.code, Some(0), "{args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(*seen.lock().expect("lock"), expected, "{args:?}");
+    }
 }

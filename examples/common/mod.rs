@@ -17,8 +17,8 @@
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use suno_callback::SunoCallbacks;
 use suno_callback::verify::{Clock, IpAllowlist, SystemClock, sign};
+use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
 use tracing_subscriber::EnvFilter;
 
 /// The path every example answers callbacks on.
@@ -80,52 +80,82 @@ pub fn receiver(settings: &Settings) -> Result<SunoCallbacks, Box<dyn Error>> {
         // up, and answers 503 until it is reachable.
         builder = builder.store(store.build()?);
     }
+    // One handler per family's successes, the music sugar for `complete`, one for
+    // every failure, and the fallback for the rest (unknown stages, unknown shapes):
+    // all print one line.
+    for family in Family::ALL {
+        builder = builder.on(Route::success(family), print_event);
+    }
     builder
-        .on_text(|ev| async move {
-            println!("text      task={}", ev.task_id());
-            Ok(())
-        })
-        .on_first(|ev| async move {
-            let audio = ev.tracks().first().and_then(|t| t.stream_audio_url());
-            println!(
-                "first     task={} stream={}",
-                ev.task_id(),
-                audio.unwrap_or("-")
-            );
-            Ok(())
-        })
-        .on_complete(|ev| async move {
-            let titles: Vec<&str> = ev.tracks().iter().filter_map(|t| t.title()).collect();
-            let audio = ev.tracks().first().and_then(|t| t.audio_url());
-            println!(
-                "complete  task={} tracks={} titles={:?} audio={}",
-                ev.task_id(),
-                ev.tracks().len(),
-                titles,
-                audio.unwrap_or("-")
-            );
-            Ok(())
-        })
-        .on_failure(|ev| async move {
-            println!(
-                "failure   task={} code={} reason=\"{}\" msg={:?}",
-                ev.task_id(),
-                ev.code(),
-                ev.reason(),
-                ev.msg().unwrap_or("")
-            );
-            Ok(())
-        })
-        .fallback(|ev| async move {
-            println!(
-                "other     task={} callbackType={:?}",
-                ev.task_id(),
-                ev.stage().as_str()
-            );
-            Ok(())
-        })
+        .on_complete(print_event)
+        .on_failure(print_event)
+        .fallback(print_event)
         .build()
         .map_err(Into::into)
+}
+
+/// Prints one line for an event: family, stage (or `failure`), `task=<id>`, then what
+/// the event carries.
+async fn print_event(ev: CallbackEvent) -> Result<(), HandlerError> {
+    println!("{}", event_line(&ev));
+    Ok(())
+}
+
+/// `wav complete task=… url=…`, `music failure task=… code=531 …`,
+/// `voice wait_validating task=… validate=…`.
+pub fn event_line(ev: &CallbackEvent) -> String {
+    let stage = match ev.stage().as_str() {
+        _ if ev.is_failure() => "failure",
+        "" => "complete",
+        stage => stage,
+    };
+    let head = format!("{} {stage} task={}", ev.family(), ev.task_id());
+    if ev.is_failure() {
+        let reason = ev.reason().map(|r| r.to_string()).unwrap_or_default();
+        return format!(
+            "{head} code={} reason={reason:?} msg={:?}",
+            ev.code(),
+            ev.msg().unwrap_or("")
+        );
+    }
+    let detail = match ev.payload() {
+        Payload::Music(music) => {
+            let titles: Vec<&str> = music.tracks().iter().filter_map(|t| t.title()).collect();
+            let first = music.tracks().first();
+            let audio = first.and_then(|t| t.audio_url().or(t.stream_audio_url()));
+            format!(
+                "tracks={} titles={titles:?} audio={}",
+                music.tracks().len(),
+                audio.unwrap_or("-")
+            )
+        }
+        Payload::Lyrics(lyrics) => {
+            let titles: Vec<&str> = lyrics.completed().filter_map(|v| v.title()).collect();
+            format!(
+                "variations={} completed={} titles={titles:?}",
+                lyrics.variations().len(),
+                lyrics.completed().count()
+            )
+        }
+        Payload::Wav(wav) => format!("url={}", wav.audio_wav_url().unwrap_or("-")),
+        Payload::Separation(separation) => {
+            let names: Vec<&str> = separation.stems().iter().map(|s| s.name.as_str()).collect();
+            format!("stems={}", names.join(","))
+        }
+        Payload::Midi(midi) => {
+            let notes: usize = midi.instruments().iter().map(|i| i.notes().len()).sum();
+            format!("instruments={} notes={notes}", midi.instruments().len())
+        }
+        Payload::Video(video) => format!("url={}", video.video_url().unwrap_or("-")),
+        Payload::Cover(cover) => format!("images={}", cover.images().join(",")),
+        Payload::Voice(voice) => match (voice.voice_id(), voice.validate_info()) {
+            (Some(id), _) => format!("voice_id={id}"),
+            (None, Some(text)) => format!("validate={text:?}"),
+            (None, None) => String::new(),
+        },
+        _ => format!("callbackType={:?}", ev.stage().as_str()),
+    };
+    format!("{head} {detail}")
 }
 
 /// Prints which dedup store is used, the "listening on" line and, for a generated key,
@@ -136,6 +166,10 @@ pub fn announce(
     settings: &Settings,
 ) -> Result<(), getrandom::Error> {
     println!("suno-callback {name}: {}", store_description(settings));
+    println!(
+        "suno-callback {name}: each family also on {PATH}/<family>: {}",
+        Family::ALL.map(Family::as_str).join(", ")
+    );
     println!("suno-callback {name} listening on http://{local}{PATH}");
     if settings.generated {
         println!(

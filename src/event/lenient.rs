@@ -9,6 +9,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::track::CreateTime;
@@ -32,6 +33,34 @@ pub(crate) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::E
 /// `createTime`: a date-time string or a number of epoch milliseconds.
 pub(crate) fn create_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CreateTime>, D::Error> {
     d.deserialize_any(ScalarVisitor::<CreateTimeScalar>::new())
+}
+
+/// A short label (`callbackType`, a voice status): [`Label::Invalid`] when it is longer
+/// than [`MAX_LABEL_LEN`] bytes or has a character outside printable ASCII, without
+/// copying it.
+pub(crate) fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Label>, D::Error> {
+    d.deserialize_any(ScalarVisitor::<LabelScalar>::new())
+}
+
+/// `true` when the field is there at all, whatever its value (`null` included); the
+/// value is skipped without being built.
+pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A list of strings; other elements are skipped, anything but a list is empty.
+pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    d.deserialize_any(StringsVisitor)
+}
+
+/// The first element of a list that is an object, as `T`; the rest of the list is
+/// skipped without being built.
+pub(crate) fn first_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    d.deserialize_any(FirstObjectVisitor(PhantomData))
 }
 
 /// An object deserialized as `T`; any other JSON value becomes `None`.
@@ -87,6 +116,52 @@ impl Scalar for StringScalar {
     }
 }
 
+/// The longest `callbackType` or voice status accepted, in bytes.
+pub(crate) const MAX_LABEL_LEN: usize = 64;
+
+/// A short label from the body, or the fact that it was not one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Label {
+    Text(String),
+    /// Longer than [`MAX_LABEL_LEN`], or not printable ASCII.
+    Invalid,
+}
+
+struct LabelScalar;
+impl Scalar for LabelScalar {
+    type Value = Label;
+    const EXPECTING: &'static str = "a short label";
+    fn from_str(text: &str) -> Option<Label> {
+        let printable = text.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+        match text.len() {
+            0 => None,
+            len if len > MAX_LABEL_LEN || !printable => Some(Label::Invalid),
+            _ => Some(Label::Text(text.to_owned())),
+        }
+    }
+    fn from_i64(value: i64) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+    fn from_u64(value: u64) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+    fn from_f64(value: f64) -> Option<Label> {
+        Self::from_str(&value.to_string())
+    }
+    fn from_bool(value: bool) -> Option<Label> {
+        Some(Label::Text(value.to_string()))
+    }
+}
+
+/// A string element of a list, or `None` for any other element.
+struct Text(Option<String>);
+
+impl<'de> de::Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string(d).map(Text)
+    }
+}
+
 struct IntegerScalar;
 impl Scalar for IntegerScalar {
     type Value = i64;
@@ -129,8 +204,12 @@ struct CreateTimeScalar;
 impl Scalar for CreateTimeScalar {
     type Value = CreateTime;
     const EXPECTING: &'static str = "a date-time string or epoch milliseconds";
+    /// A numeric string is epoch milliseconds, as the number would be.
     fn from_str(text: &str) -> Option<CreateTime> {
-        (!text.is_empty()).then(|| CreateTime::Text(text.to_owned()))
+        match text.trim().parse::<f64>() {
+            Ok(number) if number.is_finite() => Self::from_f64(number),
+            _ => (!text.is_empty()).then(|| CreateTime::Text(text.to_owned())),
+        }
     }
     fn from_i64(value: i64) -> Option<CreateTime> {
         Some(CreateTime::EpochMillis(value))
@@ -277,6 +356,90 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ListVisitor<T> {
     }
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Vec::new())
+    }
+}
+
+struct StringsVisitor;
+
+impl<'de> Visitor<'de> for StringsVisitor {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+        while let Some(Text(item)) = seq.next_element::<Text>()? {
+            items.extend(item);
+        }
+        Ok(items)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| Vec::new())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+}
+
+struct FirstObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for FirstObjectVisitor<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while let Some(Element(item)) = seq.next_element::<Element<T>>()? {
+            if item.is_some() {
+                drain_seq(seq)?;
+                return Ok(item);
+            }
+        }
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 

@@ -1,24 +1,35 @@
-//! Stage 2 of the pipeline: the typed events, and parsing a callback body into one.
+//! The typed events: the envelope read before verification ([`envelope`]), and the
+//! whole event built from a verified body ([`CallbackEvent`]).
 //!
-//! [`CallbackEvent::from_json`] is the whole stage. It is strict only about what the
-//! pipeline cannot work without (a JSON object with a `code` and a task id) and
-//! tolerant of everything else, because a body answered `400` three times is a song
-//! the sender will never deliver again.
+//! Parsing is strict only about what the pipeline cannot work without (a JSON object
+//! with a `code` and a task id, a short printable `callbackType`) and tolerant of
+//! everything else, because a body answered `400` three times is a song the sender
+//! will never deliver again.
 
+pub(crate) mod envelope;
 mod failure;
+mod family;
 mod lenient;
 mod parse;
+mod payload;
 mod track;
 
 use std::fmt;
 
 use bytes::Bytes;
 
+pub(crate) use envelope::Envelope;
 pub use failure::FailureReason;
+pub use family::{Family, Outcome};
 pub use parse::ParseError;
+pub use payload::{
+    CoverPayload, Instrument, LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note,
+    Payload, SeparationPayload, Stem, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
+};
 pub use track::{CreateTime, Track};
 
-/// The stage of a task that a callback reports (`data.callbackType`).
+/// The stage of a task that a callback reports: `data.callbackType` for music and
+/// lyrics, `data.status` for voice, `Other("")` for families without stages.
 ///
 /// ```
 /// use suno_callback::Stage;
@@ -72,11 +83,13 @@ impl fmt::Display for Stage {
     }
 }
 
-/// What every event carries, whatever its stage.
+/// What every event carries, whatever its family.
 #[derive(Clone)]
 struct Meta {
     task_id: String,
+    family: Family,
     stage: Stage,
+    outcome: Outcome,
     code: i64,
     msg: Option<String>,
     raw: Bytes,
@@ -86,7 +99,9 @@ impl fmt::Debug for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Meta")
             .field("task_id", &self.task_id)
+            .field("family", &self.family)
             .field("stage", &self.stage)
+            .field("outcome", &self.outcome)
             .field("code", &self.code)
             .field("msg", &self.msg)
             .field("raw_len", &self.raw.len())
@@ -94,169 +109,137 @@ impl fmt::Debug for Meta {
     }
 }
 
-/// Accessors that [`StageEvent`] and [`FailureEvent`] share.
-macro_rules! shared_accessors {
-    () => {
-        /// The task this callback reports on (`data.task_id`).
-        pub fn task_id(&self) -> &str {
-            &self.meta.task_id
-        }
-        /// The stage as the sender named it (`data.callbackType`).
-        pub fn stage(&self) -> &Stage {
-            &self.meta.stage
-        }
-        /// The callback's `code`: `200` on success.
-        pub fn code(&self) -> i64 {
-            self.meta.code
-        }
-        /// The callback's `msg`, a human-readable status.
-        pub fn msg(&self) -> Option<&str> {
-            self.meta.msg.as_deref()
-        }
-        /// The tracks in `data.data`; empty when the list is `[]`, `null` or absent.
-        pub fn tracks(&self) -> &[Track] {
-            &self.tracks
-        }
-        /// The body exactly as received.
-        pub fn raw_body(&self) -> &Bytes {
-            &self.meta.raw
-        }
-        /// The body as a JSON value, for fields this crate does not model. It is parsed
-        /// again on each call; keep the value if you need it more than once.
-        pub fn raw_json(&self) -> serde_json::Value {
-            parse::from_slice_tolerant(&self.meta.raw).unwrap_or(serde_json::Value::Null)
-        }
-    };
-}
-
-/// A successful `text`, `first` or `complete` callback, or one with a `callbackType`
-/// this crate does not know.
+/// One callback of any family: who it is about ([`task_id`](Self::task_id),
+/// [`family`](Self::family), [`stage`](Self::stage), [`outcome`](Self::outcome)) and
+/// what it carries ([`payload`](Self::payload)).
 ///
 /// ```
-/// use suno_callback::{CallbackEvent, Stage};
+/// use suno_callback::{CallbackEvent, Family, Outcome, Stage};
 ///
 /// let body = r#"{"code":200,"msg":"ok","data":{"callbackType":"first","task_id":"t1",
 ///     "data":[{"id":"a","audio_url":"https://cdn.example.net/a.mp3"}]}}"#;
-/// let CallbackEvent::First(event) = CallbackEvent::from_json(body)? else { unreachable!() };
-/// assert_eq!(event.task_id(), "t1");
+/// let event = CallbackEvent::from_json(body)?;
+/// assert_eq!((event.family(), event.outcome()), (Family::Music, Outcome::Success));
 /// assert_eq!(event.stage(), &Stage::First);
 /// assert_eq!(event.tracks()[0].audio_url(), Some("https://cdn.example.net/a.mp3"));
+///
+/// let failure = CallbackEvent::from_json(
+///     r#"{"code":531,"msg":"refunded","data":{"callbackType":"error","task_id":"t1"}}"#,
+/// )?;
+/// assert!(failure.is_failure());
+/// assert_eq!(failure.reason(), Some(suno_callback::FailureReason::FailedCreditsRefunded));
 /// # Ok::<(), suno_callback::ParseError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct StageEvent {
+pub struct CallbackEvent {
     meta: Meta,
-    tracks: Vec<Track>,
-}
-
-impl StageEvent {
-    shared_accessors!();
-}
-
-/// A failed task: `code` other than `200`, or `callbackType` `error`.
-///
-/// ```
-/// use suno_callback::{CallbackEvent, FailureReason};
-///
-/// let body = r#"{"code":531,"msg":"refunded","data":{"callbackType":"error","task_id":"t1"}}"#;
-/// let CallbackEvent::Failure(event) = CallbackEvent::from_json(body)? else { unreachable!() };
-/// assert_eq!(event.reason(), FailureReason::FailedCreditsRefunded);
-/// assert_eq!(event.msg(), Some("refunded"));
-/// # Ok::<(), suno_callback::ParseError>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct FailureEvent {
-    meta: Meta,
-    tracks: Vec<Track>,
-    error: Option<String>,
-}
-
-impl FailureEvent {
-    shared_accessors!();
-
-    /// The documented reason for [`code`](Self::code).
-    pub fn reason(&self) -> FailureReason {
-        FailureReason::from_code(self.meta.code)
-    }
-
-    /// The `data.error` text some pages send instead of a track list.
-    pub fn error_detail(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-}
-
-/// One parsed callback, by kind. Success is decided by `code == 200` first: any other
-/// code is a [`Failure`](CallbackEvent::Failure) whatever its `callbackType`.
-///
-/// ```
-/// use suno_callback::CallbackEvent;
-///
-/// let body = r#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"t1","data":[]}}"#;
-/// let event = CallbackEvent::from_json(body)?;
-/// assert!(matches!(event, CallbackEvent::Complete(_)));
-/// assert_eq!(event.task_id(), "t1");
-/// # Ok::<(), suno_callback::ParseError>(())
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum CallbackEvent {
-    /// `text`: lyrics or text done.
-    Text(StageEvent),
-    /// `first`: the first track done.
-    First(StageEvent),
-    /// `complete`: all tracks done.
-    Complete(StageEvent),
-    /// The task failed.
-    Failure(FailureEvent),
-    /// A successful callback with a `callbackType` this crate does not know (or none).
-    Unknown(StageEvent),
+    payload: Payload,
 }
 
 impl CallbackEvent {
-    /// Parses a callback body. See [`ParseError`] for what is refused.
+    /// Parses a callback body; its family comes from its shape. See [`ParseError`]
+    /// for what is refused.
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, ParseError> {
-        parse::parse(body.into())
+        let raw = body.into();
+        let envelope = Envelope::parse(&raw, None)?;
+        Ok(Self::build(envelope, raw))
     }
 
-    fn meta(&self) -> &Meta {
-        match self {
-            Self::Text(e) | Self::First(e) | Self::Complete(e) | Self::Unknown(e) => &e.meta,
-            Self::Failure(e) => &e.meta,
-        }
+    /// Parses a callback body of a known family (the family its path names): a failure
+    /// that carries only its task id is then typed too.
+    ///
+    /// ```
+    /// use suno_callback::{CallbackEvent, Family};
+    ///
+    /// let body = r#"{"code":500,"msg":"MIDI generation failed","data":{"taskId":"t"}}"#;
+    /// assert_eq!(CallbackEvent::from_json(body)?.family(), Family::Unknown);
+    /// assert_eq!(CallbackEvent::from_json_as(Family::Midi, body)?.family(), Family::Midi);
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn from_json_as(family: Family, body: impl Into<Bytes>) -> Result<Self, ParseError> {
+        let raw = body.into();
+        let envelope = Envelope::parse(&raw, Some(family))?;
+        Ok(Self::build(envelope, raw))
+    }
+
+    /// The whole event of a body whose envelope was read (after verification).
+    pub(crate) fn build(envelope: Envelope, raw: Bytes) -> Self {
+        parse::build(envelope, raw)
     }
 
     /// The task this callback reports on.
     pub fn task_id(&self) -> &str {
-        &self.meta().task_id
+        &self.meta.task_id
     }
 
-    /// The stage as the sender named it (`data.callbackType`).
+    /// The family, from the request's path or else from the body's shape.
+    pub fn family(&self) -> Family {
+        self.meta.family
+    }
+
+    /// The stage: `callbackType` for music and lyrics, the status for voice,
+    /// `Stage::Other("")` for families without stages.
     pub fn stage(&self) -> &Stage {
-        &self.meta().stage
+        &self.meta.stage
     }
 
-    /// The callback's `code`.
+    /// Success or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.meta.outcome
+    }
+
+    /// Whether the callback reports a failure.
+    pub fn is_failure(&self) -> bool {
+        self.meta.outcome == Outcome::Failure
+    }
+
+    /// The callback's `code`: `200` on success.
     pub fn code(&self) -> i64 {
-        self.meta().code
+        self.meta.code
     }
 
-    /// The callback's `msg`.
+    /// The documented reason of a failure's `code`; `None` on success.
+    pub fn reason(&self) -> Option<FailureReason> {
+        self.is_failure()
+            .then(|| FailureReason::from_code(self.meta.code))
+    }
+
+    /// The callback's `msg`, a human-readable status.
     pub fn msg(&self) -> Option<&str> {
-        self.meta().msg.as_deref()
+        self.meta.msg.as_deref()
+    }
+
+    /// What the callback carries, typed by family.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// The music tracks (`data.data`); empty for other families and when the list is
+    /// `[]`, `null` or absent.
+    pub fn tracks(&self) -> &[Track] {
+        match &self.payload {
+            Payload::Music(music) => music.tracks(),
+            _ => &[],
+        }
+    }
+
+    /// The `data.error` text some music failures send instead of a track list.
+    pub fn error_detail(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Music(music) => music.error_detail(),
+            _ => None,
+        }
     }
 
     /// The body exactly as received.
     pub fn raw_body(&self) -> &Bytes {
-        &self.meta().raw
+        &self.meta.raw
     }
 
-    /// The body as a JSON value (parsed again on each call).
+    /// The body as a JSON value, for fields this crate does not model. It is parsed
+    /// again on each call; keep the value if you need it more than once. Every body
+    /// that parses into an event gives a value here (deeper bodies are refused).
     pub fn raw_json(&self) -> serde_json::Value {
-        parse::from_slice_tolerant(&self.meta().raw).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Whether this is a [`Failure`](CallbackEvent::Failure).
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Failure(_))
+        parse::from_slice_tolerant(&self.meta.raw).unwrap_or(serde_json::Value::Null)
     }
 }

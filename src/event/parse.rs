@@ -1,24 +1,47 @@
-//! The body as the sender writes it, and its conversion into a [`CallbackEvent`].
+//! Building the typed event from a verified body, and why a body is refused.
 
 use std::fmt;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use super::{CallbackEvent, FailureEvent, Meta, Stage, StageEvent, Track, lenient};
+use super::envelope::Envelope;
+use super::family::Family;
+use super::payload::{
+    CoverPayload, LyricsPayload, MidiPayload, MusicPayload, Payload, SeparationPayload,
+    VideoPayload, VoicePayload, WavPayload,
+};
+use super::{CallbackEvent, Meta, Stage, lenient};
 
 /// Why a body is not a callback (answered `400`).
+///
+/// ```
+/// use suno_callback::CallbackEvent;
+///
+/// let error = CallbackEvent::from_json(r#"{"code":200,"data":{}}"#).unwrap_err();
+/// assert!(error.is_missing_task_id());
+/// ```
 #[derive(Debug)]
 pub struct ParseError {
     kind: ParseErrorKind,
 }
 
 #[derive(Debug)]
-enum ParseErrorKind {
+pub(crate) enum ParseErrorKind {
     NotAnObject,
     Json(serde_json::Error),
+    TooDeep,
     MissingTaskId,
     MissingCode,
+    BadCallbackType,
+    BadStatus,
+}
+
+impl From<ParseErrorKind> for ParseError {
+    fn from(kind: ParseErrorKind) -> Self {
+        Self { kind }
+    }
 }
 
 impl ParseError {
@@ -30,7 +53,12 @@ impl ParseError {
         )
     }
 
-    /// No task id at `data.task_id`, `data.taskId` or `taskId`.
+    /// Arrays and objects nest deeper than a JSON value can be built (127 levels).
+    pub fn is_too_deep(&self) -> bool {
+        matches!(self.kind, ParseErrorKind::TooDeep)
+    }
+
+    /// No task id at `data.task_id`, `data.taskId`, `task_id` or `taskId`.
     pub fn is_missing_task_id(&self) -> bool {
         matches!(self.kind, ParseErrorKind::MissingTaskId)
     }
@@ -39,6 +67,16 @@ impl ParseError {
     pub fn is_missing_code(&self) -> bool {
         matches!(self.kind, ParseErrorKind::MissingCode)
     }
+
+    /// A `callbackType` (or a voice `status`) longer than 64 bytes or with a
+    /// character outside printable ASCII: no callback sends one, and it would name a
+    /// dedup key.
+    pub fn is_bad_callback_type(&self) -> bool {
+        matches!(
+            self.kind,
+            ParseErrorKind::BadCallbackType | ParseErrorKind::BadStatus
+        )
+    }
 }
 
 impl fmt::Display for ParseError {
@@ -46,8 +84,15 @@ impl fmt::Display for ParseError {
         match &self.kind {
             ParseErrorKind::NotAnObject => f.write_str("body is not a JSON object"),
             ParseErrorKind::Json(error) => write!(f, "body is not a JSON object: {error}"),
+            ParseErrorKind::TooDeep => f.write_str("body nests too deep"),
             ParseErrorKind::MissingTaskId => f.write_str("body has no task id"),
             ParseErrorKind::MissingCode => f.write_str("body has no integer `code`"),
+            ParseErrorKind::BadCallbackType => {
+                f.write_str("`callbackType` is longer than 64 bytes or not printable")
+            }
+            ParseErrorKind::BadStatus => {
+                f.write_str("`status` is longer than 64 bytes or not printable")
+            }
         }
     }
 }
@@ -61,30 +106,57 @@ impl std::error::Error for ParseError {
     }
 }
 
+/// The whole body of one family: `msg` and its `data`.
 #[derive(Deserialize)]
-struct WireEnvelope {
-    #[serde(default, deserialize_with = "lenient::integer")]
-    code: Option<i64>,
+#[serde(bound = "P: DeserializeOwned + Default")]
+struct WireBody<P> {
     #[serde(default, deserialize_with = "lenient::string")]
     msg: Option<String>,
-    #[serde(default, rename = "taskId", deserialize_with = "lenient::string")]
-    task_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::object")]
-    data: Option<WireData>,
+    data: Option<P>,
 }
 
-#[derive(Deserialize, Default)]
-struct WireData {
-    #[serde(default, rename = "callbackType", deserialize_with = "lenient::string")]
-    callback_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    task_id: Option<String>,
-    #[serde(default, rename = "taskId", deserialize_with = "lenient::string")]
-    task_id_camel: Option<String>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    data: Vec<Track>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    error: Option<String>,
+/// The body's `msg` and its `data` as `P`; on a shape serde cannot read at all (a
+/// duplicated field), `None` and the default payload: the event is still delivered.
+fn read<P: DeserializeOwned + Default>(raw: &[u8]) -> (Option<String>, P) {
+    match from_slice_tolerant::<WireBody<P>>(raw) {
+        Ok(body) => (body.msg, body.data.unwrap_or_default()),
+        Err(error) => {
+            tracing::debug!(%error, "callback payload unreadable; delivered untyped");
+            (None, P::default())
+        }
+    }
+}
+
+/// The typed event of a verified body whose envelope has been read.
+pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
+    let (msg, payload) = match envelope.family {
+        Family::Music => wrap(read::<MusicPayload>(&raw), Payload::Music),
+        Family::Lyrics => wrap(read::<LyricsPayload>(&raw), Payload::Lyrics),
+        Family::Wav => wrap(read::<WavPayload>(&raw), Payload::Wav),
+        Family::Separation => wrap(read::<SeparationPayload>(&raw), Payload::Separation),
+        Family::Midi => wrap(read::<MidiPayload>(&raw), Payload::Midi),
+        Family::Video => wrap(read::<VideoPayload>(&raw), Payload::Video),
+        Family::Cover => wrap(read::<CoverPayload>(&raw), Payload::Cover),
+        Family::Voice => wrap(read::<VoicePayload>(&raw), Payload::Voice),
+        Family::Unknown => (read::<MusicPayload>(&raw).0, Payload::Unknown),
+    };
+    CallbackEvent {
+        meta: Meta {
+            stage: Stage::from_wire(&envelope.stage),
+            task_id: envelope.task_id,
+            family: envelope.family,
+            outcome: envelope.outcome,
+            code: envelope.code,
+            msg,
+            raw,
+        },
+        payload,
+    }
+}
+
+fn wrap<P>(read: (Option<String>, P), as_payload: fn(P) -> Payload) -> (Option<String>, Payload) {
+    (read.0, as_payload(read.1))
 }
 
 /// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes replaced.
@@ -143,55 +215,10 @@ fn replace_lone_surrogates(raw: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(repaired)
 }
 
-pub(super) fn parse(raw: Bytes) -> Result<CallbackEvent, ParseError> {
-    // serde reads a struct from a JSON array too; a callback is always an object.
-    if raw.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ParseError {
-            kind: ParseErrorKind::NotAnObject,
-        });
-    }
-    let envelope: WireEnvelope = from_slice_tolerant(&raw).map_err(|error| ParseError {
-        kind: ParseErrorKind::Json(error),
-    })?;
-    let code = envelope.code.ok_or(ParseError {
-        kind: ParseErrorKind::MissingCode,
-    })?;
-    let data = envelope.data.unwrap_or_default();
-    let task_id = data
-        .task_id
-        .or(data.task_id_camel)
-        .or(envelope.task_id)
-        .ok_or(ParseError {
-            kind: ParseErrorKind::MissingTaskId,
-        })?;
-    let stage = Stage::from_wire(data.callback_type.as_deref().unwrap_or(""));
-    let meta = Meta {
-        task_id,
-        stage,
-        code,
-        msg: envelope.msg,
-        raw,
-    };
-    let tracks = data.data;
-    if code != 200 || meta.stage == Stage::Error {
-        return Ok(CallbackEvent::Failure(FailureEvent {
-            meta,
-            tracks,
-            error: data.error,
-        }));
-    }
-    let event = StageEvent { meta, tracks };
-    Ok(match event.meta.stage {
-        Stage::Text => CallbackEvent::Text(event),
-        Stage::First => CallbackEvent::First(event),
-        Stage::Complete => CallbackEvent::Complete(event),
-        Stage::Error | Stage::Other(_) => CallbackEvent::Unknown(event),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Outcome;
 
     #[test]
     fn refuses_what_the_pipeline_cannot_work_without() {
@@ -221,10 +248,8 @@ mod tests {
         let body =
             br#"{"code":200,"msg":"cut \ud83c","data":{"callbackType":"complete","task_id":"t",
             "data":[{"title":"pair \ud83c\udfb5 low \udfb5 escaped \\ud83c"}]}}"#;
-        let CallbackEvent::Complete(event) = CallbackEvent::from_json(&body[..]).expect("parses")
-        else {
-            panic!("complete expected")
-        };
+        let event = CallbackEvent::from_json(&body[..]).expect("parses");
+        assert_eq!(event.stage(), &Stage::Complete);
         assert_eq!(event.msg(), Some("cut \u{fffd}"));
         assert_eq!(
             event.tracks()[0].title(),
@@ -238,32 +263,28 @@ mod tests {
     }
 
     #[test]
-    fn task_id_is_found_in_every_documented_place() {
-        for body in [
-            r#"{"code": 200, "data": {"task_id": "abc"}}"#,
-            r#"{"code": 200, "data": {"taskId": "abc"}}"#,
-            r#"{"code": 200, "taskId": "abc", "data": null}"#,
-        ] {
-            let event = CallbackEvent::from_json(body).expect(body);
-            assert_eq!(event.task_id(), "abc", "{body}");
-            assert!(matches!(event, CallbackEvent::Unknown(_)));
-        }
-    }
-
-    #[test]
     fn code_decides_success_before_callback_type() {
         let event = CallbackEvent::from_json(
-            r#"{"code": 400, "data": {"callbackType": "complete", "task_id": "t"}}"#,
+            r#"{"code": 400, "data": {"callbackType": "complete", "task_id": "t", "data": [{"id": "a"}]}}"#,
         )
         .expect("parses");
-        let CallbackEvent::Failure(failure) = event else {
-            panic!("a non-200 code is a failure")
-        };
-        assert_eq!(failure.stage(), &Stage::Complete);
+        assert_eq!(event.outcome(), Outcome::Failure);
+        assert_eq!(event.family(), Family::Music);
+        assert_eq!(event.stage(), &Stage::Complete);
         let event = CallbackEvent::from_json(
             r#"{"code": "200", "data": {"callbackType": "error", "task_id": "t"}}"#,
         )
         .expect("parses");
         assert!(event.is_failure(), "callbackType error is a failure");
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_delivered_untyped() {
+        let body = r#"{"code":200,"msg":"ok","data":{"task_id":"t","callbackType":"complete",
+            "data":[{"id":"a","id":"b"}]}}"#;
+        let event = CallbackEvent::from_json(body).expect("the envelope is fine");
+        assert_eq!(event.family(), Family::Music);
+        assert!(event.tracks().is_empty());
+        assert_eq!(event.raw_json()["msg"], "ok");
     }
 }

@@ -9,7 +9,7 @@ use super::lenient;
 /// Every field is optional because the sender leaves fields out, empty or `null` at
 /// early stages (a `text` callback carries no audio yet) and differs between pages.
 /// Empty strings are reported as `None`. Fields this type does not model stay
-/// reachable through the event's [`raw_json`](crate::StageEvent::raw_json).
+/// reachable through the event's [`raw_json`](crate::CallbackEvent::raw_json).
 ///
 /// ```
 /// use suno_callback::Track;
@@ -123,13 +123,34 @@ impl Track {
 /// let millis = CreateTime::EpochMillis(1_735_689_600_000);
 /// assert_eq!(text.epoch_millis(), millis.epoch_millis());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The same rules apply inside a [`Track`] and alone: a number, or a numeric string,
+/// is epoch milliseconds (a fraction is dropped).
+///
+/// ```
+/// use suno_callback::CreateTime;
+///
+/// let alone: CreateTime = serde_json::from_str(r#""1786343609818.0""#)?;
+/// assert_eq!(alone, CreateTime::EpochMillis(1_786_343_609_818));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum CreateTime {
     /// A date-time string, `YYYY-MM-DD HH:MM:SS`.
     Text(String),
     /// Milliseconds since the Unix epoch.
     EpochMillis(i64),
+}
+
+impl<'de> Deserialize<'de> for CreateTime {
+    /// The one reading of `createTime`, shared with [`Track`]'s field (where an
+    /// unreadable value is `None` instead of an error).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::create_time(d)?.ok_or_else(|| {
+            serde::de::Error::custom("expected a date-time string or epoch milliseconds")
+        })
+    }
 }
 
 impl CreateTime {
@@ -231,6 +252,37 @@ mod tests {
                 expected,
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn create_time_reads_the_same_in_a_track_and_alone() {
+        let cases = [
+            (
+                "1786343609818",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                "1786343609818.0",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                r#""1786343609818.0""#,
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (
+                r#""2025-01-01 00:00:00""#,
+                Some(CreateTime::Text("2025-01-01 00:00:00".into())),
+            ),
+            ("null", None),
+            (r#"{"odd":true}"#, None),
+        ];
+        for (json, expected) in cases {
+            let alone = serde_json::from_str::<CreateTime>(json).ok();
+            let track: Track = serde_json::from_str(&format!(r#"{{"createTime":{json}}}"#))
+                .expect("a track always parses");
+            assert_eq!(alone, expected, "alone: {json}");
+            assert_eq!(track.create_time().cloned(), expected, "in a track: {json}");
         }
     }
 

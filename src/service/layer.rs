@@ -89,10 +89,39 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.uri().path() == &*self.path {
+        if answers(&self.path, request.uri().path()) {
             WithCallbacksFuture::callback(self.callbacks.call(request))
         } else {
             WithCallbacksFuture::inner(self.inner.call(request))
         }
+    }
+}
+
+/// Whether a layer at `base` answers `path`: `base` itself, or `base/<family>` for a
+/// known family name.
+fn answers(base: &str, path: &str) -> bool {
+    match path.strip_prefix(base) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .and_then(crate::Family::from_name)
+            .is_some(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answers;
+
+    #[test]
+    fn answers_the_base_and_each_family_path() {
+        assert!(answers("/callbacks/suno", "/callbacks/suno"));
+        assert!(answers("/callbacks/suno", "/callbacks/suno/wav"));
+        assert!(answers("/callbacks/suno", "/callbacks/suno/voice"));
+        assert!(!answers("/callbacks/suno", "/callbacks/suno/unknown"));
+        assert!(!answers("/callbacks/suno", "/callbacks/suno/wav/x"));
+        assert!(!answers("/callbacks/suno", "/callbacks/sunowav"));
+        assert!(!answers("/callbacks/suno", "/other"));
     }
 }

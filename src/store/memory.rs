@@ -30,7 +30,7 @@ const SWEEP_EVERY_MS: u64 = 60_000;
 ///   runs its handler again, so size the bound above a TTL's worth of callbacks).
 ///   In-flight claims are never evicted; a store full of them refuses new claims.
 /// - **Compact**: a key is kept as a 128-bit keyed fingerprint of
-///   `(task_id, callbackType)`, not as strings.
+///   `DedupKey::canonical_bytes`, not as strings.
 ///
 /// Clones share the same entries, so one store can serve several receivers (for
 /// example a tower mounting and an actix one in the same process). Several replicas
@@ -39,10 +39,11 @@ const SWEEP_EVERY_MS: u64 = 60_000;
 /// ```
 /// use std::time::Duration;
 /// use suno_callback::store::{Claim, DedupKey, DedupStore, MemoryStore};
+/// use suno_callback::{Family, Outcome};
 ///
 /// # tokio_test_block_on(async {
 /// let store = MemoryStore::with_max_entries(10_000);
-/// let key = DedupKey::new("task-1", "complete");
+/// let key = DedupKey::new("task-1", Family::Music, "complete", Outcome::Success);
 /// let Claim::Acquired(token) = store.claim(&key, Duration::from_secs(30)).await? else {
 ///     unreachable!("a fresh key is free")
 /// };
@@ -161,9 +162,9 @@ impl MemoryStore {
     }
 
     fn fingerprint(&self, key: &DedupKey) -> Fingerprint {
-        let parts = (key.task_id(), key.callback_type());
+        let bytes = key.canonical_bytes();
         let (high, low) = &self.inner.fingerprint_keys;
-        (u128::from(high.hash_one(parts)) << 64) | u128::from(low.hash_one(parts))
+        (u128::from(high.hash_one(&bytes)) << 64) | u128::from(low.hash_one(&bytes))
     }
 
     fn shard(&self, fingerprint: Fingerprint) -> MutexGuard<'_, Shard> {
@@ -358,6 +359,7 @@ impl fmt::Debug for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Family, Outcome};
 
     const LEASE: Duration = Duration::from_secs(30);
     const TTL: Duration = Duration::from_secs(3600);
@@ -373,19 +375,24 @@ mod tests {
     fn the_bound_evicts_the_oldest_completed_keys_first() {
         let store = MemoryStore::with_max_entries(64);
         for n in 0..64 {
-            let key = DedupKey::new(format!("task-{n}"), "complete");
+            let key = DedupKey::new(
+                format!("task-{n}"),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            );
             let token = acquire(&store, &key);
             // Later keys live longer, so the earliest are the first to go.
             let ttl = TTL + Duration::from_secs(n);
             store.complete_now(&key, token, ttl).expect("complete");
         }
         assert_eq!(store.len(), 64);
-        let newcomer = DedupKey::new("task-new", "complete");
+        let newcomer = DedupKey::new("task-new", Family::Music, "complete", Outcome::Success);
         acquire(&store, &newcomer);
         assert!(store.len() <= 64, "bound respected: {}", store.len());
         assert_eq!(store.evicted(), 8, "an eighth of the capacity evicted");
-        let oldest = DedupKey::new("task-0", "complete");
-        let newest = DedupKey::new("task-63", "complete");
+        let oldest = DedupKey::new("task-0", Family::Music, "complete", Outcome::Success);
+        let newest = DedupKey::new("task-63", Family::Music, "complete", Outcome::Success);
         assert!(matches!(
             store.claim_now(&oldest, LEASE),
             Ok(Claim::Acquired(_))
@@ -397,14 +404,30 @@ mod tests {
     fn in_flight_claims_are_never_evicted() {
         let store = MemoryStore::with_max_entries(4);
         for n in 0..4 {
-            acquire(&store, &DedupKey::new(format!("task-{n}"), "first"));
+            acquire(
+                &store,
+                &DedupKey::new(
+                    format!("task-{n}"),
+                    Family::Music,
+                    "first",
+                    Outcome::Success,
+                ),
+            );
         }
         let refused = store
-            .claim_now(&DedupKey::new("task-x", "first"), LEASE)
+            .claim_now(
+                &DedupKey::new("task-x", Family::Music, "first", Outcome::Success),
+                LEASE,
+            )
             .expect_err("full of claims");
         assert!(refused.is_capacity_exhausted());
         for n in 0..4 {
-            let key = DedupKey::new(format!("task-{n}"), "first");
+            let key = DedupKey::new(
+                format!("task-{n}"),
+                Family::Music,
+                "first",
+                Outcome::Success,
+            );
             assert_eq!(
                 store.claim_now(&key, LEASE).expect("claim"),
                 Claim::InFlight
@@ -415,7 +438,7 @@ mod tests {
     #[test]
     fn tokens_from_another_store_are_refused() {
         let (a, b) = (MemoryStore::new(), MemoryStore::new());
-        let key = DedupKey::new("task", "text");
+        let key = DedupKey::new("task", Family::Music, "text", Outcome::Success);
         let token = acquire(&a, &key);
         acquire(&b, &key);
         assert!(
@@ -429,9 +452,18 @@ mod tests {
     #[test]
     fn keys_differ_by_task_and_by_stage() {
         let store = MemoryStore::new();
-        acquire(&store, &DedupKey::new("ab", "c"));
-        acquire(&store, &DedupKey::new("a", "bc"));
-        acquire(&store, &DedupKey::new("ab", "complete"));
+        acquire(
+            &store,
+            &DedupKey::new("ab", Family::Music, "c", Outcome::Success),
+        );
+        acquire(
+            &store,
+            &DedupKey::new("a", Family::Music, "bc", Outcome::Success),
+        );
+        acquire(
+            &store,
+            &DedupKey::new("ab", Family::Music, "complete", Outcome::Success),
+        );
         assert_eq!(store.len(), 3);
     }
 }

@@ -1,6 +1,7 @@
 //! Where the pipeline remembers which callbacks it has taken on (stages 4 and 6).
 //!
-//! A [`DedupStore`] holds one entry per `(task_id, callbackType)`. The pipeline
+//! A [`DedupStore`] holds one entry per [`DedupKey`], `(task_id, family, stage,
+//! outcome)`. The pipeline
 //! [claims](DedupStore::claim) the key before running a handler: the claim is one
 //! atomic insert-if-absent with a lease, so of two concurrent deliveries exactly one
 //! gets [`Claim::Acquired`]. After the handler it either
@@ -28,28 +29,50 @@ pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 use crate::error::BoxError;
+use crate::event::{Family, Outcome};
 
-/// The identity of one callback: its task and its stage (`callbackType` as sent).
+/// The identity of one callback: its task, its [`Family`], its stage and its
+/// [`Outcome`].
+///
+/// The stage is the `callbackType` for music and lyrics (and bodies of unknown
+/// family), the `status` for voice, and `""` for the other families. Keys of two
+/// families never collide, and a failure never shares a key with a success of the
+/// same task and stage. Stores key their entries by [`canonical_bytes`]
+/// (`DedupKey::canonical_bytes`), an unambiguous encoding of the four fields.
 ///
 /// ```
 /// use suno_callback::store::DedupKey;
+/// use suno_callback::{Family, Outcome};
 ///
-/// let key = DedupKey::new("2fac7b1e", "complete");
+/// let key = DedupKey::new("2fac7b1e", Family::Music, "complete", Outcome::Success);
 /// assert_eq!(key.task_id(), "2fac7b1e");
-/// assert_eq!(key.callback_type(), "complete");
+/// assert_eq!((key.family(), key.stage(), key.outcome()), (Family::Music, "complete", Outcome::Success));
+/// let failure = DedupKey::new("2fac7b1e", Family::Music, "complete", Outcome::Failure);
+/// assert_ne!(key.canonical_bytes(), failure.canonical_bytes());
 /// ```
+///
+/// [`canonical_bytes`]: DedupKey::canonical_bytes
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
     task_id: String,
-    callback_type: String,
+    family: Family,
+    stage: String,
+    outcome: Outcome,
 }
 
 impl DedupKey {
-    /// The key for a task id and a `callbackType`.
-    pub fn new(task_id: impl Into<String>, callback_type: impl Into<String>) -> Self {
+    /// The key for a task, family, stage and outcome.
+    pub fn new(
+        task_id: impl Into<String>,
+        family: Family,
+        stage: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             task_id: task_id.into(),
-            callback_type: callback_type.into(),
+            family,
+            stage: stage.into(),
+            outcome,
         }
     }
 
@@ -58,11 +81,53 @@ impl DedupKey {
         &self.task_id
     }
 
-    /// The `callbackType` (`""` when the body had none).
-    pub fn callback_type(&self) -> &str {
-        &self.callback_type
+    /// The family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The stage (`""` for families without stages, or a body without one).
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// Success or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The key as bytes, for stores that hash or persist it: a version byte, then each
+    /// field (task id, family name, stage, outcome name) as an 8-byte big-endian
+    /// length and its bytes, so two different keys never give the same bytes.
+    ///
+    /// ```
+    /// use suno_callback::store::DedupKey;
+    /// use suno_callback::{Family, Outcome};
+    ///
+    /// let a = DedupKey::new("ab", Family::Wav, "c", Outcome::Success);
+    /// let b = DedupKey::new("a", Family::Wav, "bc", Outcome::Success);
+    /// assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+    /// ```
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let fields: [&[u8]; 4] = [
+            self.task_id.as_bytes(),
+            self.family.as_str().as_bytes(),
+            self.stage.as_bytes(),
+            self.outcome.as_str().as_bytes(),
+        ];
+        let len = 1 + fields.iter().map(|field| 8 + field.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(len);
+        bytes.push(CANONICAL_VERSION);
+        for field in fields {
+            bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(field);
+        }
+        bytes
     }
 }
+
+/// The first byte of [`DedupKey::canonical_bytes`]; changes if the encoding does.
+const CANONICAL_VERSION: u8 = 2;
 
 /// Proof of a claim, handed back to [`complete`](DedupStore::complete) and
 /// [`release`](DedupStore::release).

@@ -131,19 +131,18 @@ impl RedisStore {
     /// ```
     /// # async fn run() -> Result<(), suno_callback::store::StoreError> {
     /// use suno_callback::store::{DedupKey, RedisStore};
+    /// use suno_callback::{Family, Outcome};
     ///
     /// let store = RedisStore::builder("redis://127.0.0.1:6379").key_prefix("app").build()?;
-    /// let key = store.redis_key(&DedupKey::new("task-1", "complete"));
+    /// let key = store.redis_key(&DedupKey::new("task-1", Family::Music, "complete", Outcome::Success));
     /// assert!(key.starts_with("app:"));
     /// assert_eq!(key.len(), "app:".len() + 64);
     /// # Ok(()) }
     /// ```
     pub fn redis_key(&self, key: &DedupKey) -> String {
         let mut hasher = Sha256::new();
-        // Length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
-        hasher.update((key.task_id().len() as u64).to_be_bytes());
-        hasher.update(key.task_id().as_bytes());
-        hasher.update(key.callback_type().as_bytes());
+        // Length-prefixed fields, so ("ab", "c") and ("a", "bc") hash differently.
+        hasher.update(key.canonical_bytes());
         let digest = hasher.finalize();
         let mut redis_key = String::with_capacity(self.settings.key_prefix.len() + 65);
         redis_key.push_str(&self.settings.key_prefix);
@@ -468,6 +467,7 @@ impl fmt::Debug for RedisStoreBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Family, Outcome};
 
     #[test]
     fn passwords_are_redacted() {
@@ -486,9 +486,14 @@ mod tests {
             .key_prefix("p")
             .build()
             .expect("a lazy store builds without a server");
-        let a = store.redis_key(&DedupKey::new("ab", "c"));
-        let b = store.redis_key(&DedupKey::new("a", "bc"));
-        let c = store.redis_key(&DedupKey::new("p:x\r\n*3", "complete"));
+        let a = store.redis_key(&DedupKey::new("ab", Family::Music, "c", Outcome::Success));
+        let b = store.redis_key(&DedupKey::new("a", Family::Music, "bc", Outcome::Success));
+        let c = store.redis_key(&DedupKey::new(
+            "p:x\r\n*3",
+            Family::Music,
+            "complete",
+            Outcome::Success,
+        ));
         assert_ne!(a, b);
         for key in [&a, &b, &c] {
             assert!(key.starts_with("p:"), "{key}");

@@ -54,6 +54,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::{Claim, ClaimToken, DedupKey, DedupStore};
+use crate::{Family, Outcome};
 
 const LEASE: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(3600);
@@ -66,7 +67,9 @@ const PAST_SHORT: Duration = Duration::from_millis(900);
 pub fn unique_key(check: &str, callback_type: &str) -> DedupKey {
     DedupKey::new(
         format!("conformance-{check}-{}", ClaimToken::new_unique()),
+        Family::Music,
         callback_type,
+        Outcome::Success,
     )
 }
 
@@ -200,19 +203,40 @@ pub async fn settled_token_is_spent<S: DedupStore>(store: &S) {
     expect_claim(store, &key, Claim::Done, "still done").await;
 }
 
-/// Keys differ by task and by stage, and no pair of strings collides with another.
+/// Keys differ by task, family, stage and outcome, and no pair of strings collides
+/// with another.
 pub async fn keys_are_independent<S: DedupStore>(store: &S) {
     let base = unique_key("independent", "").task_id().to_owned();
-    let keys = [
-        DedupKey::new(format!("{base}:a"), "b"),
-        DedupKey::new(base.clone(), "a:b"),
-        DedupKey::new(format!("{base}a"), "b"),
-        DedupKey::new(format!("{base}\u{0}a"), "b"),
-        DedupKey::new(format!("{base}-☃"), "complete"),
-        DedupKey::new(base.clone(), "complete"),
-        DedupKey::new(base.clone(), "first"),
-        DedupKey::new(base, ""),
+    let music =
+        |task: String, stage: &str| DedupKey::new(task, Family::Music, stage, Outcome::Success);
+    let mut keys = vec![
+        music(format!("{base}:a"), "b"),
+        music(base.clone(), "a:b"),
+        music(format!("{base}a"), "b"),
+        music(format!("{base}\u{0}a"), "b"),
+        music(format!("{base}-\u{2603}"), "complete"),
+        music(base.clone(), "complete"),
+        music(base.clone(), "first"),
+        music(base.clone(), ""),
+        DedupKey::new(base.clone(), Family::Music, "complete", Outcome::Failure),
+        DedupKey::new(base.clone(), Family::Lyrics, "complete", Outcome::Success),
+        DedupKey::new(base.clone(), Family::Unknown, "complete", Outcome::Failure),
+        DedupKey::new(
+            base.clone(),
+            Family::Voice,
+            "wait_validating",
+            Outcome::Success,
+        ),
+        DedupKey::new(base.clone(), Family::Voice, "fail", Outcome::Failure),
     ];
+    for family in Family::ALL {
+        for outcome in [Outcome::Success, Outcome::Failure] {
+            // The music success with stage "" is in the list already.
+            if (family, outcome) != (Family::Music, Outcome::Success) {
+                keys.push(DedupKey::new(base.clone(), family, "", outcome));
+            }
+        }
+    }
     for key in &keys {
         acquire(store, key, LEASE).await;
     }

@@ -6,6 +6,9 @@
 //! - [`MusicCallback`] builds the body of every music callback stage (`text`,
 //!   `first`, `complete`) and failure code, with realistic defaults ([`TestTrack`]) and
 //!   every field overridable;
+//! - [`FamilyCallback`] builds a success or a failure of every other family (lyrics,
+//!   WAV, separation, MIDI, video, cover, voice) in the pages' shapes, and the path of
+//!   its family ([`FamilyCallback::path`]);
 //! - [`Signer`] produces the sender's `X-Webhook-Timestamp` and `X-Webhook-Signature`
 //!   headers for any body, key and timestamp;
 //! - [`MusicCallback::signed_request`] turns one into an `http::Request` ready for
@@ -40,8 +43,10 @@
 //! ```
 
 pub mod conformance;
+mod families;
 mod music;
 mod signer;
 
+pub use self::families::FamilyCallback;
 pub use self::music::{DOCUMENTED_FAILURE_CODES, MusicCallback, TaskIdAt, TestTrack, failure_msg};
 pub use self::signer::{Signer, unsigned_request};

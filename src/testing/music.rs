@@ -51,7 +51,7 @@ pub fn failure_msg(code: i64) -> String {
 }
 
 /// Where a body carries its task id. The music callbacks use `data.task_id`; other
-/// callback families use the other two, and the receiver reads all three.
+/// callback families use the others, and the receiver reads all four.
 ///
 /// ```
 /// use suno_callback::CallbackEvent;
@@ -72,6 +72,8 @@ pub enum TaskIdAt {
     DataTaskIdCamel,
     /// A top-level `taskId`.
     TopLevel,
+    /// A top-level `task_id`, as the current MIDI pages send it.
+    TopLevelSnake,
 }
 
 /// What `data.data` holds.
@@ -91,9 +93,8 @@ enum TrackList {
 /// use suno_callback::testing::{MusicCallback, TestTrack};
 ///
 /// let complete = MusicCallback::complete("task-1");
-/// let CallbackEvent::Complete(event) = CallbackEvent::from_json(complete.body())? else {
-///     unreachable!()
-/// };
+/// let event = CallbackEvent::from_json(complete.body())?;
+/// assert_eq!(event.stage().as_str(), "complete");
 /// assert_eq!(event.tracks().len(), 2);
 /// assert!(event.tracks()[0].audio_url().is_some());
 ///
@@ -104,9 +105,8 @@ enum TrackList {
 ///     .map_tracks(|track| track.with_create_time_epoch_millis(1_786_343_609_818))
 ///     .with_field("/data/newField", true)
 ///     .without_msg();
-/// let CallbackEvent::First(event) = CallbackEvent::from_json(odd.body())? else {
-///     unreachable!()
-/// };
+/// let event = CallbackEvent::from_json(odd.body())?;
+/// assert_eq!(event.stage().as_str(), "first");
 /// assert!(event.tracks()[0].source_audio_url().is_some());
 /// assert_eq!(event.raw_json()["data"]["newField"], true);
 /// assert_eq!(event.msg(), None);
@@ -147,7 +147,7 @@ impl MusicCallback {
     /// use suno_callback::testing::MusicCallback;
     ///
     /// let event = CallbackEvent::from_json(MusicCallback::new("t1", "remix").body())?;
-    /// assert!(matches!(event, CallbackEvent::Unknown(_)));
+    /// assert!(!event.is_failure());
     /// assert_eq!(event.stage(), &Stage::Other("remix".into()));
     /// # Ok::<(), suno_callback::ParseError>(())
     /// ```
@@ -371,6 +371,7 @@ impl MusicCallback {
             TaskIdAt::DataTaskId => data.insert("task_id".into(), task_id),
             TaskIdAt::DataTaskIdCamel => data.insert("taskId".into(), task_id),
             TaskIdAt::TopLevel => root.insert("taskId".into(), task_id),
+            TaskIdAt::TopLevelSnake => root.insert("task_id".into(), task_id),
         };
         match &self.tracks {
             TrackList::List(tracks) => {
@@ -649,7 +650,7 @@ fn pointer_tokens(pointer: &str) -> Vec<String> {
 }
 
 /// Sets `value` at `pointer`, creating objects where nothing (or a scalar) is.
-fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
+pub(super) fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
     let tokens = pointer_tokens(pointer);
     let Some((last, parents)) = tokens.split_last() else {
         *root = value;
@@ -697,7 +698,7 @@ fn child_or_insert<'a>(current: &'a mut Value, token: &str) -> &'a mut Value {
 }
 
 /// Removes the value at `pointer`, if present.
-fn remove_pointer(root: &mut Value, pointer: &str) {
+pub(super) fn remove_pointer(root: &mut Value, pointer: &str) {
     let tokens = pointer_tokens(pointer);
     let Some((last, parents)) = tokens.split_last() else {
         return;

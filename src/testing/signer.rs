@@ -66,8 +66,8 @@ impl Signer {
         body: &[u8],
         unix_seconds: i64,
     ) -> [(HeaderName, HeaderValue); 2] {
-        let task_id = crate::CallbackEvent::from_json(Bytes::copy_from_slice(body))
-            .map(|event| event.task_id().to_owned())
+        let task_id = crate::event::Envelope::parse(body, None)
+            .map(|envelope| envelope.task_id)
             .unwrap_or_default();
         self.headers_at(&task_id, unix_seconds)
     }

@@ -29,7 +29,10 @@ pub async fn answers_table(example: &str) {
         .await
         .expect(200, "processed");
     let line = running.next_line().await;
-    assert!(line.starts_with("complete  task="), "{example}: {line}");
+    assert!(
+        line.starts_with("music complete task="),
+        "{example}: {line}"
+    );
 
     http_send(addr, signer.request(PATH, complete.clone()))
         .await
@@ -78,7 +81,7 @@ pub async fn answers_table(example: &str) {
     .expect(200, "processed");
     assert_eq!(
         running.next_line().await,
-        r#"other     task=last callbackType="remix""#,
+        "music remix task=last tracks=0 titles=[] audio=-",
         "{example}"
     );
 }

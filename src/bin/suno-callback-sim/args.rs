@@ -1,9 +1,21 @@
 //! The command line.
 
 use clap::Parser;
+use suno_callback::Family;
+
+/// A family by its name.
+fn parse_family(name: &str) -> Result<Family, String> {
+    Family::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown family {name:?}; one of: {}",
+            Family::ALL.map(Family::as_str).join(", ")
+        )
+    })
+}
 
 /// Plays the Suno music API's callback sender against your endpoint: each task's
-/// lifecycle (`text`, `first`, `complete`, or a failure), signed like the sender signs,
+/// lifecycle (music: `text`, `first`, `complete`, or a failure; or the callbacks of
+/// another family, `--family`), signed like the sender signs,
 /// with its delivery rules (15 s timeout, anything but HTTP 200 is a failure, 3 retries
 /// after 1, 5 and 15 minutes).
 ///
@@ -43,8 +55,18 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) task_id: Option<String>,
 
-    /// Play a failure with this code instead of `first` and `complete` (documented:
-    /// 400, 408, 413, 451, 500, 501, 531).
+    /// The callback family to play: music (`text`, `first`, `complete`), lyrics
+    /// (`complete`), wav, separation, midi, video, cover (one callback each), voice
+    /// (`wait_validating`, then `success`).
+    #[arg(long, default_value = "music", value_parser = parse_family)]
+    pub(crate) family: Family,
+
+    /// Post to the family's own path: `--url` followed by `/<family>`.
+    #[arg(long)]
+    pub(crate) family_path: bool,
+
+    /// Play a failure with this code instead of the success (music: instead of `first`
+    /// and `complete`; documented: 400, 408, 413, 451, 500, 501, 531).
     #[arg(long, value_name = "CODE")]
     pub(crate) fail_code: Option<i64>,
 

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use suno_callback::testing::MusicCallback;
+use suno_callback::testing::FamilyCallback;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::plan::Plan;
@@ -81,7 +81,7 @@ impl Sender {
     /// what it sends next.
     pub(crate) async fn deliver(
         &self,
-        callback: &MusicCallback,
+        callback: &FamilyCallback,
         copy: CopyNo,
         answered: oneshot::Sender<()>,
     ) -> Outcome {
@@ -126,7 +126,7 @@ impl Sender {
     }
 
     /// One attempt: signed when it is sent, answered within the timeout.
-    async fn attempt(&self, callback: &MusicCallback) -> Answer {
+    async fn attempt(&self, callback: &FamilyCallback) -> Answer {
         // The semaphore is never closed; without a permit the attempt just goes ahead.
         let _permit = self.in_flight.acquire().await.ok();
         let request = self.plan.signing.request(callback, &self.plan.url);

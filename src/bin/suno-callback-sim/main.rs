@@ -112,10 +112,12 @@ fn describe(plan: &Plan) -> String {
     let stages: Vec<String> = plan
         .callbacks("")
         .iter()
-        .map(|c| match c.callback_type() {
-            Some(stage) if c.code() != 200 => format!("{stage}/{}", c.code()),
-            Some(stage) => stage.to_owned(),
-            None => "-".to_owned(),
+        .map(|c| {
+            let stage = c.stage().unwrap_or_else(|| c.family().as_str().to_owned());
+            match c.code() {
+                200 => stage,
+                code => format!("{stage}/{code}"),
+            }
         })
         .collect();
     let intervals: Vec<String> = plan

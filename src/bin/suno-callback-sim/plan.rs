@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::Full;
-use suno_callback::testing::{MusicCallback, Signer};
+use suno_callback::Family;
+use suno_callback::testing::{FamilyCallback, MusicCallback, Signer};
 use suno_callback::verify::{Clock, SystemClock};
 
 use crate::args::Args;
@@ -29,7 +30,7 @@ pub(crate) enum Signing {
 
 impl Signing {
     /// The request for one attempt of `callback`, signed now.
-    pub(crate) fn request(&self, callback: &MusicCallback, url: &str) -> Request<Full<Bytes>> {
+    pub(crate) fn request(&self, callback: &FamilyCallback, url: &str) -> Request<Full<Bytes>> {
         let now = SystemClock.unix_seconds();
         match self {
             Self::Valid(signer) | Self::WrongKey(signer) => {
@@ -98,6 +99,7 @@ pub(crate) struct Plan {
     pub(crate) duplicates: u32,
     pub(crate) concurrency: usize,
     pub(crate) quiet: bool,
+    family: Family,
     fail_code: Option<i64>,
     skip_text: bool,
     skip_first: bool,
@@ -116,7 +118,10 @@ impl Plan {
     /// The plan for these arguments, or why they cannot be played.
     pub(crate) fn from_args(args: &Args) -> Result<Self, String> {
         args.validate()?;
-        let url = check_url(&args.url)?;
+        let mut url = check_url(&args.url)?;
+        if args.family_path {
+            url = format!("{}/{}", url.trim_end_matches('/'), args.family);
+        }
         let signing = match (&args.key, args.unsigned) {
             (_, true) => Signing::Unsigned,
             (Some(_), false) if args.wrong_key => Signing::WrongKey(Signer::new(random_hex(16)?)),
@@ -146,6 +151,7 @@ impl Plan {
             duplicates: args.duplicates,
             concurrency: args.concurrency as usize,
             quiet: args.quiet,
+            family: args.family,
             fail_code: args.fail_code,
             skip_text: args.skip_text,
             skip_first: args.skip_first,
@@ -163,7 +169,27 @@ impl Plan {
     }
 
     /// The callbacks of one task, in the order the sender sends them.
-    pub(crate) fn callbacks(&self, task_id: &str) -> Vec<MusicCallback> {
+    pub(crate) fn callbacks(&self, task_id: &str) -> Vec<FamilyCallback> {
+        match self.family {
+            Family::Music => self.music_callbacks(task_id),
+            Family::Voice => {
+                let mut callbacks = vec![FamilyCallback::voice(task_id, "wait_validating")];
+                callbacks.push(self.family_outcome(task_id));
+                callbacks
+            }
+            _ => vec![self.family_outcome(task_id)],
+        }
+    }
+
+    /// The family's success, or its failure with `--fail-code`.
+    fn family_outcome(&self, task_id: &str) -> FamilyCallback {
+        match self.fail_code {
+            Some(code) => FamilyCallback::failure(self.family, task_id).with_code(code),
+            None => FamilyCallback::success(self.family, task_id),
+        }
+    }
+
+    fn music_callbacks(&self, task_id: &str) -> Vec<FamilyCallback> {
         let mut callbacks = Vec::with_capacity(3);
         if !self.skip_text {
             callbacks.push(MusicCallback::text(task_id));
@@ -177,7 +203,7 @@ impl Plan {
                 callbacks.push(MusicCallback::complete(task_id));
             }
         }
-        callbacks
+        callbacks.into_iter().map(FamilyCallback::from).collect()
     }
 
     /// Deliveries in the whole run: every copy of every callback of every task.
@@ -229,7 +255,7 @@ mod tests {
         let stages = |plan: &Plan| -> Vec<String> {
             plan.callbacks("t")
                 .iter()
-                .map(|c| format!("{}/{}", c.callback_type().unwrap_or(""), c.code()))
+                .map(|c| format!("{}/{}", c.stage().unwrap_or_default(), c.code()))
                 .collect()
         };
         let full = plan(&["--key", "k"]).expect("plan");
@@ -238,6 +264,37 @@ mod tests {
         assert_eq!(stages(&failed), ["text/200", "error/531"]);
         let short = plan(&["--key", "k", "--skip-text", "--skip-first"]).expect("plan");
         assert_eq!(stages(&short), ["complete/200"]);
+    }
+
+    #[test]
+    fn every_family_plays_its_callbacks_on_its_path_if_asked() {
+        let wav = plan(&["--key", "k", "--family", "wav", "--family-path"]).expect("plan");
+        assert_eq!(wav.url, "http://127.0.0.1:3000/cb/wav");
+        let [success] = &wav.callbacks("t")[..] else {
+            panic!("one callback")
+        };
+        assert_eq!((success.family(), success.code()), (Family::Wav, 200));
+        let voice = plan(&["--key", "k", "--family", "voice", "--fail-code", "400"]).expect("plan");
+        let stages: Vec<_> = voice
+            .callbacks("t")
+            .iter()
+            .map(|c| (c.stage(), c.code()))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                (Some("wait_validating".into()), 200),
+                (Some("fail".into()), 400)
+            ]
+        );
+        for family in Family::ALL {
+            let played = plan(&["--key", "k", "--family", family.as_str()]).expect("plan");
+            assert!(
+                played.callbacks("t").iter().all(|c| c.family() == family),
+                "{family}"
+            );
+        }
+        assert!(plan(&["--key", "k", "--family", "karaoke"]).is_err());
     }
 
     #[test]

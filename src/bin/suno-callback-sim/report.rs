@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use suno_callback::testing::MusicCallback;
+use suno_callback::testing::FamilyCallback;
 
 use crate::deliver::{Answer, CopyNo, seconds};
 
@@ -26,7 +26,7 @@ pub(crate) enum Next {
 /// One attempt, as reported.
 #[derive(Debug)]
 pub(crate) struct AttemptLine<'a> {
-    pub(crate) callback: &'a MusicCallback,
+    pub(crate) callback: &'a FamilyCallback,
     pub(crate) copy: CopyNo,
     pub(crate) attempt: usize,
     pub(crate) attempts: usize,
@@ -39,7 +39,9 @@ pub(crate) struct AttemptLine<'a> {
 impl fmt::Display for AttemptLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let callback = self.callback;
-        let stage = callback.callback_type().unwrap_or("-");
+        let stage = callback
+            .stage()
+            .unwrap_or_else(|| callback.family().as_str().to_owned());
         if callback.code() == 200 {
             write!(f, "{stage:<9}")?;
         } else {
@@ -241,11 +243,12 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use http::StatusCode;
+    use suno_callback::testing::MusicCallback;
 
     use super::*;
 
     fn line<'a>(
-        callback: &'a MusicCallback,
+        callback: &'a FamilyCallback,
         answer: &'a Answer,
         attempt: usize,
         next: Next,
@@ -272,7 +275,7 @@ mod tests {
     #[test]
     fn counters_follow_the_senders_rule() {
         let report = Report::new(3, true);
-        let callback = MusicCallback::complete("t");
+        let callback = FamilyCallback::from(MusicCallback::complete("t"));
         let failed = http(500, "failed");
         let processed = http(200, "processed");
         let duplicate = http(200, "duplicate");
@@ -309,7 +312,7 @@ mod tests {
 
     #[test]
     fn an_attempt_line_says_what_was_sent_and_what_came_back() {
-        let callback = MusicCallback::failure("t1", 531);
+        let callback = FamilyCallback::from(MusicCallback::failure("t1", 531));
         let answer = http(500, "failed");
         let text = line(
             &callback,

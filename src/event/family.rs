@@ -1,0 +1,125 @@
+//! Which kind of task a callback reports on, and whether it reports a success. A leaf
+//! module: the store, the dispatcher and the service all use these two types.
+
+use std::fmt;
+
+/// The family of API call a callback belongs to: each family has its own body shape.
+///
+/// [`Family::Unknown`] is the family of a body whose shape names none of the others:
+/// mostly a failure that carries only its task id, delivered on the shared path.
+///
+/// ```
+/// use suno_callback::Family;
+///
+/// assert_eq!(Family::Wav.as_str(), "wav");
+/// assert_eq!(Family::from_name("separation"), Some(Family::Separation));
+/// assert_eq!(Family::from_path("/callbacks/suno/midi"), Some(Family::Midi));
+/// assert_eq!(Family::from_path("/callbacks/suno"), None);
+/// assert_eq!(Family::ALL.len(), 8);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Family {
+    /// Generate, extend, upload-cover, upload-extend, add-instrumental, add-vocals,
+    /// replace-section, mashup: `callbackType` `text`, `first`, `complete`, `error`.
+    Music,
+    /// `/api/v1/lyrics`: lyric variations (`callbackType` always `complete`).
+    Lyrics,
+    /// `/api/v1/wav/generate`: one WAV file.
+    Wav,
+    /// `/api/v1/vocal-removal/generate`: vocal and instrument stems.
+    Separation,
+    /// `/api/v1/midi/generate`: instruments and their notes.
+    Midi,
+    /// `/api/v1/mp4/generate`: one video.
+    Video,
+    /// `/api/v1/suno/cover/generate`: cover images.
+    Cover,
+    /// Voice validate, regenerate and generate (sunoapi.org): a status per step.
+    Voice,
+    /// No known family: a failure that carries only its task id (on the shared path),
+    /// or a body of no known shape.
+    Unknown,
+}
+
+impl Family {
+    /// Every known family (all but [`Family::Unknown`]), in declaration order.
+    pub const ALL: [Family; 8] = [
+        Family::Music,
+        Family::Lyrics,
+        Family::Wav,
+        Family::Separation,
+        Family::Midi,
+        Family::Video,
+        Family::Cover,
+        Family::Voice,
+    ];
+
+    /// The lowercase name, used in paths (`/callbacks/suno/wav`) and dedup keys.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Family::Music => "music",
+            Family::Lyrics => "lyrics",
+            Family::Wav => "wav",
+            Family::Separation => "separation",
+            Family::Midi => "midi",
+            Family::Video => "video",
+            Family::Cover => "cover",
+            Family::Voice => "voice",
+            Family::Unknown => "unknown",
+        }
+    }
+
+    /// The known family named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL
+            .into_iter()
+            .find(|family| family.as_str() == name)
+    }
+
+    /// The family named by the last segment of a request path, if it names one:
+    /// `/callbacks/suno/wav` is [`Family::Wav`], `/callbacks/suno` is none.
+    pub fn from_path(path: &str) -> Option<Family> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        path.rsplit('/').next().and_then(Family::from_name)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a callback reports a success or a failure. A failure and a success of one
+/// task and stage never share a dedup key.
+///
+/// ```
+/// use suno_callback::Outcome;
+///
+/// assert_eq!(Outcome::Failure.as_str(), "failure");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// `code` 200 (and not `callbackType` `error`, nor a failed voice status).
+    Success,
+    /// Any other `code`, `callbackType` `error`, or voice status `fail` or
+    /// `processing_validate_fail`.
+    Failure,
+}
+
+impl Outcome {
+    /// `"success"` or `"failure"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
