@@ -200,10 +200,17 @@ fn nesting_depth_exceeds(raw: &[u8], limit: usize) -> bool {
     // The depth never exceeds the number of opening brackets. Counting them is a loop
     // the compiler vectorizes, several times cheaper than the walk below, and every
     // callback the sender writes has far fewer than `limit`: most bodies stop here.
-    let opening = raw
-        .iter()
-        .filter(|&&byte| byte == b'[' || byte == b'{')
-        .count();
+    // `[` (0x5b) and `{` (0x7b) are the only bytes that are `{` with bit 0x20 set; a
+    // byte-wide sum over chunks of 255 cannot overflow and runs 16 bytes at a time.
+    let opening: usize = raw
+        .chunks(255)
+        .map(|chunk| {
+            let count = chunk
+                .iter()
+                .fold(0u8, |sum, &byte| sum + u8::from(byte | 0x20 == b'{'));
+            usize::from(count)
+        })
+        .sum();
     if opening <= limit {
         return false;
     }
