@@ -1,5 +1,5 @@
 //! `MemoryStore` at scale: what one claim costs with 1 to 10 M keys remembered, and
-//! the heap bytes each remembered key takes.
+//! the memory each remembered key takes.
 //!
 //! ```text
 //! cargo bench --bench memory_store                # up to 10 M keys (about 1 min)
@@ -9,46 +9,26 @@
 //! The store is filled with completed keys (as after a day of callbacks), then, at each
 //! size, measured: claims of keys it has never seen (first deliveries; each is released
 //! afterwards, untimed, so the size stays) and claims of keys it holds done
-//! (duplicates), in random order. Heap bytes are counted by a counting allocator.
+//! (duplicates), in random order. Memory per key is the growth of the process's
+//! resident memory while the store was filled, divided by the keys it holds.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use suno_callback::store::{Claim, DedupKey, DedupStore, MemoryStore};
 use suno_callback::{Family, Outcome};
 
-/// Heap bytes allocated and not yet freed, by everyone in this process.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is passed to the system allocator unchanged; only counts are kept.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
+/// The process's resident memory, in bytes (Linux; 0 elsewhere).
+fn resident_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 const LEASE: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(24 * 3600);
@@ -106,11 +86,11 @@ fn main() {
         .filter(|&size| size <= max)
         .collect();
     let store = MemoryStore::with_max_entries(max + PROBES);
-    let heap_empty = LIVE.load(Ordering::Relaxed);
+    let resident_empty = resident_bytes();
     let mut filled = 0;
     println!(
         "{:>12} {:>18} {:>18} {:>16}",
-        "keys held", "new key ns/claim", "duplicate ns/claim", "heap bytes/key"
+        "keys held", "new key ns/claim", "duplicate ns/claim", "memory bytes/key"
     );
     for (round, &size) in sizes.iter().enumerate() {
         while filled < size {
@@ -125,7 +105,7 @@ fn main() {
                 .expect("complete");
             filled += 1;
         }
-        let bytes_per_key = (LIVE.load(Ordering::Relaxed) - heap_empty) as f64 / size as f64;
+        let bytes_per_key = resident_bytes().saturating_sub(resident_empty) as f64 / size as f64;
         let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
         let fresh: Vec<DedupKey> = (0..PROBES).map(|n| fresh_key(round * PROBES + n)).collect();
         let started = Instant::now();

@@ -19,6 +19,9 @@
 //!   key prefix.
 //! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
 //!
+//! `GET /metrics` on the same address serves the receiver's metrics in Prometheus'
+//! text format (`metrics-exporter-prometheus`).
+//!
 //! The receiver and its handlers (one printed line per event) are in
 //! `examples/common/mod.rs`, shared with the other examples, which mount the same
 //! receiver in other ways.
@@ -28,21 +31,31 @@ mod common;
 use std::net::SocketAddr;
 
 use axum::Router;
-use common::PATH;
+use axum::routing::get;
+use common::{METRICS_PATH, PATH};
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = common::settings()?;
     let callbacks = common::receiver(&settings)?;
+    let metrics = common::prometheus()?;
 
     // The shared path, and one per family (`/callbacks/suno/wav`, ...): give each API
     // call the callBackUrl of its family, and every failure is typed, even one whose
     // body carries nothing but its task id.
     let app = Router::new()
         .route_service(PATH, callbacks.service())
-        .route_service(&format!("{PATH}/{{family}}"), callbacks.service());
+        .route_service(&format!("{PATH}/{{family}}"), callbacks.service())
+        .route(
+            METRICS_PATH,
+            get(move || std::future::ready(metrics.render())),
+        );
     let listener = TcpListener::bind(settings.bind).await?;
+    println!(
+        "suno-callback quickstart: metrics on http://{}{METRICS_PATH}",
+        listener.local_addr()?
+    );
     common::announce("quickstart", listener.local_addr()?, &settings)?;
     axum::serve(
         listener,

@@ -9,7 +9,6 @@ use http::{Response, StatusCode};
 #[cfg(test)]
 use serde::Serialize;
 
-use crate::service::AnswerBody;
 use crate::store::DedupKey;
 use crate::verify::VerifyError;
 
@@ -118,12 +117,8 @@ impl Answer {
         }
     }
 
-    pub(crate) fn into_response(self) -> Response<AnswerBody> {
-        self.render().map(AnswerBody::new)
-    }
-
-    /// The response with its JSON body as bytes, for mountings that build their own
-    /// response type from it (actix-web).
+    /// The response with its JSON body as bytes; each mounting wraps the bytes in its
+    /// own body type.
     pub(crate) fn render(self) -> Response<Bytes> {
         let mut response = Response::new(self.json_body());
         *response.status_mut() = self.status_code();

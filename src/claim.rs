@@ -7,8 +7,8 @@ use tokio::time::{Instant, sleep};
 
 use crate::deadline::timeout;
 
-use crate::pipeline::Timing;
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};
+use crate::timing::Timing;
 
 /// The first pause between two claims of an in-flight key; it doubles up to
 /// [`MAX_POLL_INTERVAL`].

@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -25,19 +24,11 @@ use crate::dispatch::{self, HandlerOutcome, Handlers};
 use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
+use crate::metrics::{self, Labels};
 use crate::settle::settle;
 use crate::store::{DedupKey, DynStore};
+use crate::timing::Timing;
 use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
-
-/// The durations the pipeline works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub(crate) handler_timeout: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) done_ttl: Duration,
-    pub(crate) in_flight_wait: Duration,
-    pub(crate) store_timeout: Duration,
-}
 
 /// A configured receiver's stages.
 #[derive(Debug)]
@@ -114,7 +105,9 @@ impl Pipeline {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::debug!(%error, "callback refused: body is not a callback");
-                return Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                metrics::request(answer.label(), Labels::UNREAD);
+                return answer;
             }
         };
         let key = DedupKey::new(
@@ -123,6 +116,7 @@ impl Pipeline {
             envelope.stage.as_str(),
             envelope.outcome,
         );
+        let labels = Labels::of(key.family(), key.stage());
         let span = tracing::info_span!(
             "suno_callback",
             // `?` escapes control characters: the values come from an unverified body.
@@ -137,6 +131,7 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
             Answer::Failed(..) | Answer::Unavailable(_) => {
@@ -189,7 +184,14 @@ impl Pipeline {
         let task_key = key.clone();
         let run = Detachable::new(
             async move {
+                let started = std::time::Instant::now();
                 let outcome = dispatch::run(invocation, pipeline.timing.handler_timeout).await;
+                let succeeded = matches!(outcome, HandlerOutcome::Succeeded);
+                metrics::handler(
+                    Labels::of(task_key.family(), task_key.stage()),
+                    succeeded,
+                    started.elapsed(),
+                );
                 settle(
                     &*pipeline.store,
                     &task_key,
@@ -233,5 +235,6 @@ fn log_intake(answer: Answer) -> Answer {
         status = answer.status_code().as_u16(),
         "callback refused before parsing"
     );
+    metrics::request(answer.label(), Labels::UNREAD);
     answer
 }

@@ -9,9 +9,10 @@ use crate::dispatch::{Handlers, Route, boxed};
 use crate::error::{BuildError, HandlerError};
 use crate::event::{CallbackEvent, Family};
 use crate::intake::DEFAULT_BODY_LIMIT;
-use crate::pipeline::{Pipeline, Timing};
-use crate::service::{CallbackLayer, CallbackService};
+use crate::pipeline::Pipeline;
+use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
+use crate::timing::Timing;
 use crate::verify::{
     Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
 };
@@ -86,8 +87,8 @@ impl SunoCallbacks {
     /// name in [`Family::ALL`] (`/callbacks/suno/wav`, ...), and passes every other
     /// request to the service it wraps, untouched. A family path types every callback
     /// it receives as that family, failures without a shape included.
-    pub fn layer_at(&self, path: impl Into<String>) -> CallbackLayer {
-        CallbackLayer::new(path.into(), self.service())
+    pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
+        SunoCallbackLayer::new(path.into(), self.service())
     }
 
     /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
@@ -156,12 +157,14 @@ impl Default for SunoCallbacksBuilder {
 impl SunoCallbacksBuilder {
     /// Adds an active "webhook HMAC key" (raw UTF-8 bytes). Call it again to accept
     /// several keys while rotating: a signature made with any of them is accepted.
+    #[must_use]
     pub fn hmac_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.hmac_keys.push(key.as_ref().to_vec());
         self
     }
 
     /// Adds several active HMAC keys at once.
+    #[must_use]
     pub fn hmac_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -173,12 +176,14 @@ impl SunoCallbacksBuilder {
     }
 
     /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    #[must_use]
     pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
     }
 
     /// The clock the HMAC timestamp is checked against (default: the system clock).
+    #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -186,6 +191,7 @@ impl SunoCallbacksBuilder {
 
     /// Adds a verifier. All verifiers must accept, the HMAC check (if a key is set)
     /// first, then these in the order they were added.
+    #[must_use]
     pub fn verifier(mut self, verifier: impl Verifier) -> Self {
         self.verifiers.push(Arc::new(verifier));
         self
@@ -193,18 +199,21 @@ impl SunoCallbacksBuilder {
 
     /// Accepts callbacks without any verification. Anyone who can reach the endpoint
     /// can then make your handlers run with made-up tasks. For local experiments only.
+    #[must_use]
     pub fn dangerously_accept_unverified_callbacks(mut self) -> Self {
         self.accept_unverified = true;
         self
     }
 
     /// The dedup store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: impl DedupStore) -> Self {
         self.store = Some(Arc::new(store));
         self
     }
 
     /// The largest body accepted, in bytes (default 1 MiB); larger ones get `413`.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -212,6 +221,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a handler may run (default 10 s) before it is dropped, its claim
     /// released and `500` answered.
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.timing.handler_timeout = timeout;
         self
@@ -219,12 +229,14 @@ impl SunoCallbacksBuilder {
 
     /// How long a claim holds its key (default 30 s); must exceed the handler timeout
     /// plus the store timeout, so a claim cannot expire before it is settled.
+    #[must_use]
     pub fn claim_lease(mut self, lease: Duration) -> Self {
         self.timing.lease = lease;
         self
     }
 
     /// How long a processed callback is remembered as done (default 24 h).
+    #[must_use]
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
         self.timing.done_ttl = ttl;
         self
@@ -232,6 +244,7 @@ impl SunoCallbacksBuilder {
 
     /// How long a delivery that finds its callback in flight waits for the outcome
     /// before answering `409` (default 5 s).
+    #[must_use]
     pub fn in_flight_wait(mut self, wait: Duration) -> Self {
         self.timing.in_flight_wait = wait;
         self
@@ -239,6 +252,7 @@ impl SunoCallbacksBuilder {
 
     /// How long one dedup store call may take before the store counts as unavailable
     /// (default 2 s).
+    #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.timing.store_timeout = timeout;
         self

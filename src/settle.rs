@@ -5,8 +5,8 @@
 use crate::deadline::timeout;
 
 use crate::dispatch::HandlerOutcome;
-use crate::pipeline::Timing;
 use crate::store::{ClaimToken, DedupKey, DynStore, StoreError};
+use crate::timing::Timing;
 
 /// Completes or releases the claim. A failure here cannot change the answer (the
 /// handler has already run), so it is logged: a lost claim means the handler outlived

@@ -193,6 +193,10 @@ fn main() -> ExitCode {
             built_while_down,
         ),
         trial(
+            "outage::a_connection_that_stops_answering_is_replaced",
+            silent_connection_replaced,
+        ),
+        trial(
             "connect::a_wrong_password_is_reported_at_once",
             wrong_password,
         ),
@@ -611,6 +615,122 @@ async fn hung_redis(claim_by_script: bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(runs.get(), 2);
+}
+
+/// A TCP proxy in front of a server that can silence the connections it carries:
+/// they stay open, but nothing passes either way any more, as on a half-open
+/// connection or a network path that drops packets. New connections pass.
+struct SilencingProxy {
+    port: u16,
+    connections: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl SilencingProxy {
+    async fn start(upstream_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>> = Arc::default();
+        let registry = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    continue;
+                };
+                let silenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                registry.lock().expect("lock").push(Arc::clone(&silenced));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pass(client_read, server_write, Arc::clone(&silenced)));
+                tokio::spawn(pass(server_read, client_write, silenced));
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Silences every connection open now.
+    fn silence_open_connections(&self) {
+        for silenced in self.connections.lock().expect("lock").iter() {
+            silenced.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn connections_opened(&self) -> usize {
+        self.connections.lock().expect("lock").len()
+    }
+}
+
+/// Copies bytes one way until the connection closes; drops them once silenced.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silenced: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if silenced.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn silent_connection_replaced() {
+    let server = PrivateRedis::start();
+    let proxy = SilencingProxy::start(server.port).await;
+    let store = RedisStore::builder(proxy.url())
+        .key_prefix(unique_prefix("silent"))
+        .call_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect");
+    let key = |name: &str| DedupKey::new(name, Family::Music, "complete", Outcome::Success);
+    let lease = Duration::from_secs(30);
+    assert!(matches!(
+        store.claim(&key("before"), lease).await,
+        Ok(Claim::Acquired(_))
+    ));
+    let opened = proxy.connections_opened();
+
+    // The store's connection stays open but nothing comes back on it any more.
+    proxy.silence_open_connections();
+    let refused = store.claim(&key("silenced"), lease).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.is_unavailable()),
+        "{refused:?}"
+    );
+
+    // The timed-out call had the connection replaced: later calls succeed on a new
+    // one, while the old one would never answer again.
+    let started = Instant::now();
+    loop {
+        match store.claim(&key("after"), lease).await {
+            Ok(Claim::Acquired(_)) => break,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still failing {:?} after the silence: {other:?}",
+                started.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        proxy.connections_opened() > opened,
+        "the store connected anew"
+    );
 }
 
 /// The commands clients send to a server, as `MONITOR` reports them: one line per

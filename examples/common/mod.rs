@@ -17,6 +17,7 @@
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use suno_callback::verify::{Clock, IpAllowlist, SystemClock, sign};
 use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
 use tracing_subscriber::EnvFilter;
@@ -156,6 +157,30 @@ pub fn event_line(ev: &CallbackEvent) -> String {
         _ => format!("callbackType={:?}", ev.stage().as_str()),
     };
     format!("{head} {detail}")
+}
+
+/// Where the quickstart serves its metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Installs a Prometheus recorder for the receiver's metrics (`suno_callback::metrics`)
+/// and returns what renders them for `GET /metrics`. Histograms get buckets from 1 ms
+/// to 10 s; a background task keeps the recorder's memory bounded.
+pub fn prometheus() -> Result<PrometheusHandle, Box<dyn Error>> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])?
+        .install_recorder()?;
+    suno_callback::metrics::describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// Prints which dedup store is used, the "listening on" line and, for a generated key,

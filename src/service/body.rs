@@ -40,10 +40,10 @@ impl Body for AnswerBody {
 }
 
 pin_project! {
-    /// The body of a [`WithCallbacks`](super::WithCallbacks) response: the receiver's
+    /// The body of a [`SunoCallback`](super::SunoCallback) response: the receiver's
     /// answer, or the inner service's body untouched.
     #[derive(Debug)]
-    pub struct WithCallbacksBody<B> {
+    pub struct SunoCallbackBody<B> {
         #[pin]
         kind: BodyKind<B>,
     }
@@ -58,7 +58,7 @@ pin_project! {
     }
 }
 
-impl<B> WithCallbacksBody<B> {
+impl<B> SunoCallbackBody<B> {
     pub(crate) fn callback(body: AnswerBody) -> Self {
         Self {
             kind: BodyKind::Callback { body },
@@ -72,7 +72,7 @@ impl<B> WithCallbacksBody<B> {
     }
 }
 
-impl<B> Body for WithCallbacksBody<B>
+impl<B> Body for SunoCallbackBody<B>
 where
     B: Body<Data = Bytes>,
 {

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::body::{AnswerBody, WithCallbacksBody};
+use super::body::{AnswerBody, SunoCallbackBody};
 
 /// The future of a [`CallbackService`](super::CallbackService) call.
 pub struct ResponseFuture {
@@ -39,9 +39,9 @@ impl fmt::Debug for ResponseFuture {
 }
 
 pin_project! {
-    /// The future of a [`WithCallbacks`](super::WithCallbacks) call.
+    /// The future of a [`SunoCallback`](super::SunoCallback) call.
     #[derive(Debug)]
-    pub struct WithCallbacksFuture<F> {
+    pub struct SunoCallbackFuture<F> {
         #[pin]
         kind: FutureKind<F>,
     }
@@ -56,7 +56,7 @@ pin_project! {
     }
 }
 
-impl<F> WithCallbacksFuture<F> {
+impl<F> SunoCallbackFuture<F> {
     pub(crate) fn callback(future: ResponseFuture) -> Self {
         Self {
             kind: FutureKind::Callback { future },
@@ -70,21 +70,21 @@ impl<F> WithCallbacksFuture<F> {
     }
 }
 
-impl<F, B, E> Future for WithCallbacksFuture<F>
+impl<F, B, E> Future for SunoCallbackFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<WithCallbacksBody<B>>, E>;
+    type Output = Result<Response<SunoCallbackBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             FutureKindProj::Callback { future } => match ready!(future.poll(cx)) {
-                Ok(response) => Poll::Ready(Ok(response.map(WithCallbacksBody::callback))),
+                Ok(response) => Poll::Ready(Ok(response.map(SunoCallbackBody::callback))),
                 Err(never) => match never {},
             },
             FutureKindProj::Inner { future } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(WithCallbacksBody::inner)))
+                Poll::Ready(Ok(response.map(SunoCallbackBody::inner)))
             }
         }
     }

@@ -8,8 +8,8 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::body::WithCallbacksBody;
-use super::future::WithCallbacksFuture;
+use super::body::SunoCallbackBody;
+use super::future::SunoCallbackFuture;
 use super::service::CallbackService;
 use crate::error::BoxError;
 
@@ -26,12 +26,12 @@ use crate::error::BoxError;
 /// # Ok::<(), suno_callback::BuildError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct CallbackLayer {
+pub struct SunoCallbackLayer {
     path: Arc<str>,
     callbacks: CallbackService,
 }
 
-impl CallbackLayer {
+impl SunoCallbackLayer {
     pub(crate) fn new(path: String, callbacks: CallbackService) -> Self {
         Self {
             path: path.into(),
@@ -40,11 +40,11 @@ impl CallbackLayer {
     }
 }
 
-impl<S> Layer<S> for CallbackLayer {
-    type Service = WithCallbacks<S>;
+impl<S> Layer<S> for SunoCallbackLayer {
+    type Service = SunoCallback<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        WithCallbacks {
+        SunoCallback {
             inner,
             path: Arc::clone(&self.path),
             callbacks: self.callbacks.clone(),
@@ -52,19 +52,37 @@ impl<S> Layer<S> for CallbackLayer {
     }
 }
 
-/// A service answering callbacks on one path and passing the rest to `S`.
-/// `poll_ready` is the inner service's.
+/// A service answering callbacks on one path and passing the rest to `S`, built by
+/// [`SunoCallbackLayer`]. `poll_ready` is the inner service's.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower_layer::Layer;
+/// # use suno_callback::SunoCallbacks;
+/// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+/// let inner = tower::service_fn(|_: http::Request<String>| async {
+///     Ok::<_, Infallible>(http::Response::new(String::new()))
+/// });
+/// let mut service = callbacks.layer_at("/callbacks/suno").layer(inner);
+/// let _inner = service.get_mut();
+/// # Ok::<(), suno_callback::BuildError>(())
+/// ```
 #[derive(Clone, Debug)]
-pub struct WithCallbacks<S> {
+pub struct SunoCallback<S> {
     inner: S,
     path: Arc<str>,
     callbacks: CallbackService,
 }
 
-impl<S> WithCallbacks<S> {
+impl<S> SunoCallback<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
     /// The wrapped service, consuming the wrapper.
@@ -73,16 +91,16 @@ impl<S> WithCallbacks<S> {
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for WithCallbacks<S>
+impl<S, B, ResBody> Service<Request<B>> for SunoCallback<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<WithCallbacksBody<ResBody>>;
+    type Response = Response<SunoCallbackBody<ResBody>>;
     type Error = S::Error;
-    type Future = WithCallbacksFuture<S::Future>;
+    type Future = SunoCallbackFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -90,9 +108,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         if answers(&self.path, request.uri().path()) {
-            WithCallbacksFuture::callback(self.callbacks.call(request))
+            SunoCallbackFuture::callback(self.callbacks.call(request))
         } else {
-            WithCallbacksFuture::inner(self.inner.call(request))
+            SunoCallbackFuture::inner(self.inner.call(request))
         }
     }
 }

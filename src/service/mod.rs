@@ -1,5 +1,5 @@
 //! Mounting the receiver in tower: [`CallbackService`] answers every request it gets;
-//! [`CallbackLayer`] wraps an existing service and answers only its path;
+//! [`SunoCallbackLayer`] wraps an existing service and answers only its path;
 //! [`SetPeerAddrLayer`] hands the connection's peer address to the receiver where the
 //! server does not (hyper without a framework).
 //!
@@ -13,8 +13,24 @@ mod peer;
 #[allow(clippy::module_inception)]
 mod service;
 
-pub use self::body::{AnswerBody, WithCallbacksBody};
-pub use self::future::{ResponseFuture, WithCallbacksFuture};
-pub use self::layer::{CallbackLayer, WithCallbacks};
+pub use self::body::{AnswerBody, SunoCallbackBody};
+pub use self::future::{ResponseFuture, SunoCallbackFuture};
+pub use self::layer::{SunoCallback, SunoCallbackLayer};
 pub use self::peer::{SetPeerAddr, SetPeerAddrLayer};
 pub use self::service::CallbackService;
+
+/// The former name of [`SunoCallbackLayer`].
+#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackLayer`")]
+pub type CallbackLayer = SunoCallbackLayer;
+/// The former name of [`SunoCallback`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `SunoCallback`, the service `SunoCallbackLayer` builds"
+)]
+pub type WithCallbacks<S> = SunoCallback<S>;
+/// The former name of [`SunoCallbackBody`].
+#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackBody`")]
+pub type WithCallbacksBody<B> = SunoCallbackBody<B>;
+/// The former name of [`SunoCallbackFuture`].
+#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackFuture`")]
+pub type WithCallbacksFuture<F> = SunoCallbackFuture<F>;

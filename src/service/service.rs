@@ -51,7 +51,10 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let pipeline = Arc::clone(&self.pipeline);
-        ResponseFuture::new(async move { pipeline.handle(request).await.into_response() })
+        ResponseFuture::new(async move {
+            let answer = pipeline.handle(request).await;
+            answer.render().map(AnswerBody::new)
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 use crate::error::BoxError;
 use crate::event::{Family, Outcome};
+use crate::metrics;
 
 /// The identity of one callback: its task, its [`Family`], its stage and its
 /// [`Outcome`].
@@ -205,6 +206,99 @@ pub enum Claim {
 /// Every method is async and fallible because a networked store can be slow or down;
 /// the pipeline answers `503` when a claim fails, so no handler ever runs without one.
 /// See [`MemoryStore`] for the in-process implementation.
+///
+/// # Writing your own store
+///
+/// Implement the three methods as plain `async fn`s. The one rule that matters is
+/// that [`claim`](DedupStore::claim) decides atomically: here one lock covers the
+/// look-up and the insert (in a database, one conditional insert does). This store
+/// keeps every key forever; a real one also drops expired entries.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Mutex, MutexGuard, PoisonError};
+/// use std::time::{Duration, Instant};
+///
+/// use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+///
+/// #[derive(Debug)]
+/// enum Entry {
+///     Claimed { token: ClaimToken, until: Instant },
+///     Done { until: Instant },
+/// }
+///
+/// #[derive(Debug, Default)]
+/// struct MyStore {
+///     entries: Mutex<HashMap<DedupKey, Entry>>,
+/// }
+///
+/// impl MyStore {
+///     fn entries(&self) -> MutexGuard<'_, HashMap<DedupKey, Entry>> {
+///         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+///     }
+///
+///     /// Whether `token` holds an unexpired claim on `key`.
+///     fn holds(entries: &HashMap<DedupKey, Entry>, key: &DedupKey, token: ClaimToken) -> bool {
+///         matches!(entries.get(key),
+///             Some(Entry::Claimed { token: held, until }) if *held == token && *until > Instant::now())
+///     }
+/// }
+///
+/// /// `now + duration`, or far in the future for a duration too long to add.
+/// fn after(duration: Duration) -> Instant {
+///     let now = Instant::now();
+///     now.checked_add(duration).unwrap_or(now + Duration::from_secs(86_400 * 365))
+/// }
+///
+/// impl DedupStore for MyStore {
+///     async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+///         let mut entries = self.entries();
+///         let now = Instant::now();
+///         match entries.get(key) {
+///             Some(Entry::Done { until }) if *until > now => return Ok(Claim::Done),
+///             Some(Entry::Claimed { until, .. }) if *until > now => return Ok(Claim::InFlight),
+///             _ => {} // absent or expired: free
+///         }
+///         let token = ClaimToken::new_unique();
+///         entries.insert(key.clone(), Entry::Claimed { token, until: after(lease) });
+///         Ok(Claim::Acquired(token))
+///     }
+///
+///     async fn complete(&self, key: &DedupKey, token: ClaimToken, ttl: Duration) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.insert(key.clone(), Entry::Done { until: after(ttl) });
+///         Ok(())
+///     }
+///
+///     async fn release(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+///         let mut entries = self.entries();
+///         if !Self::holds(&entries, key, token) {
+///             return Err(StoreError::claim_lost());
+///         }
+///         entries.remove(key);
+///         Ok(())
+///     }
+/// }
+///
+/// // In your tests (feature `testing`), one line runs the conformance suite,
+/// // a `#[tokio::test]` per check:
+/// async fn make_store() -> MyStore {
+///     MyStore::default()
+/// }
+/// # #[cfg(feature = "testing")]
+/// suno_callback::dedup_store_conformance!(make_store);
+/// # #[cfg(feature = "testing")]
+/// # fn main() {
+/// #     // Here, the whole suite runs against the example store.
+/// #     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+/// #     runtime.block_on(suno_callback::testing::conformance::run_all(std::sync::Arc::new(MyStore::default())));
+/// # }
+/// # #[cfg(not(feature = "testing"))]
+/// # fn main() { let _ = make_store; }
+/// ```
 pub trait DedupStore: Send + Sync + 'static {
     /// Atomically: if `key` is absent, or its claim's lease has expired, take it for
     /// `lease` and return [`Claim::Acquired`]; otherwise report what holds it.
@@ -320,6 +414,15 @@ impl StoreError {
     pub fn is_capacity_exhausted(&self) -> bool {
         self.kind == StoreErrorKind::CapacityExhausted
     }
+
+    /// The `kind` label of the store error metric.
+    fn kind_label(&self) -> &'static str {
+        match self.kind {
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::ClaimLost => "claim_lost",
+            StoreErrorKind::CapacityExhausted => "capacity_exhausted",
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -376,7 +479,11 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<Claim, StoreError>> {
-        Box::pin(self.claim(key, lease))
+        Box::pin(metrics::store_call(
+            "claim",
+            self.claim(key, lease),
+            StoreError::kind_label,
+        ))
     }
 
     fn complete_boxed<'a>(
@@ -385,7 +492,11 @@ impl<S: DedupStore> DynStore for S {
         token: ClaimToken,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.complete(key, token, ttl))
+        Box::pin(metrics::store_call(
+            "complete",
+            self.complete(key, token, ttl),
+            StoreError::kind_label,
+        ))
     }
 
     fn release_boxed<'a>(
@@ -393,7 +504,11 @@ impl<S: DedupStore> DynStore for S {
         key: &'a DedupKey,
         token: ClaimToken,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.release(key, token))
+        Box::pin(metrics::store_call(
+            "release",
+            self.release(key, token),
+            StoreError::kind_label,
+        ))
     }
 
     fn type_name(&self) -> &'static str {

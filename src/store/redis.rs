@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -60,7 +60,9 @@ return 0
 ///   can collide with another key or escape the prefix.
 /// - **Faults** fail closed: a call that errors or exceeds the call timeout is
 ///   [`StoreError::unavailable`], which the pipeline answers `503` without running a
-///   handler. The connection is re-established in the background when Redis is back.
+///   handler. The connection is re-established in the background when Redis is back,
+///   and a connection on which a call timed out is replaced by a new one, so a
+///   connection that silently stopped answering is not waited on for good.
 ///   A claim whose reply timed out is withdrawn (token-checked) once the server
 ///   answers again, so it does not hold the callback's retries off for its lease.
 ///
@@ -84,8 +86,65 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<Link>,
     settings: Arc<Settings>,
+}
+
+/// The store's connection, replaced when a call on it times out. The redis crate's
+/// connection manager reconnects on I/O errors, but a server or a network path that
+/// silently stops answering (a half-open TCP connection, a frozen server) gives none:
+/// without this, every later call would queue behind the dead connection for good.
+struct Link {
+    client: Client,
+    config: ConnectionManagerConfig,
+    current: RwLock<Current>,
+}
+
+/// One connection, and which of the link's connections it is.
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    connection: ConnectionManager,
+}
+
+impl Link {
+    fn new(client: Client, config: ConnectionManagerConfig, connection: ConnectionManager) -> Self {
+        Self {
+            client,
+            config,
+            current: RwLock::new(Current {
+                generation: 0,
+                connection,
+            }),
+        }
+    }
+
+    fn current(&self) -> Current {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces connection `stale`, on which a call timed out, with a new one that
+    /// connects on first use; the old one closes when its last pending call ends.
+    /// Calls that timed out together replace it once.
+    fn replace(&self, stale: u64) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.generation != stale {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(connection) => {
+                *current = Current {
+                    generation: stale.wrapping_add(1),
+                    connection,
+                };
+                tracing::warn!("a Redis call timed out; its connection is replaced by a new one");
+            }
+            Err(error) => tracing::warn!(%error, "cannot set up a new Redis connection"),
+        }
+    }
 }
 
 struct Settings {
@@ -154,15 +213,19 @@ impl RedisStore {
         redis_key
     }
 
-    /// Runs one Redis call within the call timeout.
+    /// Runs one Redis call on connection `generation` within the call timeout.
     async fn call<T>(
         &self,
+        generation: u64,
         operation: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.settings.call_timeout, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreError::unavailable(error)),
-            Err(_elapsed) => Err(StoreError::unavailable("redis call timed out")),
+            Err(_elapsed) => {
+                self.link.replace(generation);
+                Err(StoreError::unavailable("redis call timed out"))
+            }
         }
     }
 
@@ -172,7 +235,8 @@ impl RedisStore {
         let previous: Option<String> = if self.settings.claim_with_script.load(Ordering::Relaxed) {
             self.claim_by_script(&redis_key, token, lease).await?
         } else {
-            let mut connection = self.connection.clone();
+            let link = self.link.current();
+            let mut connection = link.connection.clone();
             let mut command = redis::cmd("SET");
             command
                 .arg(&redis_key)
@@ -193,7 +257,8 @@ impl RedisStore {
                 }
                 Ok(Err(error)) => return Err(StoreError::unavailable(error)),
                 Err(_elapsed) => {
-                    self.withdraw_claim(&redis_key, token, lease);
+                    self.withdraw_claim(link.connection, &redis_key, token, lease);
+                    self.link.replace(link.generation);
                     return Err(StoreError::unavailable("redis call timed out"));
                 }
             }
@@ -211,7 +276,8 @@ impl RedisStore {
         token: ClaimToken,
         lease: Duration,
     ) -> Result<Option<String>, StoreError> {
-        let mut connection = self.connection.clone();
+        let link = self.link.current();
+        let mut connection = link.connection.clone();
         let mut invocation = self.settings.claim_script.key(redis_key);
         invocation.arg(token.to_string()).arg(millis(lease));
         let claim = invocation.invoke_async(&mut connection);
@@ -219,7 +285,8 @@ impl RedisStore {
             Ok(Ok(previous)) => Ok(previous),
             Ok(Err(error)) => Err(StoreError::unavailable(error)),
             Err(_elapsed) => {
-                self.withdraw_claim(redis_key, token, lease);
+                self.withdraw_claim(link.connection, redis_key, token, lease);
+                self.link.replace(link.generation);
                 Err(StoreError::unavailable("redis call timed out"))
             }
         }
@@ -231,8 +298,13 @@ impl RedisStore {
     /// ends. The release goes out on the same connection after the claim, so it runs
     /// after it, and deletes the key only if this token holds it. It waits at most
     /// for the lease, past which the claim has expired anyway.
-    fn withdraw_claim(&self, redis_key: &str, token: ClaimToken, lease: Duration) {
-        let mut connection = self.connection.clone();
+    fn withdraw_claim(
+        &self,
+        mut connection: ConnectionManager,
+        redis_key: &str,
+        token: ClaimToken,
+        lease: Duration,
+    ) {
         let settings = Arc::clone(&self.settings);
         let redis_key = redis_key.to_owned();
         tokio::spawn(async move {
@@ -251,10 +323,13 @@ impl RedisStore {
         token: ClaimToken,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let link = self.link.current();
+        let mut connection = link.connection;
         let mut invocation = self.settings.complete_script.key(self.redis_key(key));
         invocation.arg(token.to_string()).arg(DONE).arg(millis(ttl));
-        let held: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        let held: i64 = self
+            .call(link.generation, invocation.invoke_async(&mut connection))
+            .await?;
         if held == 1 {
             Ok(())
         } else {
@@ -263,10 +338,13 @@ impl RedisStore {
     }
 
     async fn release_now(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let link = self.link.current();
+        let mut connection = link.connection;
         let mut invocation = self.settings.release_script.key(self.redis_key(key));
         invocation.arg(token.to_string());
-        let held: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        let held: i64 = self
+            .call(link.generation, invocation.invoke_async(&mut connection))
+            .await?;
         if held == 1 {
             Ok(())
         } else {
@@ -305,6 +383,7 @@ fn redact(url: &str) -> String {
 impl RedisStoreBuilder {
     /// The prefix of every key this store writes (default `suno-callback`). Give each
     /// service, or each environment sharing a server, its own.
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
@@ -312,12 +391,14 @@ impl RedisStoreBuilder {
 
     /// How long one Redis call may take (default 1 s) before the store counts as
     /// unavailable; keeps a hung server from holding requests past the sender's 15 s.
+    #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
     }
 
     /// How long one connection attempt may take (default 1 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -327,6 +408,7 @@ impl RedisStoreBuilder {
     /// round trip). Servers older than Redis 7.0 are detected and switched to it
     /// automatically; set it for a Redis-compatible server that lacks `SET .. GET`
     /// without saying so with a syntax error.
+    #[must_use]
     pub fn claim_by_script(mut self, by_script: bool) -> Self {
         self.claim_by_script = by_script;
         self
@@ -343,9 +425,9 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_secs(2))
     }
 
-    fn into_store(self, connection: ConnectionManager) -> RedisStore {
+    fn into_store(self, client: Client, connection: ConnectionManager) -> RedisStore {
         RedisStore {
-            connection,
+            link: Arc::new(Link::new(client, self.manager_config(), connection)),
             settings: Arc::new(Settings {
                 redacted_url: redact(&self.url),
                 key_prefix: self.key_prefix,
@@ -393,9 +475,10 @@ impl RedisStoreBuilder {
     /// cannot be read.
     pub fn build(self) -> Result<RedisStore, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
-        let connection = ConnectionManager::new_lazy_with_config(client, self.manager_config())
-            .map_err(StoreError::unavailable)?;
-        Ok(self.into_store(connection))
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
+                .map_err(StoreError::unavailable)?;
+        Ok(self.into_store(client, connection))
     }
 
     /// Builds the store and connects now; fails if Redis cannot be reached, or refuses
@@ -404,14 +487,14 @@ impl RedisStoreBuilder {
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
         self.first_contact(&client).await?;
-        let connecting = ConnectionManager::new_with_config(client, self.manager_config());
+        let connecting = ConnectionManager::new_with_config(client.clone(), self.manager_config());
         let limit = self.connect_timeout.saturating_add(self.call_timeout);
         let connection = match tokio::time::timeout(limit, connecting).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => return Err(StoreError::unavailable(error)),
             Err(_elapsed) => return Err(StoreError::unavailable("redis connect timed out")),
         };
-        Ok(self.into_store(connection))
+        Ok(self.into_store(client, connection))
     }
 }
 

@@ -16,8 +16,8 @@
 //! - [`conformance`] is the suite every [`DedupStore`](crate::store::DedupStore) must
 //!   pass, one line to run it against your own store.
 //!
-//! This crate's own tests and its sender simulator (`suno-callback-sim`, feature
-//! `cli`) are built on these, so they cannot drift from what the receiver accepts.
+//! This crate's own tests and its sender simulator (the `suno-callback-sim` package)
+//! are built on these, so they cannot drift from what the receiver accepts.
 //!
 //! ```
 //! use suno_callback::{CallbackEvent, SunoCallbacks};

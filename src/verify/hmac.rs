@@ -104,12 +104,14 @@ impl HmacVerifier {
     /// How far `X-Webhook-Timestamp` may be from now, in either direction (default
     /// 300 s), in whole seconds (a fraction is dropped). A timestamp exactly at the
     /// bound is accepted.
+    #[must_use]
     pub fn tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance_seconds = tolerance.as_secs();
         self
     }
 
     /// The clock the timestamp is compared with (default [`SystemClock`]).
+    #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

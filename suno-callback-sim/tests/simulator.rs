@@ -1,5 +1,5 @@
-//! The sender simulator (`suno-callback-sim`, feature `cli`), run as the built binary
-//! against receivers on loopback: the quickstart example, and in-process
+//! The sender simulator (`suno-callback-sim`), run as the built binary against
+//! receivers on loopback: the library's quickstart example, and in-process
 //! quickstart-style servers that count their handler runs.
 
 mod common;

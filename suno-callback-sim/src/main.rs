@@ -1,8 +1,8 @@
 //! `suno-callback-sim`: plays the Suno music API's callback sender against a URL, so an
-//! endpoint can be tested without the real API (feature `cli`).
+//! endpoint can be tested without the real API.
 //!
 //! ```text
-//! cargo run --features cli --bin suno-callback-sim -- --url http://127.0.0.1:3000/callbacks/suno --key KEY
+//! cargo run -p suno-callback-sim -- --url http://127.0.0.1:3000/callbacks/suno --key KEY
 //! ```
 //!
 //! `--help` lists every option. The modules: `args` (the command line), `plan` (what
