@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::store::DedupKey;
+use crate::untrusted::Untrusted;
 use crate::verify::VerifyError;
 
 /// `Retry-After` on a `409`: the same callback is still being processed.
@@ -36,18 +37,24 @@ pub(crate) enum Answer {
     Failed(DedupKey, &'static str),
     /// 503: the dedup store is unavailable.
     Unavailable(DedupKey),
+    /// 503: the signature was first used by another callback, and the receiver is set
+    /// to confirm such callbacks, which this version cannot do yet.
+    Unconfirmed(DedupKey),
 }
 
-/// The body's fields, as `serde_json` would write them; [`Answer::json_body`] writes
-/// the same document by hand, and a test holds the two together.
+/// The JSON body's fields, as `serde_json` would write them; [`Answer::json_body`]
+/// writes the same document by hand, and a test holds the two together. Every text in
+/// it is cut short and escaped (see `untrusted`): the task id and `callbackType` come
+/// from an unsigned body.
 #[cfg(test)]
 #[derive(Serialize)]
 struct AnswerJson<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    task_id: Option<&'a str>,
+    task_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     family: Option<&'static str>,
+    /// At most 64 printable ASCII bytes: the envelope refuses anything else.
     #[serde(skip_serializing_if = "Option::is_none")]
     stage: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,8 +64,14 @@ struct AnswerJson<'a> {
 }
 
 impl Answer {
+    /// A refusal of what cannot be a callback; a reason that quotes the request is
+    /// cut short and escaped here.
     pub(crate) fn invalid(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::Invalid(status, reason.into())
+        let reason = match reason.into() {
+            Cow::Borrowed(reason) => Cow::Borrowed(reason),
+            Cow::Owned(reason) => Cow::Owned(Untrusted(&reason).to_bounded()),
+        };
+        Self::Invalid(status, reason)
     }
 
     pub(crate) fn status_code(&self) -> StatusCode {
@@ -68,7 +81,7 @@ impl Answer {
             Self::Rejected(_) => StatusCode::UNAUTHORIZED,
             Self::Invalid(status, _) => *status,
             Self::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -82,7 +95,7 @@ impl Answer {
             Self::Rejected(_) => "rejected",
             Self::Invalid(..) => "invalid",
             Self::Failed(..) => "failed",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Unconfirmed(_) => "unavailable",
         }
     }
 
@@ -93,18 +106,24 @@ impl Answer {
             | Self::Ignored(key)
             | Self::InFlight(key)
             | Self::Failed(key, _)
-            | Self::Unavailable(key) => Some(key),
+            | Self::Unavailable(key)
+            | Self::Unconfirmed(key) => Some(key),
             Self::Rejected(_) | Self::Invalid(..) => None,
         }
     }
 
     fn reason(&self) -> Option<Cow<'_, str>> {
         match self {
-            Self::Rejected(error) => Some(Cow::Owned(error.to_string())),
+            Self::Rejected(error) => Some(Cow::Owned(Untrusted(&error.to_string()).to_bounded())),
+            // Cut short and escaped when made, in `Answer::invalid`.
             Self::Invalid(_, reason) => Some(Cow::Borrowed(reason)),
             Self::Failed(_, reason) => Some(Cow::Borrowed(reason)),
             Self::InFlight(_) => Some(Cow::Borrowed("the same callback is being processed")),
             Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
+            Self::Unconfirmed(_) => Some(Cow::Borrowed(
+                "signature already used by another callback; it awaits a confirmation \
+                 this version cannot make yet",
+            )),
             Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
         }
     }
@@ -112,7 +131,7 @@ impl Answer {
     fn retry_after(&self) -> Option<u32> {
         match self {
             Self::InFlight(_) => Some(IN_FLIGHT_RETRY_AFTER_SECONDS),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) | Self::Unconfirmed(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
             _ => None,
         }
     }
@@ -139,8 +158,9 @@ impl Answer {
     fn json_body(&self) -> Bytes {
         let key = self.key();
         let reason = self.reason();
+        let task_id = key.map(|key| Untrusted(key.task_id()).bounded());
         let fields = [
-            ("task_id", key.map(DedupKey::task_id)),
+            ("task_id", task_id.as_deref()),
             ("family", key.map(|key| key.family().as_str())),
             ("stage", key.map(DedupKey::stage)),
             ("outcome", key.map(|key| key.outcome().as_str())),
@@ -181,7 +201,7 @@ mod tests {
         let key = answer.key();
         let json = AnswerJson {
             status: answer.label(),
-            task_id: key.map(DedupKey::task_id),
+            task_id: key.map(|key| Untrusted(key.task_id()).to_bounded()),
             family: key.map(|key| key.family().as_str()),
             stage: key.map(DedupKey::stage),
             outcome: key.map(|key| key.outcome().as_str()),

@@ -35,7 +35,7 @@
 //! |---|---|---|
 //! | method, content type, body size | `intake` | 405 / 415 / 413 |
 //! | read the envelope (task id, family, stage, code) | `event::envelope` | 400 |
-//! | verify the source | [`verify`] | 401 |
+//! | verify the source, bind the signature to its first use | [`verify`] | 401 |
 //! | claim the dedup key | `claim`, [`store`] | 200 duplicate / 409 / 503 |
 //! | build the typed event, run the handler | [`CallbackEvent`], `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
@@ -59,6 +59,7 @@ mod pipeline;
 mod receiver;
 mod settle;
 mod timing;
+mod untrusted;
 
 pub mod metrics;
 pub mod service;

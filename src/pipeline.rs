@@ -2,7 +2,8 @@
 //!
 //! 1. [`intake`](crate::intake): method, content type, body size;
 //! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
-//! 3. [`verify`](crate::verify): is it from the sender;
+//! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
+//!    bound to this `(family, stage, outcome)`;
 //! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
 //! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
@@ -18,24 +19,31 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, claim_or_wait};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
 use crate::detach::Detachable;
-use crate::dispatch::{self, HandlerOutcome, Handlers};
+use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
 use crate::metrics::{self, Labels};
 use crate::settle::settle;
-use crate::store::{DedupKey, DynStore};
+use crate::store::{ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
-use crate::verify::{SIGNATURE_HEADER, VerifyRequest, VerifyStage};
+use crate::untrusted::Untrusted;
+use crate::verify::{
+    BindingStage, SIGNATURE_HEADER, SignatureReuse, Unbound, VerifyError, VerifyRequest,
+    VerifyStage,
+};
 
 /// A configured receiver's stages.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     pub(crate) body_limit: usize,
     pub(crate) verify: VerifyStage,
+    /// Set when an HMAC key is: binds each verified signature to its first use.
+    pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) waiters: Waiters,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
 }
@@ -104,8 +112,9 @@ impl Pipeline {
         let envelope = match Envelope::parse(&inbound.body, inbound.family) {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::debug!(%error, "callback refused: body is not a callback");
-                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, error.to_string());
+                let reason = error.to_string();
+                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
                 metrics::request(answer.label(), Labels::UNREAD);
                 return answer;
             }
@@ -119,10 +128,10 @@ impl Pipeline {
         let labels = Labels::of(key.family(), key.stage());
         let span = tracing::info_span!(
             "suno_callback",
-            // `?` escapes control characters: the values come from an unverified body.
-            task_id = ?key.task_id(),
+            // Cut short and escaped: the values come from an unsigned body.
+            task_id = ?Untrusted(key.task_id()),
             family = key.family().as_str(),
-            stage = ?key.stage(),
+            stage = ?Untrusted(key.stage()),
             result = key.outcome().as_str(),
             outcome = tracing::field::Empty,
         );
@@ -153,21 +162,69 @@ impl Pipeline {
         envelope: Envelope,
         key: DedupKey,
     ) -> Answer {
-        let mut request =
-            VerifyRequest::new(&inbound.headers, key.task_id(), &envelope.callback_type)
-                .with_body(&inbound.body);
-        if let Some(peer) = inbound.peer {
-            request = request.with_peer(peer);
+        let Inbound {
+            headers,
+            peer,
+            family,
+            body,
+        } = inbound;
+        {
+            let mut request = VerifyRequest::new(&headers, key.task_id(), &envelope.callback_type)
+                .with_body(&body);
+            if let Some(peer) = peer {
+                request = request.with_peer(peer);
+            }
+            if let Err(error) = self.verify.run(&request).await {
+                tracing::debug!(%error, "callback refused by verification");
+                return Answer::Rejected(error);
+            }
         }
-        if let Err(error) = self.verify.run(&request).await {
-            tracing::debug!(%error, "callback refused by verification");
-            return Answer::Rejected(error);
+        if let Some(binding) = &self.binding {
+            match binding
+                .bind(&*self.store, self.timing.store_timeout, &headers, &key)
+                .await
+            {
+                Ok(()) => {}
+                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
+                    return Answer::Rejected(VerifyError::reused_signature());
+                }
+                Err(Unbound::Reused(_confirm)) => return Answer::Unconfirmed(key),
+                Err(Unbound::Unavailable(error)) => {
+                    tracing::warn!(%error, "dedup store unavailable");
+                    return Answer::Unavailable(key);
+                }
+            }
         }
-        let Some(handler) = self.handlers.route(&envelope) else {
+        drop(headers);
+        let Some(chosen) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };
-        let token = match claim_or_wait(&*self.store, &key, &self.timing).await {
-            ClaimOutcome::Run(token) => token,
+        // What a claiming delivery holds: its handler and envelope. The typed event is
+        // built only once the key is claimed; a waiting delivery drops both.
+        let claimed = match claim_or_wait(
+            &*self.store,
+            &self.waiters,
+            &key,
+            &self.timing,
+            (chosen, envelope, body.clone()),
+            body,
+        )
+        .await
+        {
+            ClaimOutcome::Run(token, (chosen, envelope, body)) => {
+                (token, chosen.bind(CallbackEvent::build(envelope, body)))
+            }
+            ClaimOutcome::RunFromBody(token, body) => match self.reroute(family, body) {
+                Some(invocation) => (token, invocation),
+                None => {
+                    // The standby body came from a delivery of this same key, so it
+                    // parses and routes like this one; should it not, the key goes
+                    // back for the sender's retry.
+                    let release = self.store.release_boxed(&key, token);
+                    let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                    return Answer::InFlight(key);
+                }
+            },
             ClaimOutcome::Duplicate => return Answer::Duplicate(key),
             ClaimOutcome::StillInFlight => return Answer::InFlight(key),
             ClaimOutcome::Unavailable(error) => {
@@ -175,8 +232,23 @@ impl Pipeline {
                 return Answer::Unavailable(key);
             }
         };
-        // Only now, verified and claimed, is the body built into its typed event.
-        let invocation = handler.bind(CallbackEvent::build(envelope, inbound.body));
+        self.run_claimed(key, claimed).await
+    }
+
+    /// The invocation for a body kept by the waiting deliveries of a key (all of which
+    /// came on a path naming the same `family`, or none).
+    fn reroute(&self, family: Option<Family>, body: Bytes) -> Option<Invocation> {
+        let envelope = Envelope::parse(&body, family).ok()?;
+        let chosen: Chosen = self.handlers.route(&envelope)?;
+        Some(chosen.bind(CallbackEvent::build(envelope, body)))
+    }
+
+    /// Runs the handler of a claimed callback and settles its claim.
+    async fn run_claimed(
+        self: Arc<Self>,
+        key: DedupKey,
+        (token, invocation): (ClaimToken, Invocation),
+    ) -> Answer {
         // The handler and the settling of its claim run to their end even if the
         // connection drops mid-handler: in this task while it is awaited, as a task of
         // their own once it is dropped (cheaper than spawning a task per request).
@@ -207,11 +279,12 @@ impl Pipeline {
         match run.await {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
-                tracing::error!(error = %&*error, "handler failed");
+                // The handler's message may quote the body: cut short and escaped.
+                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %message, "handler panicked");
+                tracing::error!(panic = %Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -223,7 +296,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(panicked) => {
-                tracing::error!(%panicked, "handler task did not finish");
+                tracing::error!(panicked = %Untrusted(&panicked.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }

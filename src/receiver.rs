@@ -14,7 +14,8 @@ use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
 use crate::timing::Timing;
 use crate::verify::{
-    Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SystemClock, Verifier, VerifyStage,
+    BindingStage, Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SignatureReuse, SystemClock,
+    Verifier, VerifyStage,
 };
 
 /// How long a handler may run by default: below the sender's 15 s wait, so a slow
@@ -107,6 +108,25 @@ impl SunoCallbacks {
     pub fn actix_handler(&self) -> crate::actix::CallbackHandler {
         crate::actix::CallbackHandler::new(Arc::clone(&self.pipeline))
     }
+
+    /// How many verified requests presented a signature already bound to another
+    /// `callbackType` or outcome (refused `401`, or `503` with
+    /// [`SignatureReuse::Confirm`]) since the receiver was built. Each one is also
+    /// logged at `warn`. Anything above zero means someone holds a captured signed
+    /// request, or the sender signed two stages in the same second.
+    ///
+    /// ```
+    /// # use suno_callback::SunoCallbacks;
+    /// let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// assert_eq!(callbacks.reused_signatures(), 0);
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    pub fn reused_signatures(&self) -> u64 {
+        self.pipeline
+            .binding
+            .as_ref()
+            .map_or(0, BindingStage::reused)
+    }
 }
 
 impl fmt::Debug for SunoCallbacks {
@@ -123,6 +143,7 @@ impl fmt::Debug for SunoCallbacks {
 pub struct SunoCallbacksBuilder {
     hmac_keys: Vec<Vec<u8>>,
     tolerance: Duration,
+    signature_reuse: SignatureReuse,
     clock: Arc<dyn Clock>,
     verifiers: Vec<Arc<dyn DynVerifier>>,
     accept_unverified: bool,
@@ -137,6 +158,7 @@ impl Default for SunoCallbacksBuilder {
         Self {
             hmac_keys: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
+            signature_reuse: SignatureReuse::Refuse,
             clock: Arc::new(SystemClock),
             verifiers: Vec::new(),
             accept_unverified: false,
@@ -175,10 +197,37 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// How far `X-Webhook-Timestamp` may be from now, either way (default 300 s).
+    /// How far `X-Webhook-Timestamp` may be from now, either way (default 30
+    /// minutes, [`DEFAULT_TOLERANCE`](crate::verify::DEFAULT_TOLERANCE)): wide enough
+    /// for the sender's retries after 1, 5 and 15 minutes even if they reuse the first
+    /// attempt's headers. Narrow it only if the sender signs each retry anew.
     #[must_use]
     pub fn timestamp_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
+        self
+    }
+
+    /// What to do with a valid signature presented with another `callbackType` or
+    /// outcome than the one it was first accepted with (default
+    /// [`SignatureReuse::Refuse`]: `401`). Each signature checked with the
+    /// [`hmac_key`](Self::hmac_key) is bound to its first use in the dedup store, for
+    /// as long as its timestamp is within the tolerance, so the binding holds across
+    /// replicas sharing a store. Verifiers added with [`verifier`](Self::verifier) are
+    /// not bound (an IP allowlist has no signature to bind).
+    ///
+    /// ```
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::verify::SignatureReuse;
+    ///
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .signature_reuse(SignatureReuse::Confirm)
+    ///     .build()?;
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn signature_reuse(mut self, policy: SignatureReuse) -> Self {
+        self.signature_reuse = policy;
         self
     }
 
@@ -373,11 +422,17 @@ impl SunoCallbacksBuilder {
             ));
         }
         let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
+        let mut binding = None;
         if !self.hmac_keys.is_empty() {
             let hmac = HmacVerifier::new(&self.hmac_keys)?
                 .tolerance(self.tolerance)
-                .shared_clock(self.clock);
+                .shared_clock(Arc::clone(&self.clock));
             verifiers.push(Arc::new(hmac) as Arc<dyn DynVerifier>);
+            binding = Some(BindingStage::new(
+                self.tolerance,
+                self.clock,
+                self.signature_reuse,
+            ));
         }
         verifiers.extend(self.verifiers);
         let verify = VerifyStage::new(verifiers);
@@ -397,7 +452,9 @@ impl SunoCallbacksBuilder {
             pipeline: Arc::new(Pipeline {
                 body_limit: self.body_limit,
                 verify,
+                binding,
                 store,
+                waiters: crate::claim::Waiters::default(),
                 handlers: self.handlers,
                 timing,
             }),
@@ -413,6 +470,7 @@ impl fmt::Debug for SunoCallbacksBuilder {
                 &format_args!("[redacted; {}]", self.hmac_keys.len()),
             )
             .field("tolerance", &self.tolerance)
+            .field("signature_reuse", &self.signature_reuse)
             .field("verifiers", &self.verifiers.len())
             .field("accept_unverified", &self.accept_unverified)
             .field("store", &self.store)

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Answer, Counter, KEY, PATH, callback_body, send, signed};
 use http::{Method, Request, header};
-use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, MemoryStore, StoreError};
+use suno_callback::store::{
+    Binding, Claim, ClaimToken, DedupKey, DedupStore, MemoryStore, SignatureUse, StoreError,
+};
 use suno_callback::testing::{MusicCallback, Signer, unsigned_request};
 use suno_callback::{HandlerError, SunoCallbacks, SunoCallbacksBuilder};
 use tokio::sync::Notify;
@@ -496,6 +498,9 @@ impl DedupStore for DownStore {
     async fn release(&self, _: &DedupKey, _: ClaimToken) -> Result<(), StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
+    async fn bind_signature(&self, _: &SignatureUse, _: Duration) -> Result<Binding, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
 }
 
 /// A store that never answers.
@@ -509,6 +514,9 @@ impl DedupStore for HungStore {
         std::future::pending().await
     }
     async fn release(&self, _: &DedupKey, _: ClaimToken) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn bind_signature(&self, _: &SignatureUse, _: Duration) -> Result<Binding, StoreError> {
         std::future::pending().await
     }
 }

@@ -86,3 +86,52 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
         assert!(!logs.contains(secret), "{secret:?} leaked into:\n{logs}");
     }
 }
+
+/// Finding 4: a handler error or panic quoting a body URL with a `\n` forged a log line
+/// of its own, and a 1,000,000-character `callbackType` made a 1 MB log line.
+#[tokio::test]
+async fn attacker_text_in_logs_is_escaped_and_cut_short() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let forged_line = "\n2026-01-01T00:00:00Z  INFO forged: all good";
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|ev| async move {
+            let url = ev.tracks()[0].audio_url().unwrap_or_default().to_owned();
+            Err(suno_callback::HandlerError::msg(format!(
+                "cannot fetch {url}"
+            )))
+        })
+        .on_first(|ev| async move {
+            let url = ev.tracks()[0].audio_url().unwrap_or_default().to_owned();
+            panic!("cannot fetch {url}");
+        })
+        .fallback(|_| async { Ok(()) })
+        .build()
+        .expect("valid configuration");
+    for callback in [MusicCallback::complete(TASK), MusicCallback::first(TASK)] {
+        let body = callback
+            .map_tracks(|t| t.with_field("audio_url", format!("https://x.example/a{forged_line}")))
+            .body();
+        send(callbacks.service(), signed(body)).await;
+    }
+    let huge = MusicCallback::new(TASK, "z".repeat(1_000_000)).body();
+    send(callbacks.service(), signed(huge)).await;
+
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(text.contains("handler failed"), "{text}");
+    assert!(text.contains("handler panicked"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00Z"),
+            "a forged line: {line}"
+        );
+        assert!(line.len() < 2048, "a line of {} bytes", line.len());
+    }
+    assert!(text.contains("\\n2026-01-01"), "escaped: {text}");
+}

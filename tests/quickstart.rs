@@ -48,8 +48,11 @@ async fn with_a_key_it_answers_signed_callbacks_and_prints_one_line_per_event() 
         ),
         ("music/error_code_413.json", "music failure task="),
     ];
-    for (file, prefix) in stages {
-        http_send(addr, signer.request(PATH, fixture(file)))
+    // Each stage signed a second apart, as the sender's stages are: two stages of one
+    // task signed in the same second share a signature, and the second is refused.
+    let now = suno_callback::verify::Clock::unix_seconds(&suno_callback::verify::SystemClock);
+    for ((file, prefix), earlier) in stages.into_iter().zip([40, 30, 20, 10]) {
+        http_send(addr, signer.request_at(PATH, fixture(file), now - earlier))
             .await
             .expect(200, "processed");
         let line = example.next_line().await;

@@ -110,6 +110,15 @@ macro_rules! conformance_trials {
                 .await
                 .expect("connect to REDIS_URL");
             conformance::concurrent_claims_have_one_winner(Arc::new(store)).await;
+        }),
+        trial(concat!("conformance::", $mode, "::concurrent_bindings_have_one_winner"), || async {
+            let store = RedisStore::builder(redis_url())
+                .key_prefix(unique_prefix("bind-race"))
+                .claim_by_script($by_script)
+                .connect()
+                .await
+                .expect("connect to REDIS_URL");
+            conformance::concurrent_bindings_have_one_winner(Arc::new(store)).await;
         })]
     };
 }
@@ -144,11 +153,13 @@ fn main() -> ExitCode {
     shared_server.extend(conformance_trials!("set_nx_get", false;
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
-        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
+        signature_binds_to_its_first_use, signature_binding_expires));
     shared_server.extend(conformance_trials!("lua_claim", true;
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
-        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent));
+        token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
+        signature_binds_to_its_first_use, signature_binding_expires));
     shared_server.extend([
         trial(
             "replicas::each_callback_runs_once_across_replicas",
@@ -167,6 +178,10 @@ fn main() -> ExitCode {
             failed_run_taken_over,
         ),
         trial(
+            "replicas::a_signature_used_on_one_replica_is_bound_on_the_other",
+            binding_across_replicas,
+        ),
+        trial(
             "quickstart::two_copies_on_one_redis_are_one_receiver",
             two_quickstarts,
         ),
@@ -177,7 +192,7 @@ fn main() -> ExitCode {
             outage_and_recovery,
         ),
         trial(
-            "round_trips::two_per_callback_one_per_duplicate",
+            "round_trips::three_per_callback_two_per_duplicate",
             round_trips,
         ),
         trial(
@@ -795,8 +810,8 @@ async fn round_trips() {
     let first = monitor.client_commands().await;
     assert_eq!(
         first,
-        ["SET", "EVALSHA"],
-        "a first delivery: claim, complete"
+        ["SET", "SET", "EVALSHA"],
+        "a first delivery: bind its signature, claim, complete"
     );
 
     send(
@@ -806,7 +821,11 @@ async fn round_trips() {
     .await
     .expect(200, "duplicate");
     let duplicate = monitor.client_commands().await;
-    assert_eq!(duplicate, ["SET"], "a duplicate: the claim alone");
+    assert_eq!(
+        duplicate,
+        ["SET", "SET"],
+        "a duplicate: the binding check and the claim"
+    );
     assert_eq!(runs.get(), 2);
 }
 
@@ -891,6 +910,61 @@ async fn wrong_password() {
     RedisStore::connect(&right)
         .await
         .expect("the right password connects");
+}
+
+/// A genuine `text` processed by one replica binds its signature for every replica: its
+/// headers reused with a forged `complete` on another replica are refused, and the
+/// genuine `complete`, freshly signed, runs.
+async fn binding_across_replicas() {
+    let prefix = unique_prefix("binding");
+    let runs = Counter::default();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let runs = runs.clone();
+        replicas.push(
+            SunoCallbacks::builder()
+                .hmac_key(KEY)
+                .store(store(&prefix).await)
+                .fallback(move |_| {
+                    runs.bump();
+                    async { Ok(()) }
+                })
+                .build()
+                .expect("valid configuration"),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signer = suno_callback::testing::Signer::new(KEY);
+    let text =
+        MusicCallback::text("binding-task").signed_request_at(&signer, common::PATH, now - 30);
+    let mut forged = suno_callback::testing::unsigned_request(
+        common::PATH,
+        MusicCallback::complete("binding-task").body(),
+    );
+    for name in ["x-webhook-timestamp", "x-webhook-signature"] {
+        forged
+            .headers_mut()
+            .insert(name, text.headers()[name].clone());
+    }
+    send(replicas[0].service(), text)
+        .await
+        .expect(200, "processed");
+    let refused = send(replicas[1].service(), forged).await;
+    refused.expect(401, "rejected");
+    assert_eq!(
+        refused.json["reason"],
+        "signature already used by another callback"
+    );
+    assert_eq!(replicas[1].reused_signatures(), 1);
+    let complete =
+        MusicCallback::complete("binding-task").signed_request_at(&signer, common::PATH, now);
+    send(replicas[1].service(), complete)
+        .await
+        .expect(200, "processed");
+    assert_eq!(runs.get(), 2);
 }
 
 /// A replica's handler fails while a duplicate waits on another replica: the failed

@@ -5,11 +5,13 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::{Future, ready};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Claim, ClaimToken, DedupKey, DedupStore, StoreError, random_u64};
+use super::{
+    Binding, Claim, ClaimToken, DedupKey, DedupStore, SignatureUse, StoreError, random_u64,
+};
 
 /// How many entries a [`MemoryStore`] keeps by default.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
@@ -25,12 +27,21 @@ const SWEEP_EVERY_MS: u64 = 60_000;
 ///   an `.await`.
 /// - **Expiring**: claims end with their lease, completed keys with their TTL; expired
 ///   entries are dropped when touched, and each shard sweeps itself once a minute.
-/// - **Bounded**: at most `max_entries` keys. When full, expired entries go first,
-///   then the completed keys closest to expiry (a later duplicate of an evicted key
-///   runs its handler again, so size the bound above a TTL's worth of callbacks).
-///   In-flight claims are never evicted; a store full of them refuses new claims.
+/// - **Bounded**: at most `max_entries` keys, and every one of them is held before
+///   anything is evicted. When full, expired entries go first, then the completed
+///   keys closest to expiry (a later duplicate of an evicted key runs its handler
+///   again, so size the bound above a TTL's worth of callbacks). In-flight claims are
+///   never evicted; a store full of them refuses new claims.
+/// - **Signature bindings** ([`DedupStore::bind_signature`]) live in a side table with
+///   the same bound, `max_entries`. Only verified signatures make bindings, one per
+///   signed `(task_id, timestamp)`, so the table fills only with genuine callbacks.
+///   When it is full, expired bindings go first, then the eighth closest to expiry
+///   (counted by [`evicted_bindings`](Self::evicted_bindings)): a body swapped under
+///   one of those signatures is no longer recognised as swapped, and is
+///   deduplicated as usual instead.
 /// - **Compact**: a key is kept as a 128-bit keyed fingerprint of
-///   `DedupKey::canonical_bytes`, not as strings.
+///   `DedupKey::canonical_bytes`, not as strings; a binding as a fingerprint of the
+///   signature and 64 bits of its use.
 ///
 /// Clones share the same entries, so one store can serve several receivers (for
 /// example a tower mounting and an actix one in the same process). Several replicas
@@ -62,8 +73,11 @@ pub struct MemoryStore {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     shard_mask: usize,
-    per_shard_capacity: usize,
     max_entries: usize,
+    /// Keys held in all shards together (expired ones included until dropped).
+    held: AtomicUsize,
+    bindings: Mutex<Bindings>,
+    evicted_bindings: AtomicU64,
     fingerprint_keys: (RandomState, RandomState),
     epoch: Instant,
     token_prefix: u64,
@@ -86,6 +100,20 @@ struct Entry {
 struct Shard {
     entries: HashMap<Fingerprint, Entry, BuildHasherDefault<FingerprintHasher>>,
     next_sweep_ms: u64,
+}
+
+/// The signature bindings: one table, since a binding is made once per verified
+/// callback, not once per request.
+struct Bindings {
+    entries: HashMap<Fingerprint, Bound, BuildHasherDefault<FingerprintHasher>>,
+    next_sweep_ms: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Bound {
+    deadline_ms: u64,
+    /// A keyed hash of the use (`callbackType`, outcome).
+    use_hash: u64,
 }
 
 impl Default for MemoryStore {
@@ -121,9 +149,13 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 shards,
                 shard_mask: shard_count - 1,
-                // Rounded down, so the shards together never hold more than the bound.
-                per_shard_capacity: (max_entries / shard_count).max(1),
                 max_entries,
+                held: AtomicUsize::new(0),
+                bindings: Mutex::new(Bindings {
+                    entries: HashMap::default(),
+                    next_sweep_ms: SWEEP_EVERY_MS,
+                }),
+                evicted_bindings: AtomicU64::new(0),
                 fingerprint_keys: (RandomState::new(), RandomState::new()),
                 epoch: Instant::now(),
                 token_prefix: random_u64(),
@@ -157,6 +189,16 @@ impl MemoryStore {
         self.inner.evicted.load(Ordering::Relaxed)
     }
 
+    /// Signature bindings held now, including expired ones not yet dropped.
+    pub fn bindings_len(&self) -> usize {
+        lock(&self.inner.bindings).entries.len()
+    }
+
+    /// How many signature bindings were evicted before their TTL to respect the bound.
+    pub fn evicted_bindings(&self) -> u64 {
+        self.inner.evicted_bindings.load(Ordering::Relaxed)
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -167,11 +209,56 @@ impl MemoryStore {
         (u128::from(high.hash_one(&bytes)) << 64) | u128::from(low.hash_one(&bytes))
     }
 
-    fn shard(&self, fingerprint: Fingerprint) -> MutexGuard<'_, Shard> {
+    fn shard_index(&self, fingerprint: Fingerprint) -> usize {
         // The high half of the fingerprint picks the shard: truncation is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (fingerprint >> 64) as usize & self.inner.shard_mask;
-        lock(&self.inner.shards[index])
+        index
+    }
+
+    fn shard(&self, fingerprint: Fingerprint) -> MutexGuard<'_, Shard> {
+        lock(&self.inner.shards[self.shard_index(fingerprint)])
+    }
+
+    /// Takes one of the `max_entries` places, if one is free.
+    fn reserve(&self) -> bool {
+        self.inner
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.inner.max_entries).then_some(held + 1)
+            })
+            .is_ok()
+    }
+
+    fn forget(&self, count: usize) {
+        self.inner.held.fetch_sub(count, Ordering::AcqRel);
+    }
+
+    fn is_full(&self) -> bool {
+        self.inner.held.load(Ordering::Acquire) >= self.inner.max_entries
+    }
+
+    /// Drops `shard`'s expired entries and, if the store is still full, evicts the
+    /// eighth of its completed keys closest to expiry.
+    fn make_room_in(&self, shard: &mut Shard, now: u64) {
+        let expired = shard.drop_expired(now);
+        self.forget(expired);
+        if !self.is_full() {
+            return;
+        }
+        let evicted = shard.evict_oldest_done();
+        self.forget(evicted);
+        self.inner
+            .evicted
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+    }
+
+    fn sweep_if_due(&self, shard: &mut Shard, now: u64) {
+        if now >= shard.next_sweep_ms {
+            let expired = shard.drop_expired(now);
+            self.forget(expired);
+            shard.next_sweep_ms = now.saturating_add(SWEEP_EVERY_MS);
+        }
     }
 
     /// Our tokens carry this store's prefix; the low half is the entry's token.
@@ -187,30 +274,60 @@ impl MemoryStore {
         let fingerprint = self.fingerprint(key);
         let now = self.now_ms();
         let deadline_ms = now.saturating_add(millis(lease));
-        let mut shard = self.shard(fingerprint);
-        shard.sweep_if_due(now);
-        if let Some(entry) = shard.entries.get(&fingerprint)
-            && entry.deadline_ms > now
-        {
-            return Ok(if entry.token == DONE {
-                Claim::Done
-            } else {
-                Claim::InFlight
-            });
+        let home = self.shard_index(fingerprint);
+        // Room is made in the key's own shard first; if it has nothing to evict (all
+        // its keys in flight), in the others, and the claim is tried once more.
+        for attempt in 0..2 {
+            let mut shard = lock(&self.inner.shards[home]);
+            self.sweep_if_due(&mut shard, now);
+            let held = shard.entries.get(&fingerprint).copied();
+            match held {
+                Some(entry) if entry.deadline_ms > now => {
+                    return Ok(if entry.token == DONE {
+                        Claim::Done
+                    } else {
+                        Claim::InFlight
+                    });
+                }
+                // An expired entry is taken over in place: no new place needed.
+                Some(_) => {}
+                None => {
+                    if !self.reserve() {
+                        self.make_room_in(&mut shard, now);
+                        if !self.reserve() {
+                            drop(shard);
+                            if attempt == 0 {
+                                self.make_room_elsewhere(home, now);
+                                continue;
+                            }
+                            return Err(StoreError::capacity_exhausted());
+                        }
+                    }
+                }
+            }
+            let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+            shard
+                .entries
+                .insert(fingerprint, Entry { deadline_ms, token });
+            return Ok(Claim::Acquired(ClaimToken::from_u128(
+                (u128::from(self.inner.token_prefix) << 64) | u128::from(token),
+            )));
         }
-        if !shard.entries.contains_key(&fingerprint)
-            && shard.entries.len() >= self.inner.per_shard_capacity
-        {
-            let evicted = shard.make_room(now, self.inner.per_shard_capacity)?;
-            self.inner.evicted.fetch_add(evicted, Ordering::Relaxed);
+        Err(StoreError::capacity_exhausted())
+    }
+
+    /// Makes room in the shards other than `home`, one lock at a time, until a place
+    /// is free.
+    fn make_room_elsewhere(&self, home: usize, now: u64) {
+        for (index, shard) in self.inner.shards.iter().enumerate() {
+            if index == home {
+                continue;
+            }
+            self.make_room_in(&mut lock(shard), now);
+            if !self.is_full() {
+                return;
+            }
         }
-        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-        shard
-            .entries
-            .insert(fingerprint, Entry { deadline_ms, token });
-        Ok(Claim::Acquired(ClaimToken::from_u128(
-            (u128::from(self.inner.token_prefix) << 64) | u128::from(token),
-        )))
     }
 
     fn complete_now(
@@ -243,6 +360,7 @@ impl MemoryStore {
         match shard.entries.get(&fingerprint) {
             Some(entry) if entry.token == own && entry.deadline_ms > now => {
                 shard.entries.remove(&fingerprint);
+                self.forget(1);
                 Ok(())
             }
             _ => Err(StoreError::claim_lost()),
@@ -251,20 +369,16 @@ impl MemoryStore {
 }
 
 impl Shard {
-    fn sweep_if_due(&mut self, now: u64) {
-        if now >= self.next_sweep_ms {
-            self.entries.retain(|_, entry| entry.deadline_ms > now);
-            self.next_sweep_ms = now.saturating_add(SWEEP_EVERY_MS);
-        }
+    /// Drops the expired entries; returns how many.
+    fn drop_expired(&mut self, now: u64) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| entry.deadline_ms > now);
+        before - self.entries.len()
     }
 
-    /// Frees room for one more key: expired entries first, then the eighth of the
-    /// completed keys closest to expiry. Returns how many unexpired keys were evicted.
-    fn make_room(&mut self, now: u64, capacity: usize) -> Result<u64, StoreError> {
-        self.entries.retain(|_, entry| entry.deadline_ms > now);
-        if self.entries.len() < capacity {
-            return Ok(0);
-        }
+    /// Evicts the eighth of this shard's completed keys closest to expiry (at least
+    /// one, if it has any); returns how many.
+    fn evict_oldest_done(&mut self) -> usize {
         let mut done_deadlines: Vec<u64> = self
             .entries
             .values()
@@ -272,15 +386,80 @@ impl Shard {
             .map(|entry| entry.deadline_ms)
             .collect();
         if done_deadlines.is_empty() {
-            return Err(StoreError::capacity_exhausted());
+            return 0;
         }
-        let evict_count = (capacity / 8).clamp(1, done_deadlines.len());
+        let evict_count = (self.entries.len() / 8).clamp(1, done_deadlines.len());
         let (_, cutoff, _) = done_deadlines.select_nth_unstable(evict_count - 1);
         let cutoff = *cutoff;
         let before = self.entries.len();
         self.entries
             .retain(|_, entry| entry.token != DONE || entry.deadline_ms > cutoff);
-        Ok((before - self.entries.len()) as u64)
+        before - self.entries.len()
+    }
+}
+
+impl MemoryStore {
+    fn signature_fingerprint(&self, signature: &SignatureUse) -> (Fingerprint, u64) {
+        let parts = ("signature", signature.task_id(), signature.timestamp());
+        let (high, low) = &self.inner.fingerprint_keys;
+        let key = (u128::from(high.hash_one(parts)) << 64) | u128::from(low.hash_one(parts));
+        let use_hash = high.hash_one(("use", signature.callback_type(), signature.is_failure()));
+        (key, use_hash)
+    }
+
+    fn bind_now(&self, signature: &SignatureUse, ttl: Duration) -> Binding {
+        let (key, use_hash) = self.signature_fingerprint(signature);
+        let now = self.now_ms();
+        let mut bindings = lock(&self.inner.bindings);
+        if now >= bindings.next_sweep_ms {
+            bindings.entries.retain(|_, bound| bound.deadline_ms > now);
+            bindings.next_sweep_ms = now.saturating_add(SWEEP_EVERY_MS);
+        }
+        match bindings.entries.get(&key) {
+            Some(bound) if bound.deadline_ms > now => {
+                return if bound.use_hash == use_hash {
+                    Binding::Same
+                } else {
+                    Binding::Other
+                };
+            }
+            Some(_) => {}
+            None => {
+                if bindings.entries.len() >= self.inner.max_entries {
+                    let evicted = bindings.make_room(now, self.inner.max_entries);
+                    self.inner
+                        .evicted_bindings
+                        .fetch_add(evicted, Ordering::Relaxed);
+                }
+            }
+        }
+        let deadline_ms = now.saturating_add(millis(ttl));
+        bindings.entries.insert(
+            key,
+            Bound {
+                deadline_ms,
+                use_hash,
+            },
+        );
+        Binding::First
+    }
+}
+
+impl Bindings {
+    /// Drops the expired bindings, then, if still full, the eighth closest to expiry.
+    /// Returns how many unexpired bindings were evicted.
+    fn make_room(&mut self, now: u64, max: usize) -> u64 {
+        self.entries.retain(|_, bound| bound.deadline_ms > now);
+        let len = self.entries.len();
+        if len < max {
+            return 0;
+        }
+        let mut deadlines: Vec<u64> = self.entries.values().map(|b| b.deadline_ms).collect();
+        let evict_count = (len / 8).clamp(1, len);
+        let (_, cutoff, _) = deadlines.select_nth_unstable(evict_count - 1);
+        let cutoff = *cutoff;
+        self.entries.retain(|_, bound| bound.deadline_ms > cutoff);
+        (len - self.entries.len()) as u64
     }
 }
 
@@ -290,8 +469,8 @@ fn millis(duration: Duration) -> u64 {
 
 /// The shards hold plain data and run no user code under the lock, so a poisoned
 /// lock still guards consistent entries.
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The map's keys are already random 128-bit fingerprints; hashing them again would
@@ -342,6 +521,14 @@ impl DedupStore for MemoryStore {
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         ready(self.release_now(key, token))
+    }
+
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
+        ready(Ok(self.bind_now(signature, ttl)))
     }
 }
 
@@ -398,6 +585,80 @@ mod tests {
             Ok(Claim::Acquired(_))
         ));
         assert_eq!(store.claim_now(&newest, LEASE).expect("claim"), Claim::Done);
+    }
+
+    #[test]
+    fn the_store_holds_all_its_keys_before_evicting_any() {
+        // Many shards, unevenly filled: the bound is the store's, not each shard's.
+        let store = MemoryStore::with_max_entries(100_000);
+        for n in 0..100_000 {
+            let key = DedupKey::new(
+                format!("task-{n}"),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            );
+            let token = acquire(&store, &key);
+            store.complete_now(&key, token, TTL).expect("complete");
+        }
+        assert_eq!(store.evicted(), 0, "nothing evicted below the bound");
+        assert_eq!(store.len(), 100_000);
+        acquire(
+            &store,
+            &DedupKey::new("one-more", Family::Music, "complete", Outcome::Success),
+        );
+        assert!(store.evicted() > 0);
+        assert!(store.len() <= 100_000, "bound respected: {}", store.len());
+    }
+
+    #[test]
+    fn a_full_shard_of_claims_borrows_room_from_the_others() {
+        let store = MemoryStore::with_max_entries(8192);
+        // Fill the store with completed keys, then claim keys until every shard has
+        // had to make room: no claim is refused while completed keys remain anywhere.
+        for n in 0..8192 {
+            let key = DedupKey::new(
+                format!("done-{n}"),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            );
+            let token = acquire(&store, &key);
+            store.complete_now(&key, token, TTL).expect("complete");
+        }
+        for n in 0..4096 {
+            acquire(
+                &store,
+                &DedupKey::new(
+                    format!("claim-{n}"),
+                    Family::Music,
+                    "first",
+                    Outcome::Success,
+                ),
+            );
+        }
+        assert!(store.len() <= 8192);
+    }
+
+    #[test]
+    fn signatures_bind_to_their_first_use_within_the_bound() {
+        let store = MemoryStore::with_max_entries(16);
+        let ttl = Duration::from_secs(1800);
+        let genuine = SignatureUse::new("task", "1700000000", "text", false);
+        assert_eq!(store.bind_now(&genuine, ttl), Binding::First);
+        assert_eq!(store.bind_now(&genuine, ttl), Binding::Same);
+        for (callback_type, failure) in [("complete", false), ("text", true), ("first", true)] {
+            let forged = SignatureUse::new("task", "1700000000", callback_type, failure);
+            assert_eq!(store.bind_now(&forged, ttl), Binding::Other);
+        }
+        assert_eq!(store.bindings_len(), 1, "forgeries mint no binding");
+        for n in 0..64 {
+            let other = SignatureUse::new(format!("task-{n}"), "1700000000", "text", false);
+            assert_eq!(store.bind_now(&other, ttl), Binding::First);
+        }
+        assert!(store.bindings_len() <= 16, "{}", store.bindings_len());
+        assert!(store.evicted_bindings() > 0);
+        assert_eq!(store.len(), 0, "bindings take no dedup place");
     }
 
     #[test]

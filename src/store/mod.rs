@@ -10,6 +10,11 @@
 //! handler again). Both take the [`ClaimToken`] the claim returned, so a caller whose
 //! lease has expired, and whose key may now belong to someone else, is refused.
 //!
+//! It also [binds each signature](DedupStore::bind_signature) to the first callback
+//! that presented it: the sender signs only `(task_id, timestamp)`, so the body sent
+//! with a signature can be swapped by anyone who captured one request; the binding
+//! makes a swapped body fail instead of taking the genuine callback's dedup key.
+//!
 //! [`MemoryStore`] is the default. Every store passes the same conformance suite
 //! (`suno_callback::testing::conformance`, feature `testing`).
 
@@ -201,6 +206,130 @@ pub enum Claim {
     Done,
 }
 
+/// One use of a signature: the signed `(task_id, timestamp)`, and what the request
+/// that presented it claimed to be (its `callbackType` and whether it reports a
+/// failure). See [`DedupStore::bind_signature`].
+///
+/// ```
+/// use suno_callback::store::SignatureUse;
+///
+/// let genuine = SignatureUse::new("task-1", "1700000000", "text", false);
+/// let forged = SignatureUse::new("task-1", "1700000000", "complete", false);
+/// assert_eq!(genuine.signature_digest(), forged.signature_digest());
+/// assert_ne!(genuine.use_digest(), forged.use_digest());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SignatureUse {
+    task_id: String,
+    timestamp: String,
+    callback_type: String,
+    failure: bool,
+    family: Option<Family>,
+}
+
+impl SignatureUse {
+    /// The use of the signature over `task_id` and `timestamp` (the exact text of
+    /// `X-Webhook-Timestamp`) by a request with this `callbackType` and outcome.
+    pub fn new(
+        task_id: impl Into<String>,
+        timestamp: impl Into<String>,
+        callback_type: impl Into<String>,
+        failure: bool,
+    ) -> Self {
+        Self {
+            task_id: task_id.into(),
+            timestamp: timestamp.into(),
+            callback_type: callback_type.into(),
+            failure,
+            family: None,
+        }
+    }
+
+    /// The same use, by a request of `family`: a body of another family presenting the
+    /// signature is then another use too.
+    ///
+    /// ```
+    /// use suno_callback::Family;
+    /// use suno_callback::store::SignatureUse;
+    ///
+    /// let wav = SignatureUse::new("task-1", "1700000000", "", false).with_family(Family::Wav);
+    /// let video = SignatureUse::new("task-1", "1700000000", "", false).with_family(Family::Video);
+    /// assert_eq!(wav.signature_digest(), video.signature_digest());
+    /// assert_ne!(wav.use_digest(), video.use_digest());
+    /// ```
+    #[must_use]
+    pub fn with_family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    /// The family the request presented, if given.
+    pub fn family(&self) -> Option<Family> {
+        self.family
+    }
+
+    /// The signed task id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// The signed timestamp, as sent.
+    pub fn timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    /// The `callbackType` the request presented.
+    pub fn callback_type(&self) -> &str {
+        &self.callback_type
+    }
+
+    /// Whether the request reported a failure.
+    pub fn is_failure(&self) -> bool {
+        self.failure
+    }
+
+    /// SHA-256 of what is signed, `(task_id, timestamp)`, length-prefixed so no two
+    /// pairs share it: the key a store binds.
+    pub fn signature_digest(&self) -> [u8; 32] {
+        digest(b"signature", &self.task_id, self.timestamp.as_bytes())
+    }
+
+    /// SHA-256 of what the request presented, `(family, callbackType, outcome)`: the
+    /// value a store binds to the signature.
+    pub fn use_digest(&self) -> [u8; 32] {
+        let outcome: &str = if self.failure { "failure" } else { "success" };
+        let family = self.family.map_or("", Family::as_str);
+        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 1);
+        presented.extend_from_slice(outcome.as_bytes());
+        presented.push(b'/');
+        presented.extend_from_slice(family.as_bytes());
+        digest(b"use", &self.callback_type, &presented)
+    }
+}
+
+fn digest(domain: &[u8], first: &str, second: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update((first.len() as u64).to_be_bytes());
+    hasher.update(first.as_bytes());
+    hasher.update(second);
+    hasher.finalize().into()
+}
+
+/// What [`DedupStore::bind_signature`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// The signature was not bound: it is now bound to this use.
+    First,
+    /// The signature is bound to this same use: an ordinary replay (the dedup key
+    /// then decides whether it is a duplicate).
+    Same,
+    /// The signature is bound to another `callbackType` or outcome: this body is not
+    /// the one the signature was first sent with.
+    Other,
+}
+
 /// A dedup store: atomic claims with a lease, completion with a TTL, release.
 ///
 /// Every method is async and fallible because a networked store can be slow or down;
@@ -324,6 +453,20 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &DedupKey,
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Atomically: if the signature of `signature` ([`SignatureUse::signature_digest`])
+    /// is not bound, bind it to this use ([`SignatureUse::use_digest`]) for `ttl` and
+    /// return [`Binding::First`]; otherwise say whether it is bound to the
+    /// [same](Binding::Same) use or [another](Binding::Other). A binding is never
+    /// changed by a later call, only forgotten when its TTL ends.
+    ///
+    /// The pipeline calls it once per verified callback, with a TTL that covers the
+    /// time the signature's timestamp stays within tolerance.
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send;
 }
 
 impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
@@ -350,6 +493,14 @@ impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).release(key, token)
+    }
+
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
+        (**self).bind_signature(signature, ttl)
     }
 }
 
@@ -470,6 +621,12 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         token: ClaimToken,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    fn bind_signature_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Binding, StoreError>>;
+
     fn type_name(&self) -> &'static str;
 }
 
@@ -509,6 +666,14 @@ impl<S: DedupStore> DynStore for S {
             self.release(key, token),
             StoreError::kind_label,
         ))
+    }
+
+    fn bind_signature_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Binding, StoreError>> {
+        Box::pin(self.bind_signature(signature, ttl))
     }
 
     fn type_name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 use sha2::{Digest, Sha256};
 
-use super::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+use super::{Binding, Claim, ClaimToken, DedupKey, DedupStore, SignatureUse, StoreError};
 
 /// The key prefix by default.
 pub const DEFAULT_KEY_PREFIX: &str = "suno-callback";
@@ -58,6 +58,10 @@ return 0
 ///   another replica's claim. A callback costs two round trips: claim and complete.
 /// - **Keys** are `<prefix>:<sha256 of the task id and the callbackType>`, so no input
 ///   can collide with another key or escape the prefix.
+/// - **Signature bindings** are one atomic `SET <prefix>:sig:<sha256 of task id and
+///   timestamp> <use> NX PX ttl GET` each (or the same Lua script as claims on older
+///   servers): the first use of a signature sets it, later ones read it. They expire
+///   with their TTL, which covers the timestamp's tolerance.
 /// - **Faults** fail closed: a call that errors or exceeds the call timeout is
 ///   [`StoreError::unavailable`], which the pipeline answers `503` without running a
 ///   handler. The connection is re-established in the background when Redis is back,
@@ -206,10 +210,7 @@ impl RedisStore {
         let mut redis_key = String::with_capacity(self.settings.key_prefix.len() + 65);
         redis_key.push_str(&self.settings.key_prefix);
         redis_key.push(':');
-        for byte in digest {
-            redis_key.push(char::from(HEX[usize::from(byte >> 4)]));
-            redis_key.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
+        push_hex(&mut redis_key, &digest);
         redis_key
     }
 
@@ -317,6 +318,71 @@ impl RedisStore {
         });
     }
 
+    /// The Redis key that holds a signature's binding.
+    fn binding_key(&self, signature: &SignatureUse) -> String {
+        let digest = signature.signature_digest();
+        let mut redis_key = String::with_capacity(self.settings.key_prefix.len() + 69);
+        redis_key.push_str(&self.settings.key_prefix);
+        redis_key.push_str(":sig:");
+        push_hex(&mut redis_key, &digest);
+        redis_key
+    }
+
+    async fn bind_now(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> Result<Binding, StoreError> {
+        let redis_key = self.binding_key(signature);
+        let mut bound_use = String::with_capacity(64);
+        push_hex(&mut bound_use, &signature.use_digest());
+        let link = self.link.current();
+        let mut connection = link.connection.clone();
+        let previous: Option<String> = if self.settings.claim_with_script.load(Ordering::Relaxed) {
+            let mut invocation = self.settings.claim_script.key(&redis_key);
+            invocation.arg(&bound_use).arg(millis(ttl));
+            self.call(link.generation, invocation.invoke_async(&mut connection))
+                .await?
+        } else {
+            let mut command = redis::cmd("SET");
+            command
+                .arg(&redis_key)
+                .arg(&bound_use)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .arg("GET");
+            match tokio::time::timeout(
+                self.settings.call_timeout,
+                command.query_async::<Option<String>>(&mut connection),
+            )
+            .await
+            {
+                Ok(Ok(previous)) => previous,
+                Ok(Err(error)) if is_syntax_error(&error) => {
+                    self.settings
+                        .claim_with_script
+                        .store(true, Ordering::Relaxed);
+                    let mut invocation = self.settings.claim_script.key(&redis_key);
+                    invocation.arg(&bound_use).arg(millis(ttl));
+                    self.call(link.generation, invocation.invoke_async(&mut connection))
+                        .await?
+                }
+                Ok(Err(error)) => return Err(StoreError::unavailable(error)),
+                Err(_elapsed) => {
+                    // A connection that stopped answering is replaced, as for claims.
+                    self.link.replace(link.generation);
+                    return Err(StoreError::unavailable("redis call timed out"));
+                }
+            }
+        };
+        Ok(match previous {
+            None => Binding::First,
+            Some(bound) if bound == bound_use => Binding::Same,
+            Some(_) => Binding::Other,
+        })
+    }
+
     async fn complete_now(
         &self,
         key: &DedupKey,
@@ -354,6 +420,13 @@ impl RedisStore {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+}
 
 /// Servers before Redis 7.0 answer `SET .. NX .. GET` with `ERR syntax error`.
 fn is_syntax_error(error: &RedisError) -> bool {
@@ -522,6 +595,14 @@ impl DedupStore for RedisStore {
         token: ClaimToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.release_now(key, token)
+    }
+
+    fn bind_signature(
+        &self,
+        signature: &SignatureUse,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
+        self.bind_now(signature, ttl)
     }
 }
 

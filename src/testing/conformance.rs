@@ -32,9 +32,13 @@
 //! concurrently and run again against a store that kept the last run's keys.
 //!
 //! What the checks need from the store: the lease and TTL are honoured to within
-//! about 400 ms (the expiry checks use a 400 ms lease and wait 900 ms), and 64
+//! about 400 ms (the expiry checks use a 400 ms lease and wait 900 ms), 64
 //! concurrent claims of one key, on a multi-threaded runtime, have exactly one
-//! winner. The whole suite takes about a second.
+//! winner, and a signature is bound to its first use
+//! ([`signature_binds_to_its_first_use`], [`signature_binding_expires`],
+//! [`concurrent_bindings_have_one_winner`]: of 32 concurrent first uses with different
+//! bodies, one binds). The whole suite takes about three seconds run one check after
+//! another.
 //!
 //! To run the checks in one test instead, for example around a setup that must not
 //! be repeated, call [`run_all`]:
@@ -53,7 +57,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Claim, ClaimToken, DedupKey, DedupStore};
+use crate::store::{Binding, Claim, ClaimToken, DedupKey, DedupStore, SignatureUse};
 use crate::{Family, Outcome};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -269,6 +273,130 @@ pub async fn concurrent_claims_have_one_winner<S: DedupStore>(store: Arc<S>) {
     );
 }
 
+/// A signature no other check or run uses, for `callback_type` and outcome.
+fn unique_signature(check: &str, callback_type: &str, failure: bool) -> SignatureUse {
+    SignatureUse::new(
+        format!("conformance-{check}-{}", ClaimToken::new_unique()),
+        "1769670760",
+        callback_type,
+        failure,
+    )
+}
+
+async fn expect_binding<S: DedupStore>(
+    store: &S,
+    signature: &SignatureUse,
+    ttl: Duration,
+    expected: Binding,
+    why: &str,
+) {
+    let got = store
+        .bind_signature(signature, ttl)
+        .await
+        .expect("bind_signature must not fail");
+    assert_eq!(got, expected, "{why} ({signature:?})");
+}
+
+/// A signature is bound to its first use: the same use again is [`Binding::Same`],
+/// another `callbackType` or another outcome is [`Binding::Other`], and neither
+/// changes the binding.
+pub async fn signature_binds_to_its_first_use<S: DedupStore>(store: &S) {
+    let first = unique_signature("bind", "text", false);
+    let at = |callback_type: &str, failure: bool| {
+        SignatureUse::new(first.task_id(), first.timestamp(), callback_type, failure)
+    };
+    expect_binding(store, &first, TTL, Binding::First, "a new signature binds").await;
+    expect_binding(store, &first, TTL, Binding::Same, "the same use again").await;
+    expect_binding(
+        store,
+        &at("complete", false),
+        TTL,
+        Binding::Other,
+        "another stage",
+    )
+    .await;
+    expect_binding(
+        store,
+        &at("text", true),
+        TTL,
+        Binding::Other,
+        "another outcome",
+    )
+    .await;
+    expect_binding(store, &first, TTL, Binding::Same, "the binding never moves").await;
+    let other_timestamp = SignatureUse::new(first.task_id(), "1769670761", "complete", false);
+    expect_binding(
+        store,
+        &other_timestamp,
+        TTL,
+        Binding::First,
+        "another timestamp",
+    )
+    .await;
+    let other_task = SignatureUse::new(
+        format!("{}x", first.task_id()),
+        first.timestamp(),
+        "complete",
+        false,
+    );
+    expect_binding(store, &other_task, TTL, Binding::First, "another task").await;
+}
+
+/// A binding is forgotten after its TTL.
+pub async fn signature_binding_expires<S: DedupStore>(store: &S) {
+    let first = unique_signature("bind-ttl", "first", false);
+    let other = SignatureUse::new(first.task_id(), first.timestamp(), "complete", false);
+    expect_binding(
+        store,
+        &first,
+        SHORT,
+        Binding::First,
+        "a new signature binds",
+    )
+    .await;
+    expect_binding(store, &other, SHORT, Binding::Other, "bound within its TTL").await;
+    tokio::time::sleep(PAST_SHORT).await;
+    expect_binding(
+        store,
+        &other,
+        TTL,
+        Binding::First,
+        "free again after its TTL",
+    )
+    .await;
+}
+
+/// Of many concurrent first uses of one signature with different bodies, exactly one
+/// binds it, and every other is told [`Binding::Other`].
+pub async fn concurrent_bindings_have_one_winner<S: DedupStore>(store: Arc<S>) {
+    const BINDERS: usize = 32;
+    let base = unique_signature("bind-race", "", false);
+    let barrier = Arc::new(tokio::sync::Barrier::new(BINDERS));
+    let mut binders = Vec::with_capacity(BINDERS);
+    for n in 0..BINDERS {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        let signature = SignatureUse::new(
+            base.task_id(),
+            base.timestamp(),
+            format!("stage-{n}"),
+            false,
+        );
+        binders.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.bind_signature(&signature, TTL).await
+        }));
+    }
+    let mut firsts = 0;
+    for binder in binders {
+        match binder.await.expect("binder task") {
+            Ok(Binding::First) => firsts += 1,
+            Ok(Binding::Other) => {}
+            other => panic!("a concurrent first use must be First or Other, got {other:?}"),
+        }
+    }
+    assert_eq!(firsts, 1, "exactly one of {BINDERS} concurrent uses binds");
+}
+
 /// Runs every check, one after another, against one store.
 pub async fn run_all<S: DedupStore>(store: Arc<S>) {
     claim_is_exclusive(&*store).await;
@@ -280,6 +408,9 @@ pub async fn run_all<S: DedupStore>(store: Arc<S>) {
     token_mismatch_is_refused(&*store).await;
     settled_token_is_spent(&*store).await;
     keys_are_independent(&*store).await;
+    signature_binds_to_its_first_use(&*store).await;
+    signature_binding_expires(&*store).await;
+    concurrent_bindings_have_one_winner(Arc::clone(&store)).await;
     concurrent_claims_have_one_winner(store).await;
 }
 
@@ -307,12 +438,19 @@ macro_rules! dedup_store_conformance {
             claim_is_exclusive, complete_marks_done, release_frees_the_key,
             lease_expiry_frees_the_key, expired_token_cannot_complete,
             ttl_expiry_forgets_done, token_mismatch_is_refused, settled_token_is_spent,
-            keys_are_independent);
+            keys_are_independent, signature_binds_to_its_first_use,
+            signature_binding_expires);
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_claims_have_one_winner() {
             let store = ::std::sync::Arc::new($make_store().await);
             $crate::testing::conformance::concurrent_claims_have_one_winner(store).await;
+        }
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_bindings_have_one_winner() {
+            let store = ::std::sync::Arc::new($make_store().await);
+            $crate::testing::conformance::concurrent_bindings_have_one_winner(store).await;
         }
     };
     (@checks $make_store:path; $($check:ident),*) => {

@@ -19,8 +19,15 @@ use crate::error::BuildError;
 pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-webhook-signature");
 /// The header carrying the Unix time (seconds) the request was sent at.
 pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-webhook-timestamp");
-/// How far the timestamp may be from the receiver's clock, either way, by default.
-pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+/// How far the timestamp may be from the receiver's clock, either way, by default:
+/// 30 minutes. The sender retries a failed delivery after 1, 5 and 15 minutes, and
+/// does not document whether a retry is signed anew; a retry that reuses its first
+/// attempt's headers arrives about 21 minutes after their timestamp, and is still
+/// accepted. A reused signature cannot carry another callback's body (the receiver
+/// binds it to its first use), so the wide window costs little; narrow it with
+/// [`HmacVerifier::tolerance`] or `SunoCallbacksBuilder::timestamp_tolerance` if the
+/// sender is known to sign each retry anew.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(30 * 60);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -102,8 +109,8 @@ impl HmacVerifier {
     }
 
     /// How far `X-Webhook-Timestamp` may be from now, in either direction (default
-    /// 300 s), in whole seconds (a fraction is dropped). A timestamp exactly at the
-    /// bound is accepted.
+    /// [`DEFAULT_TOLERANCE`], 30 minutes), in whole seconds (a fraction is dropped). A
+    /// timestamp exactly at the bound is accepted.
     #[must_use]
     pub fn tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance_seconds = tolerance.as_secs();
@@ -162,7 +169,7 @@ impl HmacVerifier {
 }
 
 /// Unix seconds from the header's text: ASCII digits only, at most 18 of them.
-fn parse_unix_seconds(text: &[u8]) -> Option<i64> {
+pub(crate) fn parse_unix_seconds(text: &[u8]) -> Option<i64> {
     if text.is_empty() || text.len() > 18 || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }

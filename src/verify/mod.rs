@@ -5,6 +5,7 @@
 //! [`HmacVerifier`] (the sender's documented signature) and [`IpAllowlist`]; combine
 //! them with [`VerifierExt::and`] / [`VerifierExt::or`], or write your own.
 
+mod binding;
 mod clock;
 mod hmac;
 mod ip;
@@ -18,6 +19,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
+pub use self::binding::{BINDING_MARGIN, SignatureReuse};
+pub(crate) use self::binding::{BindingStage, Unbound};
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::hmac::{DEFAULT_TOLERANCE, HmacVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 pub use self::ip::{InvalidIpRange, IpAllowlist};
@@ -210,6 +213,7 @@ enum VerifyErrorKind {
     BadSignature,
     AddressNotAllowed,
     UnknownPeer,
+    ReusedSignature,
     Custom(Cow<'static, str>),
 }
 
@@ -247,6 +251,10 @@ impl VerifyError {
         Self::new(VerifyErrorKind::UnknownPeer)
     }
 
+    pub(crate) fn reused_signature() -> Self {
+        Self::new(VerifyErrorKind::ReusedSignature)
+    }
+
     /// A required header was absent.
     pub fn is_missing_header(&self) -> bool {
         matches!(self.kind, VerifyErrorKind::MissingHeader(_))
@@ -276,6 +284,12 @@ impl VerifyError {
     pub fn is_unknown_peer(&self) -> bool {
         matches!(self.kind, VerifyErrorKind::UnknownPeer)
     }
+
+    /// The signature is valid but was first accepted with another `callbackType` or
+    /// outcome: the body is not the one it was sent with.
+    pub fn is_reused_signature(&self) -> bool {
+        matches!(self.kind, VerifyErrorKind::ReusedSignature)
+    }
 }
 
 impl fmt::Display for VerifyError {
@@ -287,7 +301,12 @@ impl fmt::Display for VerifyError {
             VerifyErrorKind::BadSignature => f.write_str("signature does not match"),
             VerifyErrorKind::AddressNotAllowed => f.write_str("source address not allowed"),
             VerifyErrorKind::UnknownPeer => f.write_str("source address unknown"),
-            VerifyErrorKind::Custom(reason) => f.write_str(reason),
+            VerifyErrorKind::ReusedSignature => {
+                f.write_str("signature already used by another callback")
+            }
+            VerifyErrorKind::Custom(reason) => {
+                write!(f, "{}", crate::untrusted::Untrusted(reason))
+            }
         }
     }
 }

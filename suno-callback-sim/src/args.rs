@@ -112,8 +112,10 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     pub(crate) retry_scale: f64,
 
-    /// Milliseconds between the callbacks of one task.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
+    /// Milliseconds between the callbacks of one task. At least 1000 gives each stage a
+    /// timestamp, so a signature, of its own, as the sender's stages, seconds apart,
+    /// have: the receiver refuses a signature reused by another stage.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub(crate) stage_gap_ms: u64,
 
     /// At most this many requests in flight at once.
