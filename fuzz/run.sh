@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
-targets="${TARGETS:-envelope signature_headers service}"
+targets="${TARGETS:-envelope family_payload signature_headers service}"
 fixtures=../tests/fixtures
 
 seed() {
@@ -19,6 +19,15 @@ seed() {
         n=$((n + 1))
         case "$target" in
             envelope) cp "$file" "$dir/fixture-$n" ;;
+            # The first byte picks the family: its index in `Family::ALL`.
+            family_payload)
+                local index
+                case "$file" in
+                    */music/*) index=0 ;; */lyrics/*) index=1 ;; */wav/*) index=2 ;;
+                    */separation/*) index=3 ;; */midi/*) index=4 ;; */video/*) index=5 ;;
+                    */cover_images/*) index=6 ;; */voice/*) index=7 ;; *) continue ;;
+                esac
+                { printf "\\x$(printf %02x "$index")"; cat "$file"; } >"$dir/fixture-$n" ;;
             # flags 0x27: POST, JSON, signed, Content-Length; skew 0.
             service) { printf '\x27\x00'; cat "$file"; } >"$dir/fixture-$n" ;;
             signature_headers) ;;

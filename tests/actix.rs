@@ -237,12 +237,15 @@ async fn actix_types_a_request_by_its_family_path() {
     tokio::spawn(server.run());
     let failure = common::fixture("midi/failure.json");
     let signer = Signer::new(KEY);
-    http_send(addr, signer.request(PATH, failure.clone()))
+    http_send(addr, common::signed_with(&signer, PATH, failure.clone()))
         .await
         .expect(200, "processed");
-    http_send(addr, signer.request(&format!("{PATH}/midi"), failure))
-        .await
-        .expect(200, "processed");
+    http_send(
+        addr,
+        common::signed_with(&signer, &format!("{PATH}/midi"), failure),
+    )
+    .await
+    .expect(200, "processed");
     assert_eq!(
         *seen.lock().expect("lock"),
         [suno_callback::Family::Unknown, suno_callback::Family::Midi]

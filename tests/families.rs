@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{KEY, PATH, fixture, send, signer};
+use common::{KEY, PATH, fixture, send, signed_to};
 use http::{Request, Response};
 use http_body_util::Full;
 use suno_callback::{
@@ -350,7 +350,7 @@ async fn every_fixture_on_the_shared_path_is_typed_by_its_shape() {
         let seen = Seen::default();
         let answer = send(
             receiver(&seen).service(),
-            signer().request(PATH, fixture(case.file)),
+            signed_to(PATH, fixture(case.file)),
         )
         .await;
         answer.expect(200, "processed");
@@ -367,12 +367,9 @@ async fn every_fixture_on_its_family_path_is_typed_as_that_family() {
         // Through the service (mounted with a wildcard) and through the layer.
         let seen = Seen::default();
         let callbacks = receiver(&seen);
-        send(
-            callbacks.service(),
-            signer().request(&path, fixture(case.file)),
-        )
-        .await
-        .expect(200, "processed");
+        send(callbacks.service(), signed_to(&path, fixture(case.file)))
+            .await
+            .expect(200, "processed");
         let (route, event) = take(&seen);
         check(&case, case.family, route, &event);
 
@@ -381,7 +378,7 @@ async fn every_fixture_on_its_family_path_is_typed_as_that_family() {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         });
         let layered = tower::Layer::layer(&receiver(&seen).layer_at(PATH), inner);
-        send(layered, signer().request(&path, fixture(case.file)))
+        send(layered, signed_to(&path, fixture(case.file)))
             .await
             .expect(200, "processed");
         let (route, event) = take(&seen);
@@ -412,7 +409,7 @@ async fn a_failure_then_a_success_of_one_task_both_run_in_every_family() {
             let seen = Seen::default();
             let callbacks = receiver(&seen);
             for file in [failure, success] {
-                send(callbacks.service(), signer().request(&path, fixture(file)))
+                send(callbacks.service(), signed_to(&path, fixture(file)))
                     .await
                     .expect(200, "processed");
             }
@@ -427,7 +424,7 @@ async fn a_failure_then_a_success_of_one_task_both_run_in_every_family() {
             );
             // Each is still a duplicate of itself.
             for file in [failure, success] {
-                send(callbacks.service(), signer().request(&path, fixture(file)))
+                send(callbacks.service(), signed_to(&path, fixture(file)))
                     .await
                     .expect(200, "duplicate");
             }
@@ -451,7 +448,7 @@ async fn the_same_task_in_two_families_has_two_keys() {
     let wav = r#"{"code":200,"msg":"success","data":{"task_id":"shared-task","audioWavUrl":"https://x/a.wav"}}"#;
     let video = r#"{"code":200,"msg":"success","data":{"task_id":"shared-task","video_url":"https://x/v.mp4"}}"#;
     for body in [wav, video] {
-        send(callbacks.service(), signer().request(PATH, body))
+        send(callbacks.service(), signed_to(PATH, body))
             .await
             .expect(200, "processed");
     }
@@ -491,7 +488,7 @@ async fn stage_routes_come_before_family_routes_and_music_sugar_is_a_stage_route
         ("lyrics/complete.json", "fallback"),
     ];
     for (file, _) in sends {
-        send(callbacks.service(), signer().request(PATH, fixture(file)))
+        send(callbacks.service(), signed_to(PATH, fixture(file)))
             .await
             .expect(200, "processed");
     }
@@ -505,7 +502,7 @@ async fn a_success_of_no_known_family_reaches_the_fallback() {
     let seen = Seen::default();
     let body =
         r#"{"code":200,"msg":"new endpoint","data":{"task_id":"t-new","someUrl":"https://x"}}"#;
-    send(receiver(&seen).service(), signer().request(PATH, body))
+    send(receiver(&seen).service(), signed_to(PATH, body))
         .await
         .expect(200, "processed");
     let (route, event) = take(&seen);
@@ -517,7 +514,7 @@ async fn a_success_of_no_known_family_reaches_the_fallback() {
         .on_complete(|_| async { Ok(()) })
         .build()
         .expect("valid configuration");
-    send(ignored.service(), signer().request(PATH, body))
+    send(ignored.service(), signed_to(PATH, body))
         .await
         .expect(200, "ignored");
 }
@@ -534,7 +531,7 @@ async fn a_long_or_unprintable_callback_type_is_refused() {
         let body = format!(
             r#"{{"code":200,"data":{{"task_id":"t-label","callbackType":"{callback_type}"}}}}"#
         );
-        send(callbacks.service(), signer().request(PATH, body))
+        send(callbacks.service(), signed_to(PATH, body))
             .await
             .expect(400, "invalid");
     }
@@ -552,12 +549,12 @@ async fn raw_json_gives_back_every_body_the_receiver_accepts() {
             "]".repeat(depth - 1)
         )
     };
-    send(callbacks.service(), signer().request(PATH, nested(127)))
+    send(callbacks.service(), signed_to(PATH, nested(127)))
         .await
         .expect(200, "processed");
     let (_, event) = take(&seen);
     assert_ne!(event.raw_json(), serde_json::Value::Null);
-    send(callbacks.service(), signer().request(PATH, nested(200)))
+    send(callbacks.service(), signed_to(PATH, nested(200)))
         .await
         .expect(400, "invalid");
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{PATH, RunningExample, Signer, callback_body, fixture, http_send, raw_http};
+use common::{
+    PATH, RunningExample, Signer, callback_body, fixture, http_send, raw_http, signed_with,
+};
 use suno_callback::testing::unsigned_request;
 
 /// One sample of the Prometheus text: its name, its labels, its value.
@@ -82,7 +84,7 @@ async fn known_traffic_shows_in_the_scraped_counts() {
         "music/add_instrumental_text.json",
         "music/add_instrumental_complete.json",
     ] {
-        http_send(addr, signer.request(PATH, fixture(file)))
+        http_send(addr, signed_with(&signer, PATH, fixture(file)))
             .await
             .expect(200, "processed");
         example.next_line().await;
@@ -90,7 +92,11 @@ async fn known_traffic_shows_in_the_scraped_counts() {
     for _ in 0..2 {
         http_send(
             addr,
-            signer.request(PATH, fixture("music/add_instrumental_complete.json")),
+            signed_with(
+                &signer,
+                PATH,
+                fixture("music/add_instrumental_complete.json"),
+            ),
         )
         .await
         .expect(200, "duplicate");
@@ -98,7 +104,11 @@ async fn known_traffic_shows_in_the_scraped_counts() {
     // A `callbackType` of hostile text: processed by the fallback, labelled `other`.
     http_send(
         addr,
-        signer.request(PATH, callback_body("odd", "<script>evil</script>", 200)),
+        signed_with(
+            &signer,
+            PATH,
+            callback_body("odd", "<script>evil</script>", 200),
+        ),
     )
     .await
     .expect(200, "processed");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{PATH, RunningExample, Signer, callback_body, fixture, http_send};
+use common::{PATH, RunningExample, Signer, callback_body, fixture, http_send, signed_with};
 use suno_callback::testing::unsigned_request;
 
 #[tokio::test]
@@ -152,7 +152,7 @@ async fn every_family_is_served_on_the_shared_and_its_own_path_one_line_each() {
         ),
     ];
     for (path, file, prefix) in sends {
-        http_send(addr, signer.request(&path, fixture(file)))
+        http_send(addr, signed_with(&signer, &path, fixture(file)))
             .await
             .expect(200, "processed");
         let line = example.next_line().await;

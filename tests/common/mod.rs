@@ -54,6 +54,21 @@ pub fn signer() -> Signer {
 /// stages, seconds apart, do. (Two stages of a task signed in the same second share a
 /// signature, and the second is refused as a reused signature.)
 pub fn signed(body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    signed_to(PATH, body)
+}
+
+/// A request to `path` signed like [`signed`]: each with its own timestamp, as the
+/// sender signs each callback, so no two share a signature.
+pub fn signed_to(path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    signed_with(&signer(), path, body)
+}
+
+/// A request to `path` signed by `signer` with a timestamp of its own (see [`signed`]).
+pub fn signed_with(
+    signer: &suno_callback::testing::Signer,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
     use std::sync::atomic::{AtomicI64, Ordering};
     static EARLIER: AtomicI64 = AtomicI64::new(0);
     let now = std::time::SystemTime::now()
@@ -61,7 +76,7 @@ pub fn signed(body: impl Into<Bytes>) -> Request<Full<Bytes>> {
         .expect("clock after 1970")
         .as_secs() as i64;
     let earlier = EARLIER.fetch_add(1, Ordering::Relaxed) % 600;
-    signer().request_at(PATH, body, now - earlier)
+    signer.request_at(path, body, now - earlier)
 }
 
 /// A minimal music callback body: this `callbackType` and `code`, no tracks.
