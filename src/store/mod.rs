@@ -338,8 +338,9 @@ pub enum Binding {
 ///
 /// # Writing your own store
 ///
-/// Implement the three methods as plain `async fn`s. The one rule that matters is
-/// that [`claim`](DedupStore::claim) decides atomically: here one lock covers the
+/// Implement the four methods as plain `async fn`s. The one rule that matters is
+/// that [`claim`](DedupStore::claim) (and [`bind_signature`](DedupStore::bind_signature))
+/// decides atomically: here one lock covers the
 /// look-up and the insert (in a database, one conditional insert does). This store
 /// keeps every key forever; a real one also drops expired entries.
 ///
@@ -348,7 +349,9 @@ pub enum Binding {
 /// use std::sync::{Mutex, MutexGuard, PoisonError};
 /// use std::time::{Duration, Instant};
 ///
-/// use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, StoreError};
+/// use suno_callback::store::{
+///     Binding, Claim, ClaimToken, DedupKey, DedupStore, SignatureUse, StoreError,
+/// };
 ///
 /// #[derive(Debug)]
 /// enum Entry {
@@ -359,6 +362,8 @@ pub enum Binding {
 /// #[derive(Debug, Default)]
 /// struct MyStore {
 ///     entries: Mutex<HashMap<DedupKey, Entry>>,
+///     /// Signature digest → (use digest, until).
+///     bindings: Mutex<HashMap<[u8; 32], ([u8; 32], Instant)>>,
 /// }
 ///
 /// impl MyStore {
@@ -409,6 +414,16 @@ pub enum Binding {
 ///         }
 ///         entries.remove(key);
 ///         Ok(())
+///     }
+///
+///     async fn bind_signature(&self, signature: &SignatureUse, ttl: Duration) -> Result<Binding, StoreError> {
+///         let mut bindings = self.bindings.lock().unwrap_or_else(PoisonError::into_inner);
+///         let (digest, used) = (signature.signature_digest(), signature.use_digest());
+///         if let Some((bound, until)) = bindings.get(&digest) && *until > Instant::now() {
+///             return Ok(if *bound == used { Binding::Same } else { Binding::Other });
+///         }
+///         bindings.insert(digest, (used, after(ttl)));
+///         Ok(Binding::First)
 ///     }
 /// }
 ///
