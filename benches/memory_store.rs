@@ -85,6 +85,21 @@ fn main() {
         .into_iter()
         .filter(|&size| size <= max)
         .collect();
+    // Every probe key is made before the store grows, so that the memory it takes
+    // is the store's alone.
+    let probes: Vec<(Vec<DedupKey>, Vec<DedupKey>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(round, &size)| {
+            let fresh = (0..PROBES).map(|n| fresh_key(round * PROBES + n)).collect();
+            let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
+            let held = random_indices(PROBES, size, seed)
+                .into_iter()
+                .map(key)
+                .collect();
+            (fresh, held)
+        })
+        .collect();
     let store = MemoryStore::with_max_entries(max + PROBES);
     let resident_empty = resident_bytes();
     let mut filled = 0;
@@ -92,7 +107,7 @@ fn main() {
         "{:>12} {:>18} {:>18} {:>16}",
         "keys held", "new key ns/claim", "duplicate ns/claim", "memory bytes/key"
     );
-    for (round, &size) in sizes.iter().enumerate() {
+    for (&size, (fresh, held)) in sizes.iter().zip(&probes) {
         while filled < size {
             let key = key(filled);
             let Claim::Acquired(token) = claim(&store, &key) else {
@@ -106,8 +121,6 @@ fn main() {
             filled += 1;
         }
         let bytes_per_key = resident_bytes().saturating_sub(resident_empty) as f64 / size as f64;
-        let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
-        let fresh: Vec<DedupKey> = (0..PROBES).map(|n| fresh_key(round * PROBES + n)).collect();
         let started = Instant::now();
         let tokens: Vec<Claim> = fresh.iter().map(|key| claim(&store, key)).collect();
         let new_ns = started.elapsed().as_nanos() as f64 / PROBES as f64;
@@ -121,10 +134,6 @@ fn main() {
                 .expect("ready")
                 .expect("release");
         }
-        let held: Vec<DedupKey> = random_indices(PROBES, size, seed)
-            .into_iter()
-            .map(key)
-            .collect();
         let started = Instant::now();
         let forgotten = held
             .iter()

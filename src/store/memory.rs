@@ -43,14 +43,15 @@ const SWEEP_EVERY: u32 = 60 * TICKS_PER_SECOND as u32;
 ///   one of those signatures is no longer recognised as swapped, and is
 ///   deduplicated as usual instead.
 /// - **Compact**: a key is kept in 16 bytes: a 64-bit keyed fingerprint of its four
-///   fields (not the strings), a 32-bit deadline and a 32-bit claim token; with the
-///   hash table's spare room, 20 to 40 bytes per key (28.5 at 10 million keys,
-///   `benches/memory_store.rs`). Two keys share a fingerprint with odds of 1 in
+///   fields (not the strings), a 32-bit deadline and a 32-bit claim token. With the
+///   hash table's control byte and spare room, that is 28.6 bytes per key measured at
+///   10 million keys, and at most about 43 right after a table has doubled
+///   (`benches/memory_store.rs`). Two keys share a fingerprint with odds of 1 in
 ///   2<sup>64</sup>: with 10 million keys held, a new key is mistaken for a held one
 ///   (and answered as a duplicate) with odds of 5 in 10<sup>13</sup>, about once in 60
-///   years at 1,000 new callbacks a second. The key of the fingerprint is random per
-///   store, so no sender can aim for a collision. A binding is kept as a 64-bit
-///   fingerprint of the signature, 64 bits of its use and a 32-bit deadline.
+///   years at 1,000 new callbacks a second. The fingerprint's key is random per store,
+///   so no sender can aim for a collision. A signature binding takes 24 bytes: a
+///   64-bit fingerprint of the signature, 64 bits of its use and a 32-bit deadline.
 /// - **Deadlines** count sixteenths of a second and are rounded up: a lease or a TTL
 ///   never ends early, and at most 1/16 s late. A process running for more than 8.5
 ///   years forgets its keys (their deadlines no longer fit in 32 bits).
