@@ -220,7 +220,11 @@ fn criterion_dir() -> PathBuf {
 
 /// The median of a benchmark measured by this run, in nanoseconds.
 fn median_ns(id: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_dir().join(id).join("new").join("estimates.json");
+    // Criterion names a benchmark's folder after its id, with `/` made `_`.
+    let path = criterion_dir()
+        .join(id.replace('/', "_"))
+        .join("new")
+        .join("estimates.json");
     let fresh = fs::metadata(&path)
         .and_then(|meta| meta.modified())
         .is_ok_and(|modified| modified >= since);
