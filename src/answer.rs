@@ -23,7 +23,13 @@ pub(crate) const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 30;
 pub(crate) enum Answer {
     /// 200: the handler ran and succeeded.
     Processed(DedupKey),
-    /// 200: already processed.
+    /// 200: stored in the inbox; a worker runs the handler.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "only inbox mode answers this")
+    )]
+    Accepted(DedupKey),
+    /// 200: already processed (or already stored in the inbox).
     Duplicate(DedupKey),
     /// 200: no handler for this event.
     Ignored(DedupKey),
@@ -37,6 +43,12 @@ pub(crate) enum Answer {
     Failed(DedupKey, &'static str),
     /// 503: the dedup store is unavailable.
     Unavailable(DedupKey),
+    /// 503: the inbox could not store the event; nothing was stored.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "only inbox mode answers this")
+    )]
+    InboxUnavailable(DedupKey),
     /// 503: the signature was first used by another callback, and the receiver is set
     /// to confirm such callbacks, which this version cannot do yet.
     Unconfirmed(DedupKey),
@@ -76,12 +88,16 @@ impl Answer {
 
     pub(crate) fn status_code(&self) -> StatusCode {
         match self {
-            Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => StatusCode::OK,
+            Self::Processed(_) | Self::Accepted(_) | Self::Duplicate(_) | Self::Ignored(_) => {
+                StatusCode::OK
+            }
             Self::InFlight(_) => StatusCode::CONFLICT,
             Self::Rejected(_) => StatusCode::UNAUTHORIZED,
             Self::Invalid(status, _) => *status,
             Self::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) | Self::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::InboxUnavailable(_) | Self::Unconfirmed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -89,24 +105,29 @@ impl Answer {
     pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Processed(_) => "processed",
+            Self::Accepted(_) => "accepted",
             Self::Duplicate(_) => "duplicate",
             Self::Ignored(_) => "ignored",
             Self::InFlight(_) => "in_flight",
             Self::Rejected(_) => "rejected",
             Self::Invalid(..) => "invalid",
             Self::Failed(..) => "failed",
-            Self::Unavailable(_) | Self::Unconfirmed(_) => "unavailable",
+            Self::Unavailable(_) | Self::InboxUnavailable(_) | Self::Unconfirmed(_) => {
+                "unavailable"
+            }
         }
     }
 
     fn key(&self) -> Option<&DedupKey> {
         match self {
             Self::Processed(key)
+            | Self::Accepted(key)
             | Self::Duplicate(key)
             | Self::Ignored(key)
             | Self::InFlight(key)
             | Self::Failed(key, _)
             | Self::Unavailable(key)
+            | Self::InboxUnavailable(key)
             | Self::Unconfirmed(key) => Some(key),
             Self::Rejected(_) | Self::Invalid(..) => None,
         }
@@ -120,18 +141,21 @@ impl Answer {
             Self::Failed(_, reason) => Some(Cow::Borrowed(reason)),
             Self::InFlight(_) => Some(Cow::Borrowed("the same callback is being processed")),
             Self::Unavailable(_) => Some(Cow::Borrowed("dedup store unavailable")),
+            Self::InboxUnavailable(_) => Some(Cow::Borrowed("inbox unavailable")),
             Self::Unconfirmed(_) => Some(Cow::Borrowed(
                 "signature already used by another callback; it awaits a confirmation \
                  this version cannot make yet",
             )),
-            Self::Processed(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
+            Self::Processed(_) | Self::Accepted(_) | Self::Duplicate(_) | Self::Ignored(_) => None,
         }
     }
 
     fn retry_after(&self) -> Option<u32> {
         match self {
             Self::InFlight(_) => Some(IN_FLIGHT_RETRY_AFTER_SECONDS),
-            Self::Unavailable(_) | Self::Unconfirmed(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) | Self::InboxUnavailable(_) | Self::Unconfirmed(_) => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECONDS)
+            }
             _ => None,
         }
     }

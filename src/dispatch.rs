@@ -155,12 +155,19 @@ impl Handlers {
     /// The handler for a callback of this envelope (see [`Route`] for the order), or
     /// the fallback; `None` when neither exists.
     pub(crate) fn route(&self, envelope: &Envelope) -> Option<Chosen> {
-        let family = envelope.family;
-        let candidates = match envelope.outcome {
-            Outcome::Success => [
-                Route::stage(family, envelope.stage.as_str()),
-                Route::success(family),
-            ],
+        self.choose(envelope.family, &envelope.stage, envelope.outcome)
+    }
+
+    /// [`route`](Self::route) for an event already built (the inbox's workers build it
+    /// from the stored body and family).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn route_event(&self, event: &CallbackEvent) -> Option<Chosen> {
+        self.choose(event.family(), event.stage().as_str(), event.outcome())
+    }
+
+    fn choose(&self, family: Family, stage: &str, outcome: Outcome) -> Option<Chosen> {
+        let candidates = match outcome {
+            Outcome::Success => [Route::stage(family, stage), Route::success(family)],
             Outcome::Failure => [Route::failure(family), Route::any_failure()],
         };
         candidates

@@ -40,6 +40,10 @@
 //! | build the typed event, run the handler | [`CallbackEvent`], `dispatch` | 500 (claim released) |
 //! | complete or release the key | `settle` | |
 //!
+//! In inbox mode (features `sqlite`, `postgres`, module `inbox`) stage 4 stores the
+//! verified callback in a database table and answers `200 accepted`; the inbox's
+//! workers run stages 5 and 6 from there, with retries.
+//!
 //! The README has the whole table of answers and the configuration defaults; the
 //! [`metrics`] module lists what the receiver counts, through the `metrics` facade.
 
@@ -61,6 +65,9 @@ mod settle;
 mod timing;
 mod untrusted;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod inbox;
 pub mod metrics;
 pub mod service;
 pub mod store;

@@ -4,7 +4,8 @@
 //! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
 //! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
 //!    bound to this `(family, stage, outcome)`;
-//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it;
+//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it; in inbox
+//!    mode instead, store the body and its key in the inbox and answer (`crate::inbox`);
 //! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
 //! 6. [`settle`](crate::settle): complete or release the key;
 //!
@@ -46,6 +47,9 @@ pub(crate) struct Pipeline {
     pub(crate) waiters: Waiters,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
+    /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) inbox: Option<crate::inbox::Inbox>,
 }
 
 /// A request after stage 1: what the later stages need of it.
@@ -143,7 +147,7 @@ impl Pipeline {
         metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
-            Answer::Failed(..) | Answer::Unavailable(_) => {
+            Answer::Failed(..) | Answer::Unavailable(_) | Answer::InboxUnavailable(_) => {
                 tracing::warn!(status, "callback answered");
             }
             // Refusals are logged at debug: anyone who can reach the endpoint can
@@ -196,6 +200,10 @@ impl Pipeline {
             }
         }
         drop(headers);
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            return inbox.accept(&key, &body).await;
+        }
         let Some(chosen) = self.handlers.route(&envelope) else {
             return Answer::Ignored(key);
         };

@@ -129,6 +129,14 @@ impl SunoCallbacks {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl SunoCallbacks {
+    /// The pipeline, for the inbox's workers.
+    pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+}
+
 impl fmt::Debug for SunoCallbacks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SunoCallbacks")
@@ -151,6 +159,8 @@ pub struct SunoCallbacksBuilder {
     body_limit: usize,
     timing: Timing,
     handlers: Handlers,
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    inbox: Option<crate::inbox::Inbox>,
 }
 
 impl Default for SunoCallbacksBuilder {
@@ -172,6 +182,8 @@ impl Default for SunoCallbacksBuilder {
                 store_timeout: DEFAULT_STORE_TIMEOUT,
             },
             handlers: Handlers::default(),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            inbox: None,
         }
     }
 }
@@ -304,6 +316,36 @@ impl SunoCallbacksBuilder {
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.timing.store_timeout = timeout;
+        self
+    }
+
+    /// Inbox mode (features `sqlite`, `postgres`): a verified callback is stored in
+    /// `inbox` and answered `200 accepted` at once; the handlers run later, in the
+    /// inbox's workers ([`Inbox::start_workers`](crate::inbox::Inbox::start_workers)),
+    /// with retries. The inbox dedupes; the dedup store ([`store`](Self::store)) still
+    /// holds the signature binding of verification, so replicas sharing a PostgreSQL
+    /// inbox should share a store too (`RedisStore`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use suno_callback::{SunoCallbacks, inbox::Inbox};
+    ///
+    /// let inbox = Inbox::builder().connect("sqlite://inbox.db").await?;
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .on_complete(|event| async move { println!("{}", event.task_id()); Ok(()) })
+    ///     .inbox(inbox.clone())
+    ///     .build()?;
+    /// let workers = inbox.start_workers(&callbacks);
+    /// // ... serve `callbacks.service()`, then:
+    /// workers.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    #[must_use]
+    pub fn inbox(mut self, inbox: crate::inbox::Inbox) -> Self {
+        self.inbox = Some(inbox);
         self
     }
 
@@ -457,8 +499,21 @@ impl SunoCallbacksBuilder {
                 waiters: crate::claim::Waiters::default(),
                 handlers: self.handlers,
                 timing,
+                #[cfg(any(feature = "sqlite", feature = "postgres"))]
+                inbox: self.inbox,
             }),
         })
+    }
+}
+
+impl SunoCallbacksBuilder {
+    /// The inbox, for `Debug`.
+    fn inbox_mode(&self) -> Option<&dyn fmt::Debug> {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            return Some(inbox);
+        }
+        None
     }
 }
 
@@ -477,6 +532,7 @@ impl fmt::Debug for SunoCallbacksBuilder {
             .field("body_limit", &self.body_limit)
             .field("timing", &self.timing)
             .field("handlers", &self.handlers)
+            .field("inbox", &self.inbox_mode())
             .finish_non_exhaustive()
     }
 }

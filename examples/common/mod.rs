@@ -105,11 +105,7 @@ async fn print_event(ev: CallbackEvent) -> Result<(), HandlerError> {
 /// `wav complete task=… url=…`, `music failure task=… code=531 …`,
 /// `voice wait_validating task=… validate=…`.
 pub fn event_line(ev: &CallbackEvent) -> String {
-    let stage = match ev.stage().as_str() {
-        _ if ev.is_failure() => "failure",
-        "" => "complete",
-        stage => stage,
-    };
+    let stage = stage_word(ev.stage().as_str(), ev.is_failure());
     let head = format!("{} {stage} task={}", ev.family(), ev.task_id());
     if ev.is_failure() {
         let reason = ev.reason().map(|r| r.to_string()).unwrap_or_default();
@@ -159,6 +155,16 @@ pub fn event_line(ev: &CallbackEvent) -> String {
     format!("{head} {detail}")
 }
 
+/// The word the examples print for a stage: `failure` for any failure, `complete` for
+/// the success of a family without stages, else the stage itself.
+pub fn stage_word(stage: &str, failure: bool) -> &str {
+    match stage {
+        _ if failure => "failure",
+        "" => "complete",
+        stage => stage,
+    }
+}
+
 /// Where the quickstart serves its metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -190,7 +196,17 @@ pub fn announce(
     local: SocketAddr,
     settings: &Settings,
 ) -> Result<(), getrandom::Error> {
-    println!("suno-callback {name}: {}", store_description(settings));
+    announce_store(name, local, settings, &store_description(settings))
+}
+
+/// [`announce`] with the given description of where callbacks are stored.
+pub fn announce_store(
+    name: &str,
+    local: SocketAddr,
+    settings: &Settings,
+    store: &str,
+) -> Result<(), getrandom::Error> {
+    println!("suno-callback {name}: {store}");
     println!(
         "suno-callback {name}: each family also on {PATH}/<family>: {}",
         Family::ALL.map(Family::as_str).join(", ")

@@ -159,20 +159,31 @@ fn wrap<P>(read: (Option<String>, P), as_payload: fn(P) -> Payload) -> (Option<S
     (read.0, as_payload(read.1))
 }
 
-/// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes replaced.
+/// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes and bytes
+/// that are not UTF-8 replaced by U+FFFD.
 ///
 /// serde_json refuses an escape such as `"\ud83c"` that is not half of a pair, but a
 /// JavaScript sender writes exactly that when it cuts a title inside an emoji; one
-/// such character must not cost a song.
+/// such character must not cost a song. A byte that is not UTF-8 inside a string is
+/// repaired the same way, so the typed parse and [`raw_json`] always agree.
+///
+/// [`raw_json`]: super::CallbackEvent::raw_json
 pub(super) fn from_slice_tolerant<T: serde::de::DeserializeOwned>(
     raw: &[u8],
 ) -> Result<T, serde_json::Error> {
     match serde_json::from_slice(raw) {
         Ok(value) => Ok(value),
-        Err(error) => match replace_lone_surrogates(raw) {
-            Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| error),
-            None => Err(error),
-        },
+        Err(error) => {
+            // Bytes that are not UTF-8 become U+FFFD, as a lone surrogate escape does.
+            let lossy = std::str::from_utf8(raw)
+                .is_err()
+                .then(|| String::from_utf8_lossy(raw).into_owned().into_bytes());
+            let repaired = replace_lone_surrogates(lossy.as_deref().unwrap_or(raw)).or(lossy);
+            match repaired {
+                Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| error),
+                None => Err(error),
+            }
+        }
     }
 }
 
@@ -241,6 +252,21 @@ mod tests {
             };
             assert!(matched, "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_in_the_event_and_its_json() {
+        // Found by the `envelope` fuzz target: the envelope skipped the bad string
+        // unread, and `raw_json()` was `null` for a body the typed parse accepted.
+        let body = b"{\"code\":500,\"msg\":\"Internal Err\xff\xffor\",\"data\":{\"audioWavUrl\":null,\"task_id\":\"t\"}}";
+        let event = CallbackEvent::from_json(&body[..]).expect("parses");
+        assert_eq!(event.msg(), Some("Internal Err\u{fffd}\u{fffd}or"));
+        assert_eq!(event.raw_json()["msg"], "Internal Err\u{fffd}\u{fffd}or");
+        assert_eq!(
+            &event.raw_body()[..],
+            &body[..],
+            "the raw body stays as received"
+        );
     }
 
     #[test]

@@ -339,8 +339,7 @@ pub enum Binding {
 /// # Writing your own store
 ///
 /// Implement the four methods as plain `async fn`s. The one rule that matters is
-/// that [`claim`](DedupStore::claim) (and [`bind_signature`](DedupStore::bind_signature))
-/// decides atomically: here one lock covers the
+/// that [`claim`](DedupStore::claim) decides atomically: here one lock covers the
 /// look-up and the insert (in a database, one conditional insert does). This store
 /// keeps every key forever; a real one also drops expired entries.
 ///
@@ -362,7 +361,7 @@ pub enum Binding {
 /// #[derive(Debug, Default)]
 /// struct MyStore {
 ///     entries: Mutex<HashMap<DedupKey, Entry>>,
-///     /// Signature digest → (use digest, until).
+///     /// Signature digest -> (use digest, until).
 ///     bindings: Mutex<HashMap<[u8; 32], ([u8; 32], Instant)>>,
 /// }
 ///
@@ -418,11 +417,14 @@ pub enum Binding {
 ///
 ///     async fn bind_signature(&self, signature: &SignatureUse, ttl: Duration) -> Result<Binding, StoreError> {
 ///         let mut bindings = self.bindings.lock().unwrap_or_else(PoisonError::into_inner);
-///         let (digest, used) = (signature.signature_digest(), signature.use_digest());
-///         if let Some((bound, until)) = bindings.get(&digest) && *until > Instant::now() {
-///             return Ok(if *bound == used { Binding::Same } else { Binding::Other });
+///         let (bound, now) = (signature.use_digest(), Instant::now());
+///         match bindings.get(&signature.signature_digest()) {
+///             Some((held, until)) if *until > now => {
+///                 return Ok(if *held == bound { Binding::Same } else { Binding::Other });
+///             }
+///             _ => {} // absent or expired: free
 ///         }
-///         bindings.insert(digest, (used, after(ttl)));
+///         bindings.insert(signature.signature_digest(), (bound, after(ttl)));
 ///         Ok(Binding::First)
 ///     }
 /// }

@@ -1,0 +1,1465 @@
+//! The inbox against real databases: one conformance suite run on SQLite (files in a
+//! temporary folder) and on PostgreSQL (each test in its own schema), and the
+//! `inbox` example run as a process.
+//!
+//! PostgreSQL is `SUNO_CALLBACK_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Without a server its tests are reported
+//! as ignored, with a line saying why, unless `SUNO_CALLBACK_REQUIRE_POSTGRES=1` (as CI
+//! sets it), which makes a missing server a failure.
+
+mod common;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{KEY, RunningExample, http_send, send, signed};
+use libtest_mimic::{Arguments, Failed, Trial};
+use suno_callback::inbox::sqlx::{self, Connection as _};
+use suno_callback::inbox::{
+    EventContext, EventState, Inbox, InboxBuilder, Replay, RetryPolicy, RunReport, RunResult,
+};
+use suno_callback::store::ClaimToken;
+use suno_callback::testing::{FamilyCallback, MusicCallback};
+use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
+
+const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_POSTGRES";
+
+fn postgres_url() -> String {
+    std::env::var("SUNO_CALLBACK_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether something listens at the PostgreSQL URL's host and port.
+fn postgres_answers(url: &str) -> bool {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432");
+    let Ok(addr) = authority.parse::<std::net::SocketAddr>() else {
+        return TcpStream::connect(authority).is_ok();
+    };
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's database: a SQLite file in its own folder, or a PostgreSQL schema.
+struct Db {
+    kind: Kind,
+    name: String,
+    folder: PathBuf,
+}
+
+impl Db {
+    async fn new(kind: Kind) -> Self {
+        let name = format!("suno_inbox_test_{}", ClaimToken::new_unique());
+        let folder = std::env::temp_dir().join(&name);
+        match kind {
+            Kind::Sqlite => std::fs::create_dir_all(&folder).expect("temp folder"),
+            Kind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&postgres_url())
+                    .await
+                    .expect("connect to PostgreSQL");
+                sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
+                    .execute(&mut connection)
+                    .await
+                    .expect("create schema");
+            }
+        }
+        Self { kind, name, folder }
+    }
+
+    fn url(&self) -> String {
+        match self.kind {
+            Kind::Sqlite => format!("sqlite://{}", self.folder.join("inbox.db").display()),
+            Kind::Postgres => format!(
+                "{}?options=-c%20search_path%3D{}",
+                postgres_url(),
+                self.name
+            ),
+        }
+    }
+
+    async fn inbox(&self, builder: InboxBuilder) -> Inbox {
+        builder
+            .connect(&self.url())
+            .await
+            .expect("connect the inbox")
+    }
+
+    /// Runs SQL (several statements) on the test's database.
+    async fn exec(&self, sql: &str) {
+        match self.kind {
+            Kind::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut connection)
+                    .await
+                    .expect(sql);
+            }
+            Kind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut connection)
+                    .await
+                    .expect(sql);
+            }
+        }
+    }
+
+    /// The first column of the first row of a query returning one integer.
+    async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Row as _;
+        match self.kind {
+            Kind::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .expect(sql)
+                    .get(0)
+            }
+            Kind::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .expect(sql)
+                    .get(0)
+            }
+        }
+    }
+
+    async fn drop_all(self) {
+        match self.kind {
+            Kind::Sqlite => {
+                let _ = std::fs::remove_dir_all(&self.folder);
+            }
+            Kind::Postgres => {
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&postgres_url()).await {
+                    let _ = sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
+                        .execute(&mut connection)
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Settings that make tests quick: tiny retry delays, short polls.
+fn quick() -> InboxBuilder {
+    Inbox::builder()
+        .retry(RetryPolicy::new(
+            Duration::from_millis(5),
+            Duration::from_millis(50),
+        ))
+        .poll_interval(Duration::from_millis(20))
+        .lease(Duration::from_secs(5))
+}
+
+type Runs = Arc<Mutex<HashMap<String, u32>>>;
+
+/// A receiver in inbox mode whose one handler counts runs per task and then calls
+/// `behaviour` with the run's attempt.
+fn receiver<F, Fut>(inbox: &Inbox, runs: &Runs, behaviour: F) -> SunoCallbacks
+where
+    F: Fn(u32) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let runs = Arc::clone(runs);
+    let behaviour = Arc::new(behaviour);
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .fallback(move |event: CallbackEvent| {
+            *runs
+                .lock()
+                .expect("lock")
+                .entry(event.task_id().to_owned())
+                .or_default() += 1;
+            let attempt = EventContext::current().map_or(0, |context| context.attempt());
+            let behaviour = Arc::clone(&behaviour);
+            async move { behaviour(attempt).await }
+        })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration")
+}
+
+async fn succeed(_attempt: u32) -> Result<(), HandlerError> {
+    Ok(())
+}
+
+/// Waits (up to 30 s) until `check` holds on the inbox's stats.
+async fn wait_for(
+    inbox: &Inbox,
+    what: &str,
+    check: impl Fn(&suno_callback::inbox::InboxStats) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = inbox.stats().await.expect("stats");
+        if check(&stats) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn only_event(inbox: &Inbox, task: &str) -> suno_callback::inbox::StoredEvent {
+    let mut events = inbox.events_of_task(task).await.expect("events");
+    assert_eq!(events.len(), 1, "{events:?}");
+    events.remove(0)
+}
+
+/// The public inbox types can be shared across tasks and threads.
+#[allow(dead_code)]
+fn send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Inbox>();
+    check::<InboxBuilder>();
+    check::<suno_callback::inbox::Workers>();
+    check::<EventContext>();
+    check::<suno_callback::inbox::InboxError>();
+}
+
+/// One handler run as the handler saw it: task, family, stage, outcome, the payload's
+/// variant and which route took it.
+type Seen = Arc<Mutex<Vec<(String, Family, String, String, &'static str, &'static str)>>>;
+
+/// A receiver in inbox mode with a route for wav successes, one for wav failures and a
+/// fallback, each recording what it ran in `seen`.
+fn family_receiver(inbox: &Inbox, seen: &Seen) -> SunoCallbacks {
+    let record = |route: &'static str, seen: &Seen| {
+        let seen = Arc::clone(seen);
+        move |event: CallbackEvent| {
+            let payload = match event.payload() {
+                Payload::Wav(_) => "wav",
+                Payload::Music(_) => "music",
+                Payload::Unknown => "unknown",
+                _ => "other",
+            };
+            seen.lock().expect("lock").push((
+                event.task_id().to_owned(),
+                event.family(),
+                event.stage().as_str().to_owned(),
+                event.outcome().as_str().to_owned(),
+                payload,
+                route,
+            ));
+            async { Ok(()) }
+        }
+    };
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on(Route::success(Family::Wav), record("wav success", seen))
+        .on(Route::failure(Family::Wav), record("wav failure", seen))
+        .fallback(record("fallback", seen))
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration")
+}
+
+/// A request for `body` to `path`, signed `seconds_ago` seconds ago.
+fn signed_to(
+    path: &str,
+    body: bytes::Bytes,
+    seconds_ago: i64,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let now = i64::try_from(now).expect("a 64-bit clock");
+    common::signer().request_at(path, body, now - seconds_ago)
+}
+
+// ---- the conformance suite -------------------------------------------------------
+
+async fn accepted_then_duplicate(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let body = MusicCallback::complete("t-accept").body();
+    send(callbacks.service(), signed(body.clone()))
+        .await
+        .expect(200, "accepted");
+    send(callbacks.service(), signed(body.clone()))
+        .await
+        .expect(200, "duplicate");
+    // A failure of the same task and stage is another event.
+    let failure = MusicCallback::new("t-accept", "complete")
+        .with_code(500)
+        .body();
+    send(callbacks.service(), signed(failure))
+        .await
+        .expect(200, "accepted");
+    // Refused requests store nothing.
+    send(
+        callbacks.service(),
+        common::Signer::new("wrong").request(common::PATH, body.clone()),
+    )
+    .await
+    .expect(401, "rejected");
+    let events = inbox.events_of_task("t-accept").await.expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0].body, body,
+        "the body is stored exactly as received"
+    );
+    assert_eq!(
+        (events[0].outcome.as_str(), events[1].outcome.as_str()),
+        ("success", "failure")
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.state == EventState::Pending && e.attempts == 0)
+    );
+    assert!(
+        runs.lock().expect("lock").is_empty(),
+        "no handler runs in the request"
+    );
+    inbox.close().await;
+}
+
+async fn a_wav_event_is_stored_and_run_as_wav(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let seen = Seen::default();
+    let callbacks = family_receiver(&inbox, &seen);
+    let success = FamilyCallback::success(Family::Wav, "t-wav-ok");
+    // A failure that carries only its task id: its body names no family.
+    let shapeless = FamilyCallback::failure(Family::Midi, "t-wav-fail").body();
+    assert_eq!(
+        CallbackEvent::from_json(shapeless.clone())
+            .expect("a callback")
+            .family(),
+        Family::Unknown,
+        "the body alone says nothing of its family"
+    );
+    let wav_path = success.path(common::PATH);
+    send(callbacks.service(), signed_to(&wav_path, success.body(), 1))
+        .await
+        .expect(200, "accepted");
+    send(
+        callbacks.service(),
+        signed_to(&wav_path, shapeless.clone(), 2),
+    )
+    .await
+    .expect(200, "accepted");
+    // The same shapeless failure on the shared path is of no known family.
+    let elsewhere = FamilyCallback::failure(Family::Midi, "t-no-family").body();
+    send(callbacks.service(), signed_to(common::PATH, elsewhere, 3))
+        .await
+        .expect(200, "accepted");
+
+    let stored = only_event(&inbox, "t-wav-ok").await;
+    assert_eq!(
+        (
+            stored.family.as_str(),
+            stored.stage.as_str(),
+            stored.outcome.as_str()
+        ),
+        ("wav", "", "success")
+    );
+    let stored = only_event(&inbox, "t-wav-fail").await;
+    assert_eq!(
+        (
+            stored.family.as_str(),
+            stored.stage.as_str(),
+            stored.outcome.as_str()
+        ),
+        ("wav", "", "failure"),
+        "the path's family is stored"
+    );
+    assert_eq!(stored.body, shapeless, "the body is stored as received");
+    let stored = only_event(&inbox, "t-no-family").await;
+    assert_eq!(
+        (stored.family.as_str(), stored.outcome.as_str()),
+        ("unknown", "failure")
+    );
+
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "3 done", |s| s.done == 3).await;
+    workers.shutdown().await;
+    inbox.close().await;
+    let mut seen = seen.lock().expect("lock").clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "t-no-family".to_owned(),
+                Family::Unknown,
+                String::new(),
+                "failure".to_owned(),
+                "unknown",
+                "fallback"
+            ),
+            (
+                "t-wav-fail".to_owned(),
+                Family::Wav,
+                String::new(),
+                "failure".to_owned(),
+                "wav",
+                "wav failure"
+            ),
+            (
+                "t-wav-ok".to_owned(),
+                Family::Wav,
+                String::new(),
+                "success".to_owned(),
+                "wav",
+                "wav success"
+            ),
+        ]
+    );
+}
+
+async fn a_failure_then_a_success_of_one_task_both_run(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let seen = Seen::default();
+    let callbacks = family_receiver(&inbox, &seen);
+    let workers = inbox.start_workers(&callbacks);
+    let failure = FamilyCallback::failure(Family::Wav, "t-again");
+    let success = FamilyCallback::success(Family::Wav, "t-again");
+    send(
+        callbacks.service(),
+        signed_to(&failure.path(common::PATH), failure.body(), 4),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "the failure done", |s| s.done == 1).await;
+    // The task was retried at the provider and succeeded: a new event, not a duplicate.
+    send(
+        callbacks.service(),
+        signed_to(&success.path(common::PATH), success.body(), 2),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "the success done", |s| s.done == 2).await;
+    // Each is a duplicate of itself only.
+    send(
+        callbacks.service(),
+        signed_to(&success.path(common::PATH), success.body(), 1),
+    )
+    .await
+    .expect(200, "duplicate");
+    // The same for music: `error` then `complete`.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::failure("t-music-again", 501).body()),
+    )
+    .await
+    .expect(200, "accepted");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-music-again").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "all done", |s| s.done == 4).await;
+    let events = inbox.events_of_task("t-again").await.expect("events");
+    let keys: Vec<(&str, &str, EventState)> = events
+        .iter()
+        .map(|e| (e.family.as_str(), e.outcome.as_str(), e.state))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("wav", "failure", EventState::Done),
+            ("wav", "success", EventState::Done)
+        ]
+    );
+    workers.shutdown().await;
+    inbox.close().await;
+    let seen = seen.lock().expect("lock").clone();
+    let runs: Vec<(&str, &str, &str)> = seen
+        .iter()
+        .map(|(task, _, _, outcome, _, route)| (task.as_str(), outcome.as_str(), *route))
+        .collect();
+    assert_eq!(
+        &runs[..2],
+        &[
+            ("t-again", "failure", "wav failure"),
+            ("t-again", "success", "wav success"),
+        ]
+    );
+    let mut music: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|run| run.0 == "t-music-again")
+        .map(|run| (run.2.as_str(), run.3.as_str()))
+        .collect();
+    music.sort_unstable();
+    assert_eq!(music, [("complete", "success"), ("error", "failure")]);
+}
+
+/// Inbox mode keeps verification's signature binding: the signature of a stored `text`,
+/// reused with a forged `complete` of the same task, is refused and stores nothing.
+async fn a_reused_signature_is_refused_and_not_stored(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let at = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs(),
+    )
+    .expect("a 64-bit clock")
+        - 30;
+    let text = MusicCallback::text("t-reused").body();
+    send(
+        callbacks.service(),
+        common::signer().request_at(common::PATH, text, at),
+    )
+    .await
+    .expect(200, "accepted");
+    let forged = MusicCallback::complete("t-reused").body();
+    let answer = send(
+        callbacks.service(),
+        common::signer().request_at(common::PATH, forged, at),
+    )
+    .await;
+    answer.expect(401, "rejected");
+    assert_eq!(
+        answer.json["reason"], "signature already used by another callback",
+        "{:?}",
+        answer.json
+    );
+    let stored = only_event(&inbox, "t-reused").await;
+    assert_eq!(stored.stage, "text", "the forged complete is not stored");
+    inbox.close().await;
+}
+
+async fn workers_run_each_event_once(db: &Db) {
+    let inbox = db.inbox(quick().concurrency(4)).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |_| async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    });
+    let workers = inbox.start_workers(&callbacks);
+    for n in 0..20 {
+        let body = MusicCallback::complete(format!("t-once-{n}")).body();
+        send(callbacks.service(), signed(body))
+            .await
+            .expect(200, "accepted");
+    }
+    wait_for(&inbox, "20 done", |s| s.done == 20).await;
+    for n in 0..20 {
+        let body = MusicCallback::complete(format!("t-once-{n}")).body();
+        send(callbacks.service(), signed(body))
+            .await
+            .expect(200, "duplicate");
+    }
+    workers.shutdown().await;
+    inbox.close().await;
+    let runs = runs.lock().expect("lock");
+    assert_eq!(runs.len(), 20);
+    assert!(runs.values().all(|&count| count == 1), "{runs:?}");
+}
+
+async fn failures_retry_then_succeed(db: &Db) {
+    let reports = Arc::new(Mutex::new(Vec::<RunReport>::new()));
+    let seen = Arc::clone(&reports);
+    let inbox = db
+        .inbox(quick().on_outcome(move |report| seen.lock().expect("lock").push(report.clone())))
+        .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |attempt| async move {
+        match attempt {
+            1 => Err(HandlerError::msg("first run fails")),
+            2 => panic!("second run panics"),
+            _ => Ok(()),
+        }
+    });
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-retry").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "done", |s| s.done == 1).await;
+    workers.shutdown().await;
+    let event = only_event(&inbox, "t-retry").await;
+    assert_eq!((event.state, event.attempts), (EventState::Done, 3));
+    inbox.close().await;
+    let reports = reports.lock().expect("lock");
+    let results: Vec<_> = reports
+        .iter()
+        .map(|r| (r.attempt, r.result.clone()))
+        .collect();
+    assert!(
+        matches!(results[0], (1, RunResult::Retry { .. })),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[1], (2, RunResult::Retry { .. })),
+        "{results:?}"
+    );
+    assert_eq!(results[2], (3, RunResult::Done));
+    assert!(
+        reports[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("first run fails")
+    );
+    assert!(
+        reports[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("panicked")
+    );
+}
+
+async fn a_timeout_is_retried(db: &Db) {
+    let inbox = db
+        .inbox(quick().handler_timeout(Duration::from_millis(200)))
+        .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |attempt| async move {
+        if attempt == 1 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Ok(())
+    });
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-timeout").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "done", |s| s.done == 1).await;
+    workers.shutdown().await;
+    let event = only_event(&inbox, "t-timeout").await;
+    assert_eq!(event.attempts, 2);
+    inbox.close().await;
+}
+
+async fn dead_after_max_attempts_then_replayed(db: &Db) {
+    let inbox = db.inbox(quick().max_attempts(3)).await;
+    let runs = Runs::default();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&healthy);
+    let callbacks = receiver(&inbox, &runs, move |_| {
+        let ok = flag.load(Ordering::SeqCst);
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(HandlerError::msg("downstream is down"))
+            }
+        }
+    });
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-dead").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "dead", |s| s.dead == 1).await;
+    let event = only_event(&inbox, "t-dead").await;
+    assert_eq!((event.state, event.attempts), (EventState::Dead, 3));
+    assert!(
+        event
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("downstream is down")
+    );
+    // Still a duplicate while dead: the sender's retry does not store it again.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-dead").body()),
+    )
+    .await
+    .expect(200, "duplicate");
+
+    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(inbox.replay(Replay::Dead).await.expect("replay"), 1);
+    wait_for(&inbox, "done after replay", |s| s.done == 1).await;
+    // A done event replays too (by task), and runs once more.
+    assert_eq!(
+        inbox
+            .replay(Replay::Task("t-dead".into()))
+            .await
+            .expect("replay"),
+        1
+    );
+    wait_for(&inbox, "done again", |s| {
+        s.done == 1 && s.queue_depth() == 0
+    })
+    .await;
+    workers.shutdown().await;
+    assert_eq!(runs.lock().expect("lock")["t-dead"], 5);
+    let event = only_event(&inbox, "t-dead").await;
+    assert_eq!(
+        inbox.replay(Replay::Event(event.id)).await.expect("replay"),
+        1
+    );
+    assert_eq!(
+        inbox.replay(Replay::Event(event.id)).await.expect("replay"),
+        0,
+        "pending is not replayed"
+    );
+    inbox.close().await;
+}
+
+async fn dead_after_max_age(db: &Db) {
+    let inbox = db.inbox(quick().max_age(Duration::ZERO)).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |_| async { Err(HandlerError::msg("nope")) });
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-old").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "dead", |s| s.dead == 1).await;
+    workers.shutdown().await;
+    assert!(
+        runs.lock()
+            .expect("lock")
+            .get("t-old")
+            .copied()
+            .unwrap_or(0)
+            <= 1
+    );
+    inbox.close().await;
+}
+
+async fn heartbeat_keeps_a_long_handler_exclusive(db: &Db) {
+    let builder = || quick().lease(Duration::from_millis(300)).concurrency(2);
+    let inbox = db.inbox(builder()).await;
+    let other = db.inbox(builder()).await;
+    let runs = Runs::default();
+    let slow = |_| async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Ok(())
+    };
+    let callbacks = receiver(&inbox, &runs, slow);
+    let other_callbacks = receiver(&other, &runs, slow);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-long").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other_workers = other.start_workers(&other_callbacks);
+    wait_for(&inbox, "done", |s| s.done == 1).await;
+    workers.shutdown().await;
+    other_workers.shutdown().await;
+    assert_eq!(
+        runs.lock().expect("lock")["t-long"],
+        1,
+        "the lease was extended"
+    );
+    inbox.close().await;
+    other.close().await;
+}
+
+/// A worker whose runtime disappears mid-handler (as a killed process would) leaves
+/// its event running; another inbox takes it over once the lease ends. (That a SQLite
+/// inbox takes a dead process's events back at once is tested with the example.)
+async fn a_dead_workers_event_is_taken_over(db: &Db) {
+    let url = db.url();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let dying = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let inbox = quick()
+                .lease(Duration::from_millis(600))
+                .connect(&url)
+                .await
+                .expect("connect");
+            let runs = Runs::default();
+            let callbacks = receiver(&inbox, &runs, move |_| {
+                let started = started_tx.clone();
+                async move {
+                    let _ = started.send(());
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+            send(
+                callbacks.service(),
+                signed(MusicCallback::complete("t-killed").body()),
+            )
+            .await
+            .expect(200, "accepted");
+            std::mem::forget(inbox.start_workers(&callbacks));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        });
+        runtime.shutdown_background();
+    });
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("join")
+        .expect("the first handler started");
+    tokio::task::spawn_blocking(move || dying.join())
+        .await
+        .expect("join")
+        .expect("the dying worker thread");
+
+    let inbox = db.inbox(quick()).await;
+    let event = only_event(&inbox, "t-killed").await;
+    assert_eq!((event.state, event.attempts), (EventState::Running, 1));
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let started = tokio::time::Instant::now();
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "taken over", |s| s.done == 1).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    workers.shutdown().await;
+    assert_eq!(only_event(&inbox, "t-killed").await.attempts, 2);
+    inbox.close().await;
+}
+
+async fn shutdown_finishes_running_handlers(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |_| async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok(())
+    });
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-finish").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    workers.shutdown_within(Duration::from_secs(10)).await;
+    assert_eq!(only_event(&inbox, "t-finish").await.state, EventState::Done);
+    inbox.close().await;
+}
+
+async fn shutdown_releases_what_it_cannot_finish(db: &Db) {
+    let reports = Arc::new(Mutex::new(Vec::<RunReport>::new()));
+    let seen = Arc::clone(&reports);
+    let inbox = db
+        .inbox(quick().on_outcome(move |report| seen.lock().expect("lock").push(report.clone())))
+        .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, |_| std::future::pending());
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-release").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    workers.shutdown_within(Duration::from_millis(100)).await;
+    let event = only_event(&inbox, "t-release").await;
+    assert_eq!((event.state, event.attempts), (EventState::Pending, 0));
+    assert_eq!(reports.lock().expect("lock")[0].result, RunResult::Released);
+    inbox.close().await;
+}
+
+async fn a_handlers_transaction_commits_with_done(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    db.exec("CREATE TABLE effects (task_id TEXT NOT NULL, attempt BIGINT NOT NULL)")
+        .await;
+    let kind = db.kind;
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .fallback(move |event: CallbackEvent| async move {
+            let context = EventContext::current().expect("run by an inbox worker");
+            let attempt = i64::from(context.attempt());
+            match kind {
+                Kind::Sqlite => {
+                    let mut tx = context
+                        .sqlite_transaction()
+                        .await
+                        .map_err(HandlerError::new)?;
+                    sqlx::query("INSERT INTO effects VALUES (?1, ?2)")
+                        .bind(event.task_id())
+                        .bind(attempt)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Kind::Postgres => {
+                    let mut tx = context
+                        .postgres_transaction()
+                        .await
+                        .map_err(HandlerError::new)?;
+                    sqlx::query("INSERT INTO effects VALUES ($1, $2)")
+                        .bind(event.task_id())
+                        .bind(attempt)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            // The first run fails after writing: its write must not survive.
+            if attempt == 1 {
+                return Err(HandlerError::msg("fails after its write"));
+            }
+            Ok(())
+        })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration");
+    let workers = inbox.start_workers(&callbacks);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-tx").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    wait_for(&inbox, "done", |s| s.done == 1).await;
+    workers.shutdown().await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM effects").await, 1);
+    assert_eq!(db.count("SELECT MAX(attempt) FROM effects").await, 2);
+    inbox.close().await;
+}
+
+async fn prune_removes_old_finished_events_only(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-prune-a").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "done", |s| s.done == 1).await;
+    workers.shutdown().await;
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-prune-b").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    assert_eq!(
+        inbox
+            .prune_older_than(Duration::from_secs(3600))
+            .await
+            .expect("prune"),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        inbox.prune_older_than(Duration::ZERO).await.expect("prune"),
+        1
+    );
+    let stats = inbox.stats().await.expect("stats");
+    assert_eq!((stats.done, stats.pending), (0, 1));
+    // A pruned event is forgotten: delivered again, it is stored again.
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-prune-a").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    inbox.close().await;
+}
+
+async fn stats_report_depth_and_oldest_age(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    assert_eq!(inbox.stats().await.expect("stats").oldest_pending_age, None);
+    for task in ["t-s1", "t-s2", "t-s3"] {
+        send(
+            callbacks.service(),
+            signed(MusicCallback::complete(task).body()),
+        )
+        .await
+        .expect(200, "accepted");
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let stats = inbox.stats().await.expect("stats");
+    assert_eq!(stats.queue_depth(), 3);
+    assert!(
+        stats.oldest_pending_age >= Some(Duration::from_millis(50)),
+        "{stats:?}"
+    );
+    inbox.close().await;
+}
+
+async fn a_large_body_is_stored_intact(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .body_limit(8 << 20)
+        .fallback(|_| async { Ok(()) })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration");
+    let prompt: String = (0..(6 << 20) / 16).map(|n| format!("{n:015x} ")).collect();
+    let body = format!(
+        r#"{{"code":200,"msg":"ok","data":{{"callbackType":"complete","task_id":"t-big","data":[{{"id":"a","prompt":"{prompt}"}}]}}}}"#
+    );
+    send(callbacks.service(), signed(body.clone()))
+        .await
+        .expect(200, "accepted");
+    let event = only_event(&inbox, "t-big").await;
+    assert_eq!(event.body.len(), body.len());
+    assert!(event.body == body.as_bytes(), "stored intact");
+    inbox.close().await;
+}
+
+async fn a_database_down_is_503_with_retry_after(db: &Db) {
+    let url = match db.kind {
+        Kind::Sqlite => format!(
+            "sqlite://{}",
+            db.folder.join("missing-folder").join("inbox.db").display()
+        ),
+        Kind::Postgres => "postgres://postgres@127.0.0.1:1/test".to_owned(),
+    };
+    let error = Inbox::builder()
+        .connect(&url)
+        .await
+        .expect_err("cannot connect");
+    assert!(error.is_unavailable(), "{error}");
+    let inbox = Inbox::builder()
+        .migrate_on_start(false)
+        .store_timeout(Duration::from_secs(2))
+        .connect(&url)
+        .await
+        .expect("a lazy inbox builds while its database is down");
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let answer = send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-down").body()),
+    )
+    .await;
+    answer.expect(503, "unavailable");
+    assert!(answer.headers.contains_key(http::header::RETRY_AFTER));
+    assert!(inbox.stats().await.is_err());
+}
+
+async fn a_constraint_error_is_503_and_stores_nothing(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    db.exec(match db.kind {
+        Kind::Sqlite => {
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             WHEN NEW.task_id = 't-poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+        }
+        Kind::Postgres => {
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.task_id = 't-poison' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        }
+    })
+    .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let answer = send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-poison").body()),
+    )
+    .await;
+    answer.expect(503, "unavailable");
+    assert!(answer.headers.contains_key(http::header::RETRY_AFTER));
+    assert!(
+        inbox
+            .events_of_task("t-poison")
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-fine").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    inbox.close().await;
+}
+
+/// SQLite only: the database file cannot grow (as on a full disk).
+async fn a_full_disk_is_503(db: &Db) {
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url())
+        .expect("options")
+        .pragma("max_page_count", "64");
+    let inbox = quick().connect_sqlite(options).await.expect("connect");
+    let runs = Runs::default();
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .body_limit(4 << 20)
+        .fallback(|_| async { Ok(()) })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration");
+    let _ = runs;
+    let prompt = "x".repeat(1 << 20);
+    let big = format!(
+        r#"{{"code":200,"msg":"ok","data":{{"callbackType":"complete","task_id":"t-full","data":[{{"prompt":"{prompt}"}}]}}}}"#
+    );
+    let answer = send(callbacks.service(), signed(big)).await;
+    answer.expect(503, "unavailable");
+    assert!(
+        inbox
+            .events_of_task("t-full")
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-small").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    inbox.close().await;
+}
+
+// ---- the example as a process ----------------------------------------------------
+
+/// Reads the example's lines until `enough` says so (or 60 s pass), collecting them.
+async fn read_until(
+    example: &mut RunningExample,
+    lines: &mut Vec<String>,
+    enough: impl Fn(&[String]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !enough(lines) {
+        assert!(tokio::time::Instant::now() < deadline, "{lines:?}");
+        lines.push(example.next_line().await);
+    }
+}
+
+fn done_tasks(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| line.starts_with("done "))
+        .filter_map(|line| line.split("task=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn two_examples_on_one_postgres(db: &Db) {
+    let url = db.url();
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_CONCURRENCY", "2"),
+        ("SUNO_EXAMPLE_HANDLER_DELAY_MS", "20"),
+    ];
+    let mut a = RunningExample::start("inbox", &env, &[]).await;
+    let mut b = RunningExample::start("inbox", &env, &[]).await;
+    let tasks: Vec<String> = (0..10).map(|n| format!("t-pair-{n}")).collect();
+    for (n, task) in tasks.iter().enumerate() {
+        let body = MusicCallback::complete(task).body();
+        let (first, second) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        http_send(first.addr, signed(body.clone()))
+            .await
+            .expect(200, "accepted");
+        http_send(second.addr, signed(body))
+            .await
+            .expect(200, "duplicate");
+    }
+    let inbox = db.inbox(Inbox::builder()).await;
+    wait_for(&inbox, "10 done", |s| s.done == 10).await;
+    // Both copies stop cleanly; every line they printed is read.
+    let mut lines = Vec::new();
+    for example in [&mut a, &mut b] {
+        let pid = example.child.id().expect("pid");
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(30), example.lines.next_line())
+                .await
+                .expect("the example stops in time")
+        {
+            lines.push(line);
+        }
+    }
+    let mut done = done_tasks(&lines);
+    done.sort();
+    assert_eq!(
+        done, tasks,
+        "each event done exactly once across both copies: {lines:?}"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM example_results").await, 10);
+    inbox.close().await;
+}
+
+async fn killed_example_finishes_every_event_once(db: &Db) {
+    let url = db.url();
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_CONCURRENCY", "2"),
+        ("SUNO_EXAMPLE_HANDLER_DELAY_MS", "150"),
+        ("SUNO_EXAMPLE_FAIL_FIRST", "1"),
+        ("SUNO_INBOX_RETRY_SCALE", "0.001"),
+    ];
+    let tasks: Vec<String> = (0..8).map(|n| format!("t-kill-{n}")).collect();
+    let mut first = RunningExample::start("inbox", &env, &[]).await;
+    for task in &tasks {
+        http_send(first.addr, signed(MusicCallback::complete(task).body()))
+            .await
+            .expect(200, "accepted");
+    }
+    let mut lines = Vec::new();
+    read_until(&mut first, &mut lines, |lines| {
+        !done_tasks(lines).is_empty()
+    })
+    .await;
+    first.child.start_kill().expect("SIGKILL");
+    let _ = first.child.wait().await;
+    while let Ok(Some(line)) = first.lines.next_line().await {
+        lines.push(line);
+    }
+    assert!(
+        done_tasks(&lines).len() < tasks.len(),
+        "killed before the end: {lines:?}"
+    );
+
+    let restarted = tokio::time::Instant::now();
+    let mut second = RunningExample::start("inbox", &env, &[]).await;
+    let inbox = db.inbox(Inbox::builder()).await;
+    wait_for(&inbox, "every accepted event done", |s| s.done == 8).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(20),
+        "the killed run's events were taken back at once, not after their 30 s lease"
+    );
+    second.child.start_kill().expect("SIGKILL");
+    let _ = second.child.wait().await;
+    while let Ok(Some(line)) = second.lines.next_line().await {
+        lines.push(line);
+    }
+    let done = done_tasks(&lines);
+    let mut unique = done.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        done.len(),
+        "no event printed done twice: {lines:?}"
+    );
+    // Exactly-once effects: one row per event, whatever the kill interrupted.
+    assert_eq!(db.count("SELECT COUNT(*) FROM example_results").await, 8);
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT task_id) FROM example_results")
+            .await,
+        8
+    );
+    inbox.close().await;
+}
+
+async fn the_example_prints_each_events_family(db: &Db) {
+    let url = db.url();
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("DATABASE_URL", url.as_str()),
+        ("SUNO_EXAMPLE_FAIL_FIRST", "1"),
+        ("SUNO_INBOX_RETRY_SCALE", "0.001"),
+    ];
+    let mut example = RunningExample::start("inbox", &env, &[]).await;
+    let wav = FamilyCallback::success(Family::Wav, "t-ex-wav");
+    let wav_path = wav.path(common::PATH);
+    let shapeless = FamilyCallback::failure(Family::Midi, "t-ex-wav-fail").body();
+    let requests = [
+        signed_to(&wav_path, wav.body(), 1),
+        signed_to(&wav_path, shapeless, 2),
+        signed_to(
+            common::PATH,
+            MusicCallback::complete("t-ex-music").body(),
+            3,
+        ),
+    ];
+    for request in requests {
+        http_send(example.addr, request)
+            .await
+            .expect(200, "accepted");
+    }
+    let mut lines = Vec::new();
+    read_until(&mut example, &mut lines, |lines| {
+        done_tasks(lines).len() == 3
+    })
+    .await;
+    let (status, metrics) = common::raw_http(
+        example.addr,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{metrics}");
+    for line in [
+        r#"suno_callback_inbox_attempts_total{family="wav"} 4"#,
+        r#"suno_callback_inbox_attempts_total{family="music"} 2"#,
+        r#"suno_callback_inbox_retries_total{family="wav"} 2"#,
+        "suno_callback_inbox_queue_depth ",
+        "suno_callback_inbox_oldest_pending_age_seconds ",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"outcome="accepted",family="wav""#),
+        "{metrics}"
+    );
+    example.child.start_kill().expect("SIGKILL");
+    let _ = example.child.wait().await;
+    let mut done: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with("done "))
+        .collect();
+    done.sort_unstable();
+    assert_eq!(
+        done,
+        [
+            "done music complete task=t-ex-music attempt=2",
+            "done wav complete task=t-ex-wav attempt=2",
+            "done wav failure task=t-ex-wav-fail attempt=2",
+        ],
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("failed wav failure task=t-ex-wav-fail attempt=1")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM example_results \
+             WHERE task_id = 't-ex-wav-fail' AND family = 'wav' AND outcome = 'failure'"
+        )
+        .await,
+        1
+    );
+}
+
+// ---- the runner ------------------------------------------------------------------
+
+/// A test run on its own multi-threaded tokio runtime, against a fresh database.
+fn trial<F, Fut>(kind: Kind, name: &str, test: F) -> Trial
+where
+    F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let label = match kind {
+        Kind::Sqlite => "sqlite",
+        Kind::Postgres => "postgres",
+    };
+    Trial::test(format!("{label}::{name}"), move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| Failed::from(error.to_string()))?;
+        runtime.block_on(async {
+            let db = Arc::new(Db::new(kind).await);
+            test(Arc::clone(&db)).await;
+            if let Ok(db) = Arc::try_unwrap(db) {
+                db.drop_all().await;
+            }
+        });
+        Ok(())
+    })
+}
+
+macro_rules! suite {
+    ($kind:expr; $($test:ident),* $(,)?) => {
+        vec![$(
+            trial($kind, stringify!($test), |db| async move { $test(&db).await }),
+        )*]
+    };
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::from_args();
+    let url = postgres_url();
+    let required = std::env::var(REQUIRE).is_ok_and(|value| value == "1");
+    let postgres = postgres_answers(&url);
+    if required && !postgres {
+        eprintln!(
+            "{REQUIRE}=1 but no PostgreSQL server answers at {url}: the PostgreSQL tests cannot run"
+        );
+        return ExitCode::FAILURE;
+    }
+    if !postgres {
+        println!(
+            "PostgreSQL tests skipped: no PostgreSQL server answers at {url} (start one or set \
+             SUNO_CALLBACK_POSTGRES_URL; {REQUIRE}=1 makes this a failure)"
+        );
+    }
+    let mut trials = Vec::new();
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let mut suite = suite!(kind;
+            accepted_then_duplicate,
+            a_wav_event_is_stored_and_run_as_wav,
+            a_failure_then_a_success_of_one_task_both_run,
+            a_reused_signature_is_refused_and_not_stored,
+            workers_run_each_event_once,
+            failures_retry_then_succeed,
+            a_timeout_is_retried,
+            dead_after_max_attempts_then_replayed,
+            dead_after_max_age,
+            heartbeat_keeps_a_long_handler_exclusive,
+            a_dead_workers_event_is_taken_over,
+            shutdown_finishes_running_handlers,
+            shutdown_releases_what_it_cannot_finish,
+            a_handlers_transaction_commits_with_done,
+            prune_removes_old_finished_events_only,
+            stats_report_depth_and_oldest_age,
+            a_large_body_is_stored_intact,
+            a_database_down_is_503_with_retry_after,
+            a_constraint_error_is_503_and_stores_nothing,
+        );
+        match kind {
+            Kind::Sqlite => suite.extend(suite!(kind;
+                a_full_disk_is_503,
+                killed_example_finishes_every_event_once,
+                the_example_prints_each_events_family,
+            )),
+            Kind::Postgres => suite.extend(suite!(kind; two_examples_on_one_postgres)),
+        }
+        let ignored = kind == Kind::Postgres && !postgres;
+        trials.extend(
+            suite
+                .into_iter()
+                .map(|trial| trial.with_ignored_flag(ignored)),
+        );
+    }
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
