@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
+#[cfg(test)]
 use serde::Serialize;
 
 use crate::store::DedupKey;
@@ -53,8 +54,11 @@ pub(crate) enum Answer {
     Unconfirmed(DedupKey),
 }
 
-/// The JSON body. Every text in it is cut short and escaped (see `untrusted`): the
-/// task id and `callbackType` come from an unsigned body.
+/// The JSON body's fields, as `serde_json` would write them; [`Answer::json_body`]
+/// writes the same document by hand, and a test holds the two together. Every text in
+/// it is cut short and escaped (see `untrusted`): the task id and `callbackType` come
+/// from an unsigned body.
+#[cfg(test)]
 #[derive(Serialize)]
 struct AnswerJson<'a> {
     status: &'static str,
@@ -158,18 +162,7 @@ impl Answer {
     /// The response with its JSON body as bytes; each mounting wraps the bytes in its
     /// own body type.
     pub(crate) fn render(self) -> Response<Bytes> {
-        let key = self.key();
-        let json = AnswerJson {
-            status: self.label(),
-            task_id: key.map(|key| Untrusted(key.task_id()).to_bounded()),
-            family: key.map(|key| key.family().as_str()),
-            stage: key.map(DedupKey::stage),
-            outcome: key.map(|key| key.outcome().as_str()),
-            reason: self.reason(),
-        };
-        // Serializing a struct of strings into a Vec cannot fail.
-        let body = serde_json::to_vec(&json).unwrap_or_default();
-        let mut response = Response::new(Bytes::from(body));
+        let mut response = Response::new(self.json_body());
         *response.status_mut() = self.status_code();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -180,5 +173,110 @@ impl Answer {
             headers.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
         }
         response
+    }
+
+    /// The JSON body, written field by field into one buffer of the right size: the
+    /// same document `serde_json` would make of [`AnswerJson`], at a fraction of the
+    /// cost (this runs once per request).
+    fn json_body(&self) -> Bytes {
+        let key = self.key();
+        let reason = self.reason();
+        let task_id = key.map(|key| Untrusted(key.task_id()).bounded());
+        let fields = [
+            ("task_id", task_id.as_deref()),
+            ("family", key.map(|key| key.family().as_str())),
+            ("stage", key.map(DedupKey::stage)),
+            ("outcome", key.map(|key| key.outcome().as_str())),
+            ("reason", reason.as_deref()),
+        ];
+        // Room for the fields as they are, plus some escaping; the buffer grows if an
+        // attacker's text needs more.
+        let capacity = 48
+            + fields
+                .iter()
+                .filter_map(|(name, value)| Some(name.len() + (*value)?.len()))
+                .sum::<usize>();
+        let mut body = Vec::with_capacity(capacity);
+        body.extend_from_slice(b"{\"status\":\"");
+        body.extend_from_slice(self.label().as_bytes());
+        body.push(b'"');
+        for (name, value) in fields {
+            if let Some(value) = value {
+                body.extend_from_slice(b",\"");
+                body.extend_from_slice(name.as_bytes());
+                body.extend_from_slice(b"\":");
+                // Writing a string into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut body, value);
+            }
+        }
+        body.push(b'}');
+        Bytes::from(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Family, Outcome};
+
+    /// What `serde_json` makes of the answer: the reference the fast body must match.
+    fn reference(answer: &Answer) -> Vec<u8> {
+        let key = answer.key();
+        let json = AnswerJson {
+            status: answer.label(),
+            task_id: key.map(|key| Untrusted(key.task_id()).to_bounded()),
+            family: key.map(|key| key.family().as_str()),
+            stage: key.map(DedupKey::stage),
+            outcome: key.map(|key| key.outcome().as_str()),
+            reason: answer.reason(),
+        };
+        serde_json::to_vec(&json).expect("strings serialize")
+    }
+
+    #[test]
+    fn the_body_is_the_json_serde_would_write() {
+        let hostile = "quote\" backslash\\ newline\n nul\u{0} emoji\u{1F3B5} \u{7f}";
+        let answers = [
+            Answer::Processed(DedupKey::new(
+                "task-1",
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            )),
+            Answer::Duplicate(DedupKey::new(
+                hostile,
+                Family::Voice,
+                hostile,
+                Outcome::Failure,
+            )),
+            Answer::Ignored(DedupKey::new("", Family::Wav, "", Outcome::Success)),
+            Answer::InFlight(DedupKey::new(
+                "task-2",
+                Family::Music,
+                "first",
+                Outcome::Success,
+            )),
+            Answer::Rejected(VerifyError::custom(hostile)),
+            Answer::invalid(StatusCode::BAD_REQUEST, hostile.to_owned()),
+            Answer::invalid(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            Answer::Failed(
+                DedupKey::new("task-3", Family::Lyrics, "text", Outcome::Success),
+                "handler failed",
+            ),
+            Answer::Unavailable(DedupKey::new(
+                "task-4",
+                Family::Midi,
+                "error",
+                Outcome::Failure,
+            )),
+        ];
+        for answer in answers {
+            let body = answer.json_body();
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                String::from_utf8_lossy(&reference(&answer)),
+                "{answer:?}"
+            );
+        }
     }
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tokio::time::{Instant, sleep, timeout, timeout_at};
+use tokio::time::{Instant, sleep, timeout_at};
+
+use crate::deadline::timeout;
 
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};
 use crate::timing::Timing;

@@ -220,7 +220,7 @@ pub(crate) async fn run(invocation: Invocation, limit: Duration) -> HandlerOutco
         Ok(future) => future,
         Err(payload) => return HandlerOutcome::Panicked(panic_message(payload.as_ref())),
     };
-    match tokio::time::timeout(limit, AssertUnwindSafe(future).catch_unwind()).await {
+    match crate::deadline::timeout(limit, AssertUnwindSafe(future).catch_unwind()).await {
         Ok(Ok(Ok(()))) => HandlerOutcome::Succeeded,
         Ok(Ok(Err(error))) => HandlerOutcome::Failed(error),
         Ok(Err(payload)) => HandlerOutcome::Panicked(panic_message(payload.as_ref())),

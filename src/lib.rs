@@ -53,6 +53,8 @@
 
 mod answer;
 mod claim;
+mod deadline;
+mod detach;
 mod dispatch;
 mod error;
 mod event;

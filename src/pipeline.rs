@@ -25,6 +25,7 @@ use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
 use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use crate::detach::Detachable;
 use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
@@ -352,12 +353,12 @@ impl Pipeline {
         (token, invocation): (ClaimToken, Invocation),
         source: EventSource,
     ) -> Answer {
-        // The handler and the settling of its claim run as their own task: if the
-        // connection drops mid-handler, the handler still finishes and the claim is
-        // still completed or released.
+        // The handler and the settling of its claim run to their end even if the
+        // connection drops mid-handler: in this task while it is awaited, as a task of
+        // their own once it is dropped (cheaper than spawning a task per request).
         let pipeline = Arc::clone(&self);
         let task_key = key.clone();
-        let run = tokio::spawn(
+        let run = Detachable::new(
             async move {
                 let started = std::time::Instant::now();
                 let outcome = source::scope(
@@ -402,8 +403,8 @@ impl Pipeline {
                 );
                 Answer::Failed(key, "handler timed out")
             }
-            Err(join_error) => {
-                tracing::error!(join_error = %Untrusted(&join_error.to_string()), "handler task did not finish");
+            Err(panicked) => {
+                tracing::error!(panicked = %Untrusted(&panicked.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }

@@ -2,7 +2,7 @@
 //! completes the key (later deliveries are duplicates for the TTL); anything else
 //! releases it, so the sender's retry runs the handler again.
 
-use tokio::time::timeout;
+use crate::deadline::timeout;
 
 use crate::dispatch::HandlerOutcome;
 use crate::store::{ClaimToken, DedupKey, DynStore, StoreError};

@@ -6,6 +6,7 @@
 //!
 //! A leaf module: it imports nothing from the crate.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// How many bytes of untrusted text are shown; the rest is summarised by its length.
@@ -17,10 +18,20 @@ pub(crate) const MAX_SHOWN_BYTES: usize = 256;
 #[derive(Clone, Copy)]
 pub(crate) struct Untrusted<'a>(pub(crate) &'a str);
 
-impl Untrusted<'_> {
+impl<'a> Untrusted<'a> {
     /// The displayed form, as a string.
     pub(crate) fn to_bounded(self) -> String {
         self.to_string()
+    }
+
+    /// The displayed form, borrowed when the text is shown as it is (short, nothing
+    /// to escape: every genuine task id), so the common case allocates nothing.
+    pub(crate) fn bounded(self) -> Cow<'a, str> {
+        if self.0.len() <= MAX_SHOWN_BYTES && !self.0.chars().any(needs_escape) {
+            Cow::Borrowed(self.0)
+        } else {
+            Cow::Owned(self.to_bounded())
+        }
     }
 }
 
@@ -60,6 +71,19 @@ impl fmt::Debug for Untrusted<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_borrows_only_what_is_shown_as_it_is() {
+        for text in ["", "2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", "caf\u{e9}"] {
+            assert!(matches!(Untrusted(text).bounded(), Cow::Borrowed(t) if t == text));
+        }
+        let long = "x".repeat(MAX_SHOWN_BYTES + 1);
+        for text in ["a\nb", "\u{202e}", long.as_str()] {
+            let bounded = Untrusted(text).bounded();
+            assert!(matches!(bounded, Cow::Owned(_)), "{text:?}");
+            assert_eq!(bounded, Untrusted(text).to_bounded());
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped() {

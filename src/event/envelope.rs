@@ -195,8 +195,25 @@ impl Envelope {
 }
 
 /// Whether arrays and objects in `raw` nest deeper than `limit`, counting only
-/// brackets outside strings. One pass, no allocation.
+/// brackets outside strings. No allocation.
 fn nesting_depth_exceeds(raw: &[u8], limit: usize) -> bool {
+    // The depth never exceeds the number of opening brackets. Counting them is a loop
+    // the compiler vectorizes, several times cheaper than the walk below, and every
+    // callback the sender writes has far fewer than `limit`: most bodies stop here.
+    // `[` (0x5b) and `{` (0x7b) are the only bytes that are `{` with bit 0x20 set; a
+    // byte-wide sum over chunks of 255 cannot overflow and runs 16 bytes at a time.
+    let opening: usize = raw
+        .chunks(255)
+        .map(|chunk| {
+            let count = chunk
+                .iter()
+                .fold(0u8, |sum, &byte| sum + u8::from(byte | 0x20 == b'{'));
+            usize::from(count)
+        })
+        .sum();
+    if opening <= limit {
+        return false;
+    }
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -359,6 +376,17 @@ mod tests {
     }
 
     #[test]
+    fn depth_is_counted_exactly_on_both_sides_of_the_bracket_count() {
+        // Few brackets: decided by counting them.
+        assert!(!nesting_depth_exceeds(b"[{}]", 2));
+        assert!(nesting_depth_exceeds(b"[{}]", 1));
+        // More brackets than the limit, side by side or quoted: decided by the walk.
+        assert!(!nesting_depth_exceeds(b"[[],[],[]]", 2));
+        assert!(!nesting_depth_exceeds(br#"["[[[[", {"k": "{{{{"}]"#, 2));
+        assert!(nesting_depth_exceeds(br#"[[["\"[[["]]]"#, 2));
+    }
+
+    #[test]
     fn depth_is_refused_where_a_json_value_could_not_be_built() {
         let nested = |depth: usize| {
             format!(
@@ -374,7 +402,7 @@ mod tests {
         assert!(serde_json::from_str::<serde_json::Value>(&too_deep).is_err());
         let error = Envelope::parse(too_deep.as_bytes(), None).expect_err("too deep");
         assert!(error.is_too_deep(), "{error}");
-        // Brackets inside strings do not count.
+        // Brackets inside strings do not count, however many there are.
         let quoted = format!(
             r#"{{"code":200,"data":{{"task_id":"t","x":"\"{}"}}}}"#,
             "[".repeat(500)
