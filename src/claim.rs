@@ -176,6 +176,8 @@ pub(crate) async fn claim_or_wait<T>(
         let mut state = lock(&membership.group.state);
         if state.standby.is_none() {
             state.standby = Some(body);
+        } else {
+            drop(body);
         }
     }
     wait_in_group(store, key, timing, membership, give_up_at).await
@@ -452,5 +454,51 @@ mod tests {
             second.await.expect("second"),
             ClaimOutcome::Duplicate
         ));
+    }
+
+    /// A waiting duplicate whose body is not the group's standby once held that
+    /// body until its wait ends (the parameter is dropped at the end of
+    /// `claim_or_wait`, after `wait_in_group` returns).
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_duplicate_holds_no_body_of_its_own() {
+        struct Owner(Vec<u8>, Arc<AtomicUsize>);
+        impl AsRef<[u8]> for Owner {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Owner {
+            fn drop(&mut self) {
+                self.1.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        const WAITERS: usize = 100;
+        let store = Arc::new(Elsewhere::default());
+        let waiters = Arc::new(Waiters::default());
+        let key = DedupKey::new("task", Family::Music, "complete", Outcome::Success);
+        let alive = Arc::new(AtomicUsize::new(WAITERS));
+        let mut deliveries = Vec::new();
+        for _ in 0..WAITERS {
+            let (store, waiters, key, alive) = (
+                Arc::clone(&store),
+                Arc::clone(&waiters),
+                key.clone(),
+                Arc::clone(&alive),
+            );
+            deliveries.push(tokio::spawn(async move {
+                let body = Bytes::from_owner(Owner(vec![b'x'; 1 << 20], alive));
+                claim_or_wait(&*store, &waiters, &key, &timing(), (), body).await;
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let held = alive.load(Ordering::SeqCst);
+        store.done.store(true, Ordering::SeqCst);
+        for delivery in deliveries {
+            delivery.await.expect("delivery");
+        }
+        assert_eq!(
+            held, 1,
+            "{held} MiB bodies held by {WAITERS} waiters (only the standby should be)"
+        );
     }
 }

@@ -116,8 +116,10 @@ where
 }
 
 /// Whether a layer at `base` answers `path`: `base` itself, or `base/<family>` for a
-/// known family name.
+/// known family name; one trailing slash on either side is ignored.
 fn answers(base: &str, path: &str) -> bool {
+    let base = base.strip_suffix('/').unwrap_or(base);
+    let path = path.strip_suffix('/').unwrap_or(path);
     match path.strip_prefix(base) {
         Some("") => true,
         Some(rest) => rest
@@ -141,5 +143,16 @@ mod tests {
         assert!(!answers("/callbacks/suno", "/callbacks/suno/wav/x"));
         assert!(!answers("/callbacks/suno", "/callbacks/sunowav"));
         assert!(!answers("/callbacks/suno", "/other"));
+    }
+
+    #[test]
+    fn a_trailing_slash_on_either_side_still_matches() {
+        // A `callBackUrl` written with a trailing slash must not get 404 three times.
+        assert!(answers("/callbacks/suno", "/callbacks/suno/"));
+        assert!(answers("/callbacks/suno", "/callbacks/suno/wav/"));
+        assert!(answers("/callbacks/suno/", "/callbacks/suno/wav"));
+        assert!(answers("/callbacks/suno/", "/callbacks/suno"));
+        assert!(!answers("/callbacks/suno", "/callbacks/suno//"));
+        assert!(!answers("/callbacks/suno", "/callbacks/suno/wav/x/"));
     }
 }
