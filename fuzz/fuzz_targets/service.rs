@@ -27,6 +27,8 @@ use tower_service::Service;
 
 const KEY: &str = "fuzz-webhook-hmac-key";
 const NOW: i64 = 1_700_000_000;
+/// How the handler's deliberate panic begins.
+const HANDLER_PANIC: &str = "handler panic for";
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
@@ -36,6 +38,21 @@ struct Harness {
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
+        // libFuzzer's hook aborts on every panic, even one the receiver catches; the
+        // handler's deliberate panic must be caught (answered 500), anything else is a
+        // crash.
+        let abort_on_panic = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.starts_with(HANDLER_PANIC) {
+                abort_on_panic(info);
+            }
+        }));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -55,7 +72,7 @@ fn harness() -> &'static Harness {
             })
             .on_complete(|ev| async move {
                 if ev.task_id().ends_with('!') {
-                    panic!("handler panic for {}", ev.task_id());
+                    panic!("{HANDLER_PANIC} {}", ev.task_id());
                 }
                 Ok(())
             })
