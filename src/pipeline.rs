@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -46,7 +47,7 @@ use crate::verify::{
 pub(crate) struct Pipeline {
     pub(crate) body_limit: usize,
     pub(crate) verify: VerifyStage,
-    /// Set when an HMAC key is: binds each verified signature to its first use.
+    /// Binds each signature an `HmacVerifier` accepted to its first use.
     pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) waiters: Waiters,
@@ -180,9 +181,12 @@ impl Pipeline {
             family,
             body,
         } = inbound;
+        // Set by an `HmacVerifier` that accepts the signature: only then is it bound.
+        let signed = AtomicBool::new(false);
         {
             let mut request = VerifyRequest::new(&headers, key.task_id(), &envelope.callback_type)
-                .with_body(&body);
+                .with_body(&body)
+                .with_signed_flag(&signed);
             if let Some(peer) = peer {
                 request = request.with_peer(peer);
             }
@@ -194,7 +198,11 @@ impl Pipeline {
         // Set when the signature was first used by another callback and the policy
         // hands such callbacks over to confirm mode.
         let mut reused = false;
-        if let Some(binding) = &self.binding {
+        if let Some(binding) = self
+            .binding
+            .as_ref()
+            .filter(|_| signed.load(Ordering::Relaxed))
+        {
             match binding
                 .bind(&*self.store, self.timing.store_timeout, &headers, &key)
                 .await

@@ -230,13 +230,13 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// What to do with a valid signature presented with another `callbackType` or
+    /// What to do with a valid signature presented with another family, stage or
     /// outcome than the one it was first accepted with (default
-    /// [`SignatureReuse::Refuse`]: `401`). Each signature checked with the
-    /// [`hmac_key`](Self::hmac_key) is bound to its first use in the dedup store, for
-    /// as long as its timestamp is within the tolerance, so the binding holds across
-    /// replicas sharing a store. Verifiers added with [`verifier`](Self::verifier) are
-    /// not bound (an IP allowlist has no signature to bind).
+    /// [`SignatureReuse::Refuse`]: `401`). Each signature an `HmacVerifier` accepts
+    /// (from [`hmac_key`](Self::hmac_key), or added with [`verifier`](Self::verifier),
+    /// alone or combined) is bound to its first use in the dedup store, for as long as
+    /// the builder's timestamp tolerance, so the binding holds across replicas sharing a
+    /// store. A request let in by an IP allowlist alone has no signature to bind.
     ///
     /// ```
     /// use suno_callback::SunoCallbacks;
@@ -525,18 +525,19 @@ impl SunoCallbacksBuilder {
             ));
         }
         let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
-        let mut binding = None;
         if !self.hmac_keys.is_empty() {
             let hmac = HmacVerifier::new(&self.hmac_keys)?
                 .tolerance(self.tolerance)
                 .shared_clock(Arc::clone(&self.clock));
             verifiers.push(Arc::new(hmac) as Arc<dyn DynVerifier>);
-            binding = Some(BindingStage::new(
-                self.tolerance,
-                self.clock,
-                self.signature_reuse,
-            ));
         }
+        // Every signature an `HmacVerifier` accepts is bound, whether its key came from
+        // `hmac_key` or the verifier was added with `verifier` (alone or combined).
+        let binding = Some(BindingStage::new(
+            self.tolerance,
+            Arc::clone(&self.clock),
+            self.signature_reuse,
+        ));
         verifiers.extend(self.verifiers);
         let verify = VerifyStage::new(verifiers);
         if verify.is_empty() {

@@ -382,3 +382,38 @@ async fn a_narrowed_tolerance_still_refuses_old_headers() {
     .await
     .expect(401, "rejected");
 }
+
+#[tokio::test]
+async fn an_hmac_key_added_as_a_verifier_still_binds_its_signature() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use suno_callback::verify::{HmacVerifier, IpAllowlist, VerifierExt};
+    // The key given through `verifier` (combined with an allowlist, as the README's
+    // `a.and(b)` shows) instead of `hmac_key`: its signatures are bound all the same.
+    let completes = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&completes);
+    let verifier = HmacVerifier::new([KEY])
+        .expect("key")
+        .clock(ManualClock::new(NOW))
+        .or(IpAllowlist::new(["192.0.2.0/24"]).expect("range"));
+    let callbacks = SunoCallbacks::builder()
+        .verifier(verifier)
+        .on_text(|_| async { Ok(()) })
+        .on_complete(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        })
+        .build()
+        .expect("valid configuration");
+    let text = MusicCallback::text(TASK).signed_request_at(&Signer::new(KEY), PATH, NOW - 40);
+    let forged = with_headers_of(&text, forged_complete());
+    send(callbacks.service(), text)
+        .await
+        .expect(200, "processed");
+    let answer = send(callbacks.service(), forged).await;
+    expect_reused(&answer);
+    assert_eq!(
+        completes.load(Ordering::SeqCst),
+        0,
+        "the forged complete ran"
+    );
+}

@@ -161,6 +161,7 @@ impl HmacVerifier {
             mac.verify_slice(&provided[..32]).is_ok()
         });
         if matched {
+            request.mark_signed();
             Ok(())
         } else {
             Err(VerifyError::bad_signature())

@@ -34,9 +34,22 @@ pub struct VerifyRequest<'a> {
     task_id: &'a str,
     callback_type: &'a str,
     body: &'a [u8],
+    /// Set by an `HmacVerifier` that accepted the signature: the pipeline then binds it.
+    signed: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> VerifyRequest<'a> {
+    pub(crate) fn with_signed_flag(mut self, flag: &'a std::sync::atomic::AtomicBool) -> Self {
+        self.signed = Some(flag);
+        self
+    }
+
+    pub(crate) fn mark_signed(&self) {
+        if let Some(flag) = self.signed {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// A request with these headers, for this task id and `callbackType`.
     pub fn new(headers: &'a HeaderMap, task_id: &'a str, callback_type: &'a str) -> Self {
         Self {
@@ -45,6 +58,7 @@ impl<'a> VerifyRequest<'a> {
             task_id,
             callback_type,
             body: &[],
+            signed: None,
         }
     }
 
