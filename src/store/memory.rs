@@ -440,7 +440,12 @@ impl MemoryStore {
         let parts = ("signature", signature.task_id(), signature.timestamp());
         let hasher = &self.inner.fingerprint_key;
         let key = hasher.hash_one(parts);
-        let use_hash = hasher.hash_one(("use", signature.callback_type(), signature.is_failure()));
+        let use_hash = hasher.hash_one((
+            "use",
+            signature.callback_type(),
+            signature.is_failure(),
+            signature.family().map(crate::Family::as_str),
+        ));
         (key, use_hash)
     }
 

@@ -298,7 +298,7 @@ async fn expect_binding<S: DedupStore>(
 }
 
 /// A signature is bound to its first use: the same use again is [`Binding::Same`],
-/// another `callbackType` or another outcome is [`Binding::Other`], and neither
+/// another `callbackType`, outcome or family is [`Binding::Other`], and none of them
 /// changes the binding.
 pub async fn signature_binds_to_its_first_use<S: DedupStore>(store: &S) {
     let first = unique_signature("bind", "text", false);
@@ -323,6 +323,19 @@ pub async fn signature_binds_to_its_first_use<S: DedupStore>(store: &S) {
         "another outcome",
     )
     .await;
+    expect_binding(
+        store,
+        &at("text", false).with_family(crate::Family::Lyrics),
+        TTL,
+        Binding::Other,
+        "another family",
+    )
+    .await;
+    let wav = unique_signature("bind-family", "", false).with_family(crate::Family::Wav);
+    let video = SignatureUse::new(wav.task_id(), wav.timestamp(), "", false)
+        .with_family(crate::Family::Video);
+    expect_binding(store, &wav, TTL, Binding::First, "a wav signature binds").await;
+    expect_binding(store, &video, TTL, Binding::Other, "a video body under it").await;
     expect_binding(store, &first, TTL, Binding::Same, "the binding never moves").await;
     let other_timestamp = SignatureUse::new(first.task_id(), "1769670761", "complete", false);
     expect_binding(
