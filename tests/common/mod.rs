@@ -49,7 +49,7 @@ pub fn signer() -> Signer {
     Signer::new(KEY)
 }
 
-/// A signed request for `body`, timestamped within the last ten minutes, each call a
+/// A signed request for `body`, timestamped within the last 25 minutes, each call a
 /// second before the last: every call carries a signature of its own, as the sender's
 /// stages, seconds apart, do. (Two stages of a task signed in the same second share a
 /// signature, and the second is refused as a reused signature.)
@@ -81,7 +81,9 @@ pub fn signed_with(
             .expect("clock after 1970")
             .as_secs() as i64
     });
-    let earlier = EARLIER.fetch_add(1, Ordering::Relaxed) % 600;
+    // Up to 25 minutes back: inside the default 30-minute tolerance, and enough
+    // distinct timestamps that a storm of a few hundred callbacks never repeats one.
+    let earlier = EARLIER.fetch_add(1, Ordering::Relaxed) % 1500;
     signer.request_at(path, body, base - earlier)
 }
 
