@@ -126,7 +126,7 @@ impl Pipeline {
             Ok(envelope) => envelope,
             Err(error) => {
                 let reason = error.to_string();
-                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                tracing::debug!(error = ?Untrusted(&reason), "callback refused: body is not a callback");
                 let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
                 metrics::request(answer.label(), Labels::UNREAD);
                 return answer;
@@ -396,11 +396,11 @@ impl Pipeline {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
                 // The handler's message may quote the body: cut short and escaped.
-                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
+                tracing::error!(error = ?Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %Untrusted(&message), "handler panicked");
+                tracing::error!(panic = ?Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -412,7 +412,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(panicked) => {
-                tracing::error!(panicked = %Untrusted(&panicked.to_string()), "handler task did not finish");
+                tracing::error!(panicked = ?Untrusted(&panicked.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }

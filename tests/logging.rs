@@ -135,3 +135,46 @@ async fn attacker_text_in_logs_is_escaped_and_cut_short() {
     }
     assert!(text.contains("\\n2026-01-01"), "escaped: {text}");
 }
+
+/// A handler error quoting body text cannot fake a `key=value` field of its log line:
+/// it is logged quoted, with its quotes and backslashes escaped.
+#[tokio::test]
+async fn a_handler_error_cannot_fake_a_field_of_its_log_line() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|ev| async move {
+            let title = ev.tracks()[0].title().unwrap_or_default().to_owned();
+            Err(suno_callback::HandlerError::msg(format!(
+                "cannot store {title}"
+            )))
+        })
+        .build()
+        .expect("valid configuration");
+    let body = MusicCallback::complete(TASK)
+        .map_tracks(|t| t.with_field("title", r#"x" task_id="forged-task" outcome="processed"#))
+        .body();
+    send(callbacks.service(), signed(body))
+        .await
+        .expect(500, "failed");
+
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let line = text
+        .lines()
+        .find(|line| line.contains("handler failed"))
+        .unwrap_or_else(|| panic!("no handler failure logged: {text}"));
+    assert!(
+        !line.contains(r#" task_id="forged-task""#),
+        "a forged field: {line}"
+    );
+    assert!(
+        line.contains(r#"\" task_id=\"forged-task\""#),
+        "quoted and escaped: {line}"
+    );
+}

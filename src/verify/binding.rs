@@ -147,9 +147,9 @@ impl BindingStage {
             Binding::Other => {
                 self.reused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    task_id = %Untrusted(key.task_id()),
+                    task_id = ?Untrusted(key.task_id()),
                     family = key.family().as_str(),
-                    stage = %Untrusted(key.stage()),
+                    stage = ?Untrusted(key.stage()),
                     result = key.outcome().as_str(),
                     timestamp,
                     policy = ?self.policy,
