@@ -204,7 +204,13 @@ impl Pipeline {
             .filter(|_| signed.load(Ordering::Relaxed))
         {
             match binding
-                .bind(&*self.store, self.timing.store_timeout, &headers, &key)
+                .bind(
+                    &*self.store,
+                    self.timing.store_timeout,
+                    &headers,
+                    &key,
+                    &body,
+                )
                 .await
             {
                 Ok(()) => {}

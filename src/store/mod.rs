@@ -207,8 +207,8 @@ pub enum Claim {
 }
 
 /// One use of a signature: the signed `(task_id, timestamp)`, and what the request
-/// that presented it claimed to be (its `callbackType` and whether it reports a
-/// failure). See [`DedupStore::bind_signature`].
+/// that presented it claimed to be (its family, `callbackType`, whether it reports a
+/// failure, and a digest of its body). See [`DedupStore::bind_signature`].
 ///
 /// ```
 /// use suno_callback::store::SignatureUse;
@@ -225,6 +225,7 @@ pub struct SignatureUse {
     callback_type: String,
     failure: bool,
     family: Option<Family>,
+    body: Option<[u8; 16]>,
 }
 
 impl SignatureUse {
@@ -242,7 +243,37 @@ impl SignatureUse {
             callback_type: callback_type.into(),
             failure,
             family: None,
+            body: None,
         }
+    }
+
+    /// The same use, by a request with this body: another body presenting the
+    /// signature, even of the same family, stage and outcome, is then another use.
+    /// Only the first 16 bytes of the body's SHA-256 are kept.
+    ///
+    /// ```
+    /// use suno_callback::store::SignatureUse;
+    ///
+    /// let genuine = SignatureUse::new("task-1", "1700000000", "complete", false)
+    ///     .with_body(br#"{"code":200,"data":{"audio_url":"https://cdn.example/a.mp3"}}"#);
+    /// let forged = SignatureUse::new("task-1", "1700000000", "complete", false)
+    ///     .with_body(br#"{"code":200,"data":{"audio_url":"https://evil.example/a.mp3"}}"#);
+    /// assert_eq!(genuine.signature_digest(), forged.signature_digest());
+    /// assert_ne!(genuine.use_digest(), forged.use_digest());
+    /// ```
+    #[must_use]
+    pub fn with_body(mut self, body: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let full: [u8; 32] = Sha256::digest(body).into();
+        let mut kept = [0u8; 16];
+        kept.copy_from_slice(&full[..16]);
+        self.body = Some(kept);
+        self
+    }
+
+    /// The first 16 bytes of the SHA-256 of the body the request presented, if given.
+    pub fn body_digest(&self) -> Option<[u8; 16]> {
+        self.body
     }
 
     /// The same use, by a request of `family`: a body of another family presenting the
@@ -294,15 +325,20 @@ impl SignatureUse {
         digest(b"signature", &self.task_id, self.timestamp.as_bytes())
     }
 
-    /// SHA-256 of what the request presented, `(family, callbackType, outcome)`: the
-    /// value a store binds to the signature.
+    /// SHA-256 of what the request presented, `(family, callbackType, outcome, body
+    /// digest)`: the value a store binds to the signature.
     pub fn use_digest(&self) -> [u8; 32] {
         let outcome: &str = if self.failure { "failure" } else { "success" };
         let family = self.family.map_or("", Family::as_str);
-        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 1);
+        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 18);
         presented.extend_from_slice(outcome.as_bytes());
         presented.push(b'/');
         presented.extend_from_slice(family.as_bytes());
+        if let Some(body) = &self.body {
+            // After the family, which is ASCII: the separator cannot occur in it.
+            presented.push(0);
+            presented.extend_from_slice(body);
+        }
         digest(b"use", &self.callback_type, &presented)
     }
 }
@@ -325,8 +361,8 @@ pub enum Binding {
     /// The signature is bound to this same use: an ordinary replay (the dedup key
     /// then decides whether it is a duplicate).
     Same,
-    /// The signature is bound to another `callbackType` or outcome: this body is not
-    /// the one the signature was first sent with.
+    /// The signature is bound to another use (family, `callbackType`, outcome or body
+    /// digest): this body is not the one the signature was first sent with.
     Other,
 }
 
