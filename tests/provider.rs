@@ -1325,3 +1325,12 @@ async fn confirm_mode_does_not_guess_an_unknown_family() {
     assert!(fake.seen().is_empty());
     assert!(recorder.events().is_empty());
 }
+
+/// The registry conformance suite on the default registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_registry_conforms() {
+    suno_callback::testing::registry_conformance::run_all(std::sync::Arc::new(
+        suno_callback::provider::MemoryRegistry::new(),
+    ))
+    .await;
+}
