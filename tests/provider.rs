@@ -547,6 +547,52 @@ async fn too_many_requests_waits_for_retry_after() {
     assert_eq!(fake.count("very-busy"), 1);
 }
 
+/// `Retry-After` as an HTTP date is honoured like the seconds form.
+#[tokio::test]
+async fn too_many_requests_waits_for_a_retry_after_date() {
+    let fake = FakeProvider::start().await;
+    let client = ProviderClient::builder(API_KEY)
+        .base_url(fake.base_url())
+        .backoff(Duration::from_millis(1), Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let in_two_seconds =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    fake.script(
+        "busy-until",
+        [
+            Reply::status(429).retry_after(&in_two_seconds),
+            Reply::ok(provider_fixture("cover_success", "busy-until")),
+        ],
+    );
+    let started = Instant::now();
+    client
+        .task_details(TaskFamily::Cover, "busy-until")
+        .await
+        .expect("after the wait");
+    assert_eq!(fake.count("busy-until"), 2);
+    // The date has whole seconds: at least one of the two is waited.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A date further away than the longest backoff is not waited for here.
+    let in_an_hour =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    fake.script(
+        "busy-for-long",
+        [Reply::status(429).retry_after(&in_an_hour)],
+    );
+    let error = client
+        .task_details(TaskFamily::Cover, "busy-for-long")
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status(), Some(429));
+    assert_eq!(fake.count("busy-for-long"), 1);
+}
+
 #[tokio::test]
 async fn one_task_gets_at_most_three_requests_a_second() {
     let fake = FakeProvider::start().await;
