@@ -248,8 +248,16 @@ impl Pipeline {
         if let Some(inbox) = &self.inbox {
             return inbox.accept(&key, &body).await;
         }
+        let chosen = self.handlers.route(&envelope);
         let answer = Arc::clone(&self)
-            .claim_and_run(key, envelope, body, family, EventSource::Callback)
+            .claim_and_run(
+                key,
+                chosen,
+                Unbuilt::Envelope(envelope),
+                body,
+                family,
+                EventSource::Callback,
+            )
             .await;
         #[cfg(feature = "provider-api")]
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
@@ -288,14 +296,18 @@ impl Pipeline {
             return answer;
         }
         let path_family = Some(family).filter(|family| *family != Family::Unknown);
-        let envelope = match Envelope::parse(&body, path_family) {
-            Ok(envelope) => envelope,
-            // The event was parsed from this very body; should it not parse again,
-            // nothing is delivered and the caller sees the task as not settled.
-            Err(_) => return Answer::InFlight(key),
-        };
+        // The event is built already: route it and run it as it is, without reading its
+        // body again.
+        let chosen = self.handlers.route_event(&event);
         let answer = Arc::clone(&self)
-            .claim_and_run(key, envelope, body, path_family, source)
+            .claim_and_run(
+                key,
+                chosen,
+                Unbuilt::Event(event),
+                body,
+                path_family,
+                source,
+            )
             .await;
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
             self.provider.settled_key(key).await;
@@ -303,17 +315,18 @@ impl Pipeline {
         answer
     }
 
-    /// Stages 4 to 6 on a read envelope: route, claim, build the typed event, run its
-    /// handler, settle.
+    /// Stages 4 to 6 on a routed callback: claim, build the typed event (unless it is
+    /// built already), run its handler, settle.
     async fn claim_and_run(
         self: Arc<Self>,
         key: DedupKey,
-        envelope: Envelope,
+        chosen: Option<Chosen>,
+        unbuilt: Unbuilt,
         body: Bytes,
         family: Option<Family>,
         source: EventSource,
     ) -> Answer {
-        let Some(chosen) = self.handlers.route(&envelope) else {
+        let Some(chosen) = chosen else {
             return Answer::Ignored(key);
         };
         // What a claiming delivery holds: its handler and envelope. The typed event is
@@ -323,13 +336,13 @@ impl Pipeline {
             &self.waiters,
             &key,
             &self.timing,
-            (chosen, envelope, body.clone()),
+            (chosen, unbuilt, body.clone()),
             body,
         )
         .await
         {
-            ClaimOutcome::Run(token, (chosen, envelope, body)) => {
-                (token, chosen.bind(CallbackEvent::build(envelope, body)))
+            ClaimOutcome::Run(token, (chosen, unbuilt, body)) => {
+                (token, chosen.bind(unbuilt.build(body)))
             }
             ClaimOutcome::RunFromBody(token, body) => match self.reroute(family, body) {
                 Some(invocation) => (token, invocation),
@@ -432,4 +445,23 @@ fn log_intake(answer: Answer) -> Answer {
     );
     metrics::request(answer.label(), Labels::UNREAD);
     answer
+}
+
+/// What a claiming delivery turns into its typed event once it holds the key: the
+/// envelope of a callback (its body is parsed in full only then), or an event the
+/// provider API has built already.
+enum Unbuilt {
+    Envelope(Envelope),
+    #[cfg(feature = "provider-api")]
+    Event(CallbackEvent),
+}
+
+impl Unbuilt {
+    fn build(self, body: Bytes) -> CallbackEvent {
+        match self {
+            Self::Envelope(envelope) => CallbackEvent::build(envelope, body),
+            #[cfg(feature = "provider-api")]
+            Self::Event(event) => event,
+        }
+    }
 }
