@@ -228,6 +228,11 @@ impl Pipeline {
         #[cfg(feature = "provider-api")]
         {
             use crate::provider::Confirmed;
+            // A callback already processed is a duplicate: it costs no request to the
+            // provider. (In inbox mode the inbox's insert is what tells.)
+            if self.provider.confirm.is_some() && self.inline_mode() && self.is_done(&key).await {
+                return Answer::Duplicate(key);
+            }
             match self.provider.confirm(&envelope, &body, reused).await {
                 Confirmed::AsItCame => {}
                 Confirmed::Provider(confirmed) => {
@@ -313,6 +318,33 @@ impl Pipeline {
             self.provider.settled_key(key).await;
         }
         answer
+    }
+
+    /// Whether the callbacks are processed in the request (no inbox).
+    #[cfg(feature = "provider-api")]
+    fn inline_mode(&self) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if self.inbox.is_some() {
+            return false;
+        }
+        true
+    }
+
+    /// Whether `key` was processed already, asked with a claim that is released at once
+    /// when it wins (the store has no lookup that would not race with a claim). Any
+    /// other answer, a store error included, is "not known to be done".
+    #[cfg(feature = "provider-api")]
+    async fn is_done(&self, key: &DedupKey) -> bool {
+        let claim = self.store.claim_boxed(key, self.timing.lease);
+        match tokio::time::timeout(self.timing.store_timeout, claim).await {
+            Ok(Ok(crate::store::Claim::Done)) => true,
+            Ok(Ok(crate::store::Claim::Acquired(token))) => {
+                let release = self.store.release_boxed(key, token);
+                let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                false
+            }
+            _ => false,
+        }
     }
 
     /// Stages 4 to 6 on a routed callback: claim, build the typed event (unless it is

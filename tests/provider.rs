@@ -934,6 +934,30 @@ async fn confirm_mode_dispatches_what_the_provider_says() {
     );
 }
 
+/// A duplicate of a confirmed callback is answered from the dedup store: it costs no
+/// request to the provider.
+#[tokio::test]
+async fn confirm_mode_asks_nothing_for_a_duplicate() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let callbacks = receiver(&recorder, Some((client(&fake), ConfirmMode::all())));
+    let task = "confirm-duplicate";
+    fake.script(task, [Reply::ok(provider_fixture("music_success", task))]);
+    let body = music_callback(task, "complete", "https://cdn.example.net/x.mp3");
+    let request = signer().request(PATH, body);
+    let (parts, body) = request.into_parts();
+    let again = http::Request::from_parts(parts.clone(), body.clone());
+    send(callbacks.service(), http::Request::from_parts(parts, body))
+        .await
+        .expect(200, "processed");
+    assert_eq!(fake.count(task), 1);
+    send(callbacks.service(), again)
+        .await
+        .expect(200, "duplicate");
+    assert_eq!(fake.count(task), 1, "the duplicate asked the provider");
+    assert_eq!(recorder.count("complete", task), 1);
+}
+
 #[tokio::test]
 async fn confirm_mode_answers_503_until_the_provider_knows() {
     let fake = FakeProvider::start().await;
