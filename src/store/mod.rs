@@ -22,6 +22,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+use bytes::Bytes;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -218,14 +219,27 @@ pub enum Claim {
 /// assert_eq!(genuine.signature_digest(), forged.signature_digest());
 /// assert_ne!(genuine.use_digest(), forged.use_digest());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SignatureUse {
     task_id: String,
     timestamp: String,
     callback_type: String,
     failure: bool,
     family: Option<Family>,
-    body: Option<[u8; 16]>,
+    body: Option<Bytes>,
+}
+
+impl fmt::Debug for SignatureUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureUse")
+            .field("task_id", &self.task_id)
+            .field("timestamp", &self.timestamp)
+            .field("callback_type", &self.callback_type)
+            .field("failure", &self.failure)
+            .field("family", &self.family)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
 }
 
 impl SignatureUse {
@@ -248,32 +262,43 @@ impl SignatureUse {
     }
 
     /// The same use, by a request with this body: another body presenting the
-    /// signature, even of the same family, stage and outcome, is then another use.
-    /// Only the first 16 bytes of the body's SHA-256 are kept.
+    /// signature, even of the same family, stage and outcome, is then another use. The
+    /// body is shared, not copied.
     ///
     /// ```
+    /// use bytes::Bytes;
     /// use suno_callback::store::SignatureUse;
     ///
     /// let genuine = SignatureUse::new("task-1", "1700000000", "complete", false)
-    ///     .with_body(br#"{"code":200,"data":{"audio_url":"https://cdn.example/a.mp3"}}"#);
+    ///     .with_body(Bytes::from_static(br#"{"data":{"audio_url":"https://cdn.example/a.mp3"}}"#));
     /// let forged = SignatureUse::new("task-1", "1700000000", "complete", false)
-    ///     .with_body(br#"{"code":200,"data":{"audio_url":"https://evil.example/a.mp3"}}"#);
+    ///     .with_body(Bytes::from_static(br#"{"data":{"audio_url":"https://evil.example/a.mp3"}}"#));
     /// assert_eq!(genuine.signature_digest(), forged.signature_digest());
     /// assert_ne!(genuine.use_digest(), forged.use_digest());
     /// ```
     #[must_use]
-    pub fn with_body(mut self, body: &[u8]) -> Self {
-        use sha2::{Digest, Sha256};
-        let full: [u8; 32] = Sha256::digest(body).into();
-        let mut kept = [0u8; 16];
-        kept.copy_from_slice(&full[..16]);
-        self.body = Some(kept);
+    pub fn with_body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
         self
     }
 
+    /// The body the request presented, if given. A store that keeps its bindings in
+    /// one process may hash it with a secret key of its own, as `MemoryStore` does; a
+    /// store shared by replicas needs a digest they agree on:
+    /// [`use_digest`](Self::use_digest), which includes [`body_digest`](Self::body_digest).
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
     /// The first 16 bytes of the SHA-256 of the body the request presented, if given.
+    /// Computed on each call.
     pub fn body_digest(&self) -> Option<[u8; 16]> {
-        self.body
+        use sha2::{Digest, Sha256};
+        let body = self.body.as_ref()?;
+        let full: [u8; 32] = Sha256::digest(body).into();
+        let mut kept = [0u8; 16];
+        kept.copy_from_slice(&full[..16]);
+        Some(kept)
     }
 
     /// The same use, by a request of `family`: a body of another family presenting the
@@ -334,10 +359,10 @@ impl SignatureUse {
         presented.extend_from_slice(outcome.as_bytes());
         presented.push(b'/');
         presented.extend_from_slice(family.as_bytes());
-        if let Some(body) = &self.body {
+        if let Some(body) = self.body_digest() {
             // After the family, which is ASCII: the separator cannot occur in it.
             presented.push(0);
-            presented.extend_from_slice(body);
+            presented.extend_from_slice(&body);
         }
         digest(b"use", &self.callback_type, &presented)
     }

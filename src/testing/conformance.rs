@@ -331,9 +331,10 @@ pub async fn signature_binds_to_its_first_use<S: DedupStore>(store: &S) {
         "another family",
     )
     .await;
-    let bodied = unique_signature("bind-body", "complete", false).with_body(b"{\"genuine\":1}");
+    let bodied = unique_signature("bind-body", "complete", false)
+        .with_body(bytes::Bytes::from_static(b"{\"genuine\":1}"));
     let other_body = SignatureUse::new(bodied.task_id(), bodied.timestamp(), "complete", false)
-        .with_body(b"{\"forged\":1}");
+        .with_body(bytes::Bytes::from_static(b"{\"forged\":1}"));
     expect_binding(
         store,
         &bodied,

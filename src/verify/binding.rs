@@ -112,7 +112,7 @@ impl BindingStage {
         store_timeout: Duration,
         headers: &HeaderMap,
         key: &DedupKey,
-        body: &[u8],
+        body: &bytes::Bytes,
     ) -> Result<(), Unbound> {
         // The HMAC check has accepted this header; without it there is nothing signed.
         let Some(timestamp) = headers.get(TIMESTAMP_HEADER) else {
@@ -131,7 +131,7 @@ impl BindingStage {
             key.outcome() == Outcome::Failure,
         )
         .with_family(key.family())
-        .with_body(body);
+        .with_body(body.clone());
         let bound = match timeout(
             store_timeout,
             store.bind_signature_boxed(&signature, self.ttl(sent_at)),
