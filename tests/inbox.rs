@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::{KEY, RunningExample, http_send, send, signed};
 use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Arguments;
 use suno_callback::inbox::sqlx;
 use suno_callback::inbox::{
     EventContext, EventState, Inbox, InboxBuilder, Replay, RetryPolicy, RunReport, RunResult,
@@ -1233,40 +1233,6 @@ async fn the_example_prints_each_events_family(db: &Db) {
 // ---- the runner ------------------------------------------------------------------
 
 /// A test run on its own multi-threaded tokio runtime, against a fresh database.
-fn trial<F, Fut>(kind: Kind, name: &str, test: F) -> Trial
-where
-    F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let label = match kind {
-        Kind::Sqlite => "sqlite",
-        Kind::Postgres => "postgres",
-    };
-    Trial::test(format!("{label}::{name}"), move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Failed::from(error.to_string()))?;
-        runtime.block_on(async {
-            let db = Arc::new(Db::new(kind).await);
-            test(Arc::clone(&db)).await;
-            if let Ok(db) = Arc::try_unwrap(db) {
-                db.drop_all().await;
-            }
-        });
-        Ok(())
-    })
-}
-
-macro_rules! suite {
-    ($kind:expr; $($test:ident),* $(,)?) => {
-        vec![$(
-            trial($kind, stringify!($test), |db| async move { $test(&db).await }),
-        )*]
-    };
-}
-
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
     let url = postgres_url();

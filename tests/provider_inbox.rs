@@ -14,7 +14,6 @@ mod fake_provider;
 mod inbox_db;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +21,7 @@ use std::time::Duration;
 use common::Counter;
 use fake_provider::{FakeProvider, Reply, provider_fixture};
 use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Arguments;
 use suno_callback::SunoCallbacks;
 use suno_callback::inbox::Inbox;
 use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskFamily, TaskRegistry};
@@ -151,40 +150,6 @@ async fn the_reconciler_polls_through_the_inbox_registry(db: &Db) {
         0
     );
     inbox.close().await;
-}
-
-fn trial<F, Fut>(kind: Kind, name: &str, test: F) -> Trial
-where
-    F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let label = match kind {
-        Kind::Sqlite => "sqlite",
-        Kind::Postgres => "postgres",
-    };
-    Trial::test(format!("{label}::{name}"), move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Failed::from(error.to_string()))?;
-        runtime.block_on(async {
-            let db = Arc::new(Db::new(kind).await);
-            test(Arc::clone(&db)).await;
-            if let Ok(db) = Arc::try_unwrap(db) {
-                db.drop_all().await;
-            }
-        });
-        Ok(())
-    })
-}
-
-macro_rules! suite {
-    ($kind:expr; $($test:ident),* $(,)?) => {
-        vec![$(
-            trial($kind, stringify!($test), |db| async move { $test(&db).await }),
-        )*]
-    };
 }
 
 fn main() -> ExitCode {

@@ -2,10 +2,13 @@
 //! file in a folder of its own, or a PostgreSQL schema of its own.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::future::Future;
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use libtest_mimic::{Failed, Trial};
 use suno_callback::inbox::sqlx::{self, Connection as _};
 use suno_callback::inbox::{Inbox, InboxBuilder};
 use suno_callback::store::ClaimToken;
@@ -146,4 +149,41 @@ impl Db {
             }
         }
     }
+}
+
+/// One test on a database of its own, dropped afterwards.
+pub fn trial<F, Fut>(kind: Kind, name: &str, test: F) -> Trial
+where
+    F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let label = match kind {
+        Kind::Sqlite => "sqlite",
+        Kind::Postgres => "postgres",
+    };
+    Trial::test(format!("{label}::{name}"), move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| Failed::from(error.to_string()))?;
+        runtime.block_on(async {
+            let db = Arc::new(Db::new(kind).await);
+            test(Arc::clone(&db)).await;
+            if let Ok(db) = Arc::try_unwrap(db) {
+                db.drop_all().await;
+            }
+        });
+        Ok(())
+    })
+}
+
+/// One trial per test function, on databases of `kind`.
+#[macro_export]
+macro_rules! suite {
+    ($kind:expr; $($test:ident),* $(,)?) => {
+        vec![$(
+            $crate::inbox_db::trial($kind, stringify!($test), |db| async move { $test(&db).await }),
+        )*]
+    };
 }
