@@ -230,7 +230,10 @@ impl Pipeline {
             use crate::provider::Confirmed;
             // A callback already processed is a duplicate: it costs no request to the
             // provider. (In inbox mode the inbox's insert is what tells.)
-            if self.provider.confirm.is_some() && self.inline_mode() && self.is_done(&key).await {
+            if self.provider.may_confirm(envelope.family, reused)
+                && self.inline_mode()
+                && self.is_done(&key).await
+            {
                 return Answer::Duplicate(key);
             }
             match self.provider.confirm(&envelope, &body, reused).await {
