@@ -420,6 +420,76 @@ async fn the_provider_fixture_tracks_keep_their_values() {
     }
 }
 
+/// A client of the HTTPS fake trusting `roots` besides the platform's store.
+fn tls_client(fake: &FakeProvider, roots: &[&[u8]]) -> ProviderClient {
+    let mut builder = ProviderClient::builder(API_KEY)
+        .base_url(fake.base_url())
+        .requests_per_second(1000.0)
+        .max_retries(1)
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .timeout(Duration::from_secs(5));
+    for root in roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder.build().expect("client")
+}
+
+#[tokio::test]
+async fn the_client_trusts_an_added_root_certificate_over_https() {
+    let (fake, certificate) = FakeProvider::start_tls().await;
+    assert!(fake.base_url().starts_with("https://127.0.0.1:"));
+    fake.script("tls", [Reply::ok(provider_fixture("wav_success", "tls"))]);
+    for root in [certificate.pem.as_bytes(), &certificate.der] {
+        let answer = tls_client(&fake, &[root])
+            .task_details(TaskFamily::Wav, "tls")
+            .await
+            .expect("an answer over HTTPS");
+        assert_eq!(answer.status(), &TaskStatus::Success);
+    }
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "one request per client: {seen:?}");
+    for request in &seen {
+        assert_eq!(request.path, "/api/v1/wav/record-info");
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer test-api-key")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_certificate_it_was_not_told_to_trust() {
+    let (fake, _) = FakeProvider::start_tls().await;
+    let (_, stranger) = FakeProvider::start_tls().await;
+    fake.script("tls", [Reply::ok(provider_fixture("wav_success", "tls"))]);
+    for roots in [&[][..], &[stranger.pem.as_bytes()][..]] {
+        let error = tls_client(&fake, roots)
+            .task_details(TaskFamily::Wav, "tls")
+            .await
+            .expect_err("an untrusted certificate");
+        assert!(error.is_transport(), "{error:?}");
+    }
+    assert!(
+        fake.seen().is_empty(),
+        "no request passed the TLS handshake: {:?}",
+        fake.seen()
+    );
+}
+
+#[test]
+fn a_root_certificate_that_cannot_be_read_is_refused_at_build() {
+    let not_base64 = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+    let no_certificate = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    let not_der: &[u8] = b"\x30\x03 not a certificate";
+    for root in [not_base64.as_bytes(), no_certificate.as_bytes(), not_der] {
+        let error = ProviderClient::builder(API_KEY)
+            .add_root_certificate(root)
+            .build()
+            .expect_err("an unreadable root certificate");
+        assert!(error.is_config(), "{error:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_slow_answer_times_out_and_is_retried() {
     let fake = FakeProvider::start().await;

@@ -82,6 +82,7 @@ impl ProviderClient {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             per_second: DEFAULT_REQUESTS_PER_SECOND,
+            root_certificates: Vec::new(),
         }
     }
 
@@ -223,6 +224,8 @@ pub struct ProviderClientBuilder {
     backoff: Duration,
     max_backoff: Duration,
     per_second: f64,
+    /// Extra roots as given (PEM or DER), read at build.
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for ProviderClientBuilder {
@@ -235,6 +238,7 @@ impl fmt::Debug for ProviderClientBuilder {
             .field("backoff", &self.backoff)
             .field("max_backoff", &self.max_backoff)
             .field("per_second", &self.per_second)
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -275,6 +279,26 @@ impl ProviderClientBuilder {
         self.per_second = per_second;
         self
     }
+    /// Trusts `certificate` as a root, besides the platform's certificate store: for
+    /// an API reached through a proxy with its own certificate authority, or a test
+    /// server with a self-signed certificate. PEM (one certificate or several) or DER;
+    /// [`build`](Self::build) refuses one it cannot read.
+    ///
+    /// ```no_run
+    /// use suno_callback::provider::ProviderClient;
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = ProviderClient::builder("api-key")
+    ///     .base_url("https://suno-proxy.internal")
+    ///     .add_root_certificate(std::fs::read("/etc/app/internal-ca.pem")?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn add_root_certificate(mut self, certificate: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(certificate.as_ref().to_vec());
+        self
+    }
 
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<ProviderClient, ProviderError> {
@@ -302,12 +326,22 @@ impl ProviderClientBuilder {
         if self.timeout.is_zero() {
             return Err(ProviderError::config("timeout must be positive"));
         }
-        let http = reqwest::Client::builder()
+        let roots = root_certificates(&self.root_certificates)?;
+        let added_roots = !roots.is_empty();
+        let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| ProviderError::config("HTTP client could not be built (TLS roots)"))?;
+            .redirect(reqwest::redirect::Policy::none());
+        if added_roots {
+            http = http.tls_certs_merge(roots);
+        }
+        let http = http.build().map_err(|_| {
+            ProviderError::config(if added_roots {
+                "HTTP client could not be built (TLS roots: is each root certificate valid?)"
+            } else {
+                "HTTP client could not be built (TLS roots)"
+            })
+        })?;
         Ok(ProviderClient {
             inner: Arc::new(Inner {
                 http,
@@ -320,6 +354,28 @@ impl ProviderClientBuilder {
             }),
         })
     }
+}
+
+/// The roots given to [`ProviderClientBuilder::add_root_certificate`]: PEM text (every
+/// certificate in it) or one DER certificate, checked when the client is built.
+fn root_certificates(given: &[Vec<u8>]) -> Result<Vec<reqwest::Certificate>, ProviderError> {
+    let mut roots = Vec::new();
+    for bytes in given {
+        if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+            let certificates = reqwest::Certificate::from_pem_bundle(bytes)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    ProviderError::config("root certificate: no certificate in the PEM text")
+                })?;
+            roots.extend(certificates);
+        } else {
+            let certificate = reqwest::Certificate::from_der(bytes)
+                .map_err(|_| ProviderError::config("root certificate is neither PEM nor DER"))?;
+            roots.push(certificate);
+        }
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]

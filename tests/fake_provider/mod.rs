@@ -82,26 +82,89 @@ struct State {
 pub struct FakeProvider {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    scheme: &'static str,
+}
+
+/// The self-signed certificate of a fake started with [`FakeProvider::start_tls`],
+/// for `127.0.0.1` and `localhost`.
+#[derive(Clone, Debug)]
+pub struct SelfSigned {
+    pub pem: String,
+    pub der: Vec<u8>,
 }
 
 impl FakeProvider {
+    /// A fake speaking plain HTTP.
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = Arc::clone(&state);
-        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-            let state = Arc::clone(&shared);
-            async move { answer(&state, &uri, &headers).await }
-        });
+        let (state, app) = app();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, state }
+        Self {
+            addr,
+            state,
+            scheme: "http",
+        }
+    }
+
+    /// A fake speaking HTTPS (HTTP/1.1 over rustls) with a new self-signed
+    /// certificate, and that certificate.
+    pub async fn start_tls() -> (Self, SelfSigned) {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .expect("self-signed certificate");
+        let certificate = SelfSigned {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .expect("server certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let (state, app) = app();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let fake = Self {
+            addr,
+            state,
+            scheme: "https",
+        };
+        (fake, certificate)
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Answers about `task_id` with these replies in turn, the last one for good.
@@ -121,6 +184,17 @@ impl FakeProvider {
     pub fn count(&self, task_id: &str) -> usize {
         self.seen().iter().filter(|s| s.task_id == task_id).count()
     }
+}
+
+/// The fake's state and the router answering from it.
+fn app() -> (Arc<Mutex<State>>, Router) {
+    let state = Arc::new(Mutex::new(State::default()));
+    let shared = Arc::clone(&state);
+    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let state = Arc::clone(&shared);
+        async move { answer(&state, &uri, &headers).await }
+    });
+    (state, app)
 }
 
 async fn answer(state: &Mutex<State>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
