@@ -55,6 +55,16 @@ const SQLITE: Statements = Statements {
 /// A [`TaskRegistry`] in the inbox's database: the table `suno_expected_tasks`,
 /// created by the inbox's migrations. Get it from [`Inbox::task_registry`].
 ///
+/// Taking the due tasks moves them a lease ahead in the same statement, which is the
+/// per-task lease: of two replicas taking at once, each task goes to one, and a replica
+/// that dies mid-poll leaves the task due again when the lease ends. The table has no
+/// bound of its own, as Redis has none: it holds the tasks registered and not yet
+/// final, and the [`Reconciler`](crate::provider::Reconciler) removes a task it reports
+/// overdue (after [`max_age`](crate::provider::ReconcilerBuilder::max_age), 14 days by
+/// default). A row whose family this version does not know (written by a newer one)
+/// is skipped with a `warn` line, never a panic, and the other tasks are taken as
+/// usual.
+///
 /// ```no_run
 /// use suno_callback::SunoCallbacks;
 /// use suno_callback::inbox::Inbox;
