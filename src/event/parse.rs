@@ -3,16 +3,12 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Parts, decode_msg};
 use super::family::Family;
-use super::payload::{
-    CoverPayload, LyricsPayload, MidiPayload, MusicPayload, Payload, SeparationPayload,
-    VideoPayload, VoicePayload, WavPayload,
-};
-use super::{CallbackEvent, Meta, Stage, lenient};
+use super::payload::Payload;
+use super::{CallbackEvent, Meta, Stage};
 
 /// Why a body is not a callback (answered `400`).
 ///
@@ -106,40 +102,45 @@ impl std::error::Error for ParseError {
     }
 }
 
-/// The whole body of one family: `msg` and its `data`.
-#[derive(Deserialize)]
-#[serde(bound = "P: DeserializeOwned + Default")]
-struct WireBody<P> {
-    #[serde(default, deserialize_with = "lenient::string")]
-    msg: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    data: Option<P>,
-}
-
-/// The body's `msg` and its `data` as `P`; on a shape serde cannot read at all (a
-/// duplicated field), `None` and the default payload: the event is still delivered.
-fn read<P: DeserializeOwned + Default>(raw: &[u8]) -> (Option<String>, P) {
-    match from_slice_tolerant::<WireBody<P>>(raw) {
-        Ok(body) => (body.msg, body.data.unwrap_or_default()),
+/// The body's `data` as `P`, parsed from where the envelope found it; the default
+/// payload when it is absent or not an object, or when serde cannot read it (a
+/// duplicated field): the event is still delivered.
+fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
+    if parts.repeated {
+        tracing::debug!("callback payload unreadable (a repeated `msg`); delivered untyped");
+        return P::default();
+    }
+    let Some(data) = parts.data.clone().and_then(|range| raw.get(range)) else {
+        return P::default();
+    };
+    match from_slice_tolerant::<P>(data) {
+        Ok(payload) => payload,
         Err(error) => {
             tracing::debug!(%error, "callback payload unreadable; delivered untyped");
-            (None, P::default())
+            P::default()
         }
     }
 }
 
-/// The typed event of a verified body whose envelope has been read.
+/// The typed event of a verified body whose envelope has been read: only `msg` and
+/// `data` are parsed, where the envelope found them.
 pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
-    let (msg, payload) = match envelope.family {
-        Family::Music => wrap(read::<MusicPayload>(&raw), Payload::Music),
-        Family::Lyrics => wrap(read::<LyricsPayload>(&raw), Payload::Lyrics),
-        Family::Wav => wrap(read::<WavPayload>(&raw), Payload::Wav),
-        Family::Separation => wrap(read::<SeparationPayload>(&raw), Payload::Separation),
-        Family::Midi => wrap(read::<MidiPayload>(&raw), Payload::Midi),
-        Family::Video => wrap(read::<VideoPayload>(&raw), Payload::Video),
-        Family::Cover => wrap(read::<CoverPayload>(&raw), Payload::Cover),
-        Family::Voice => wrap(read::<VoicePayload>(&raw), Payload::Voice),
-        Family::Unknown => (read::<MusicPayload>(&raw).0, Payload::Unknown),
+    let parts = &envelope.parts;
+    let payload = match envelope.family {
+        Family::Music => Payload::Music(read(&raw, parts)),
+        Family::Lyrics => Payload::Lyrics(read(&raw, parts)),
+        Family::Wav => Payload::Wav(read(&raw, parts)),
+        Family::Separation => Payload::Separation(read(&raw, parts)),
+        Family::Midi => Payload::Midi(read(&raw, parts)),
+        Family::Video => Payload::Video(read(&raw, parts)),
+        Family::Cover => Payload::Cover(read(&raw, parts)),
+        Family::Voice => Payload::Voice(read(&raw, parts)),
+        Family::Unknown => Payload::Unknown,
+    };
+    let msg = if parts.repeated {
+        None
+    } else {
+        decode_msg(&raw, parts.msg.as_ref())
     };
     CallbackEvent {
         meta: Meta {
@@ -153,10 +154,6 @@ pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
         },
         payload,
     }
-}
-
-fn wrap<P>(read: (Option<String>, P), as_payload: fn(P) -> Payload) -> (Option<String>, Payload) {
-    (read.0, as_payload(read.1))
 }
 
 /// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes and bytes
@@ -302,6 +299,40 @@ mod tests {
         )
         .expect("parses");
         assert!(event.is_failure(), "callbackType error is a failure");
+    }
+
+    #[test]
+    fn a_number_outside_f64_range_is_refused_and_every_accepted_body_has_its_json() {
+        // Found by the `envelope` fuzz target: the envelope skipped the number unread,
+        // the typed parse delivered the event untyped, and `raw_json()` was `null`.
+        let body = br#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"t",
+            "data":[{"id":"a","createTime":1E863436098}]}}"#;
+        let error = CallbackEvent::from_json(&body[..]).expect_err("out of range");
+        assert!(error.is_json(), "{error}");
+        assert!(error.to_string().contains("number out of range"), "{error}");
+        let huge = format!(
+            r#"{{"code":200,"data":{{"task_id":"t","x":{}}}}}"#,
+            "9".repeat(310)
+        );
+        assert!(CallbackEvent::from_json(huge).is_err());
+        // Inside the range, however large or small, the body reads, and so does its JSON.
+        let body = br#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"t",
+            "data":[{"id":"a","createTime":1.7E308,"duration":1e-400}]}}"#;
+        let event = CallbackEvent::from_json(&body[..]).expect("in range");
+        assert_eq!(event.tracks()[0].duration_seconds(), Some(0.0));
+        assert!(!event.raw_json().is_null());
+    }
+
+    #[test]
+    fn a_repeated_msg_is_delivered_untyped_as_serde_would_read_it() {
+        let body = r#"{"code":200,"msg":"a","msg":"b","data":{"task_id":"t","callbackType":"complete",
+            "data":[{"id":"a"}]}}"#;
+        let event = CallbackEvent::from_json(body).expect("the envelope is fine");
+        assert_eq!((event.msg(), event.tracks().len()), (None, 0));
+        let body = r#"{"data":{"task_id":"t","callbackType":"complete","data":[{"id":"a"}]},
+            "msg":"last","code":200}"#;
+        let event = CallbackEvent::from_json(body).expect("members in any order");
+        assert_eq!((event.msg(), event.tracks().len()), (Some("last"), 1));
     }
 
     #[test]
