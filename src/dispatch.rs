@@ -160,7 +160,7 @@ impl Handlers {
 
     /// [`route`](Self::route) for an event already built (the inbox's workers build it
     /// from the stored body and family).
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "provider-api"))]
     pub(crate) fn route_event(&self, event: &CallbackEvent) -> Option<Chosen> {
         self.choose(event.family(), event.stage().as_str(), event.outcome())
     }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, Method, StatusCode};
 use http_body::Body;
@@ -91,20 +91,59 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Reads the whole body, refusing more than `body_limit` bytes whatever the request
 /// declared. A body that arrives in one chunk is returned as that chunk, not copied;
-/// several chunks are copied once, into one buffer.
+/// from the second chunk on, chunks are copied into one buffer and released at once.
+///
+/// Collecting the chunks instead would keep each one alive until the end, and a chunk
+/// from a server's read buffer may pin far more memory than its own length: a body sent
+/// one byte per frame must not cost a buffer per byte before its signature is checked.
 pub(crate) async fn read_body<B>(body: B, body_limit: usize) -> Result<Bytes, Answer>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, body_limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if exceeds_a_limit(&*error) => Err(too_large()),
-        Err(_) => Err(Answer::invalid(
-            StatusCode::BAD_REQUEST,
-            "the request body could not be read",
-        )),
+    let mut body = std::pin::pin!(Limited::new(body, body_limit));
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            if exceeds_a_limit(&*error) {
+                too_large()
+            } else {
+                Answer::invalid(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+            }
+        })?;
+        // Trailers carry nothing a callback needs.
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        if !data.has_remaining() {
+            continue;
+        }
+        if let Some(buffer) = joined.as_mut() {
+            buffer.put(data);
+        } else if let Some(head) = first.take() {
+            // What is still to come, as far as the body knows, within the limit.
+            let expected = body.size_hint().lower();
+            let capacity = (head.len() as u64 + data.remaining() as u64)
+                .saturating_add(expected)
+                .min(body_limit as u64) as usize;
+            let mut buffer = BytesMut::with_capacity(capacity);
+            buffer.extend_from_slice(&head);
+            buffer.put(data);
+            joined = Some(buffer);
+        } else {
+            // For `Bytes` (what servers give) this takes the chunk without a copy.
+            first = Some(data.copy_to_bytes(data.remaining()));
+        }
     }
+    Ok(match (joined, first) {
+        (Some(buffer), _) => buffer.freeze(),
+        (None, Some(head)) => head,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// Whether reading stopped at a length limit: this one, or one a layer in front put on

@@ -126,7 +126,7 @@ impl Pipeline {
             Ok(envelope) => envelope,
             Err(error) => {
                 let reason = error.to_string();
-                tracing::debug!(error = %Untrusted(&reason), "callback refused: body is not a callback");
+                tracing::debug!(error = ?Untrusted(&reason), "callback refused: body is not a callback");
                 let answer = Answer::invalid(http::StatusCode::BAD_REQUEST, reason);
                 metrics::request(answer.label(), Labels::UNREAD);
                 return answer;
@@ -204,7 +204,13 @@ impl Pipeline {
             .filter(|_| signed.load(Ordering::Relaxed))
         {
             match binding
-                .bind(&*self.store, self.timing.store_timeout, &headers, &key)
+                .bind(
+                    &*self.store,
+                    self.timing.store_timeout,
+                    &headers,
+                    &key,
+                    &body,
+                )
                 .await
             {
                 Ok(()) => {}
@@ -222,6 +228,14 @@ impl Pipeline {
         #[cfg(feature = "provider-api")]
         {
             use crate::provider::Confirmed;
+            // A callback already processed is a duplicate: it costs no request to the
+            // provider. (In inbox mode the inbox's insert is what tells.)
+            if self.provider.may_confirm(envelope.family, reused)
+                && self.inline_mode()
+                && self.is_done(&key).await
+            {
+                return Answer::Duplicate(key);
+            }
             match self.provider.confirm(&envelope, &body, reused).await {
                 Confirmed::AsItCame => {}
                 Confirmed::Provider(confirmed) => {
@@ -242,8 +256,16 @@ impl Pipeline {
         if let Some(inbox) = &self.inbox {
             return inbox.accept(&key, &body).await;
         }
+        let chosen = self.handlers.route(&envelope);
         let answer = Arc::clone(&self)
-            .claim_and_run(key, envelope, body, family, EventSource::Callback)
+            .claim_and_run(
+                key,
+                chosen,
+                Unbuilt::Envelope(envelope),
+                body,
+                family,
+                EventSource::Callback,
+            )
             .await;
         #[cfg(feature = "provider-api")]
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
@@ -282,14 +304,18 @@ impl Pipeline {
             return answer;
         }
         let path_family = Some(family).filter(|family| *family != Family::Unknown);
-        let envelope = match Envelope::parse(&body, path_family) {
-            Ok(envelope) => envelope,
-            // The event was parsed from this very body; should it not parse again,
-            // nothing is delivered and the caller sees the task as not settled.
-            Err(_) => return Answer::InFlight(key),
-        };
+        // The event is built already: route it and run it as it is, without reading its
+        // body again.
+        let chosen = self.handlers.route_event(&event);
         let answer = Arc::clone(&self)
-            .claim_and_run(key, envelope, body, path_family, source)
+            .claim_and_run(
+                key,
+                chosen,
+                Unbuilt::Event(event),
+                body,
+                path_family,
+                source,
+            )
             .await;
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
             self.provider.settled_key(key).await;
@@ -297,17 +323,45 @@ impl Pipeline {
         answer
     }
 
-    /// Stages 4 to 6 on a read envelope: route, claim, build the typed event, run its
-    /// handler, settle.
+    /// Whether the callbacks are processed in the request (no inbox).
+    #[cfg(feature = "provider-api")]
+    fn inline_mode(&self) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if self.inbox.is_some() {
+            return false;
+        }
+        true
+    }
+
+    /// Whether `key` was processed already, asked with a claim that is released at once
+    /// when it wins (the store has no lookup that would not race with a claim). Any
+    /// other answer, a store error included, is "not known to be done".
+    #[cfg(feature = "provider-api")]
+    async fn is_done(&self, key: &DedupKey) -> bool {
+        let claim = self.store.claim_boxed(key, self.timing.lease);
+        match tokio::time::timeout(self.timing.store_timeout, claim).await {
+            Ok(Ok(crate::store::Claim::Done)) => true,
+            Ok(Ok(crate::store::Claim::Acquired(token))) => {
+                let release = self.store.release_boxed(key, token);
+                let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Stages 4 to 6 on a routed callback: claim, build the typed event (unless it is
+    /// built already), run its handler, settle.
     async fn claim_and_run(
         self: Arc<Self>,
         key: DedupKey,
-        envelope: Envelope,
+        chosen: Option<Chosen>,
+        unbuilt: Unbuilt,
         body: Bytes,
         family: Option<Family>,
         source: EventSource,
     ) -> Answer {
-        let Some(chosen) = self.handlers.route(&envelope) else {
+        let Some(chosen) = chosen else {
             return Answer::Ignored(key);
         };
         // What a claiming delivery holds: its handler and envelope. The typed event is
@@ -317,13 +371,13 @@ impl Pipeline {
             &self.waiters,
             &key,
             &self.timing,
-            (chosen, envelope, body.clone()),
+            (chosen, unbuilt, body.clone()),
             body,
         )
         .await
         {
-            ClaimOutcome::Run(token, (chosen, envelope, body)) => {
-                (token, chosen.bind(CallbackEvent::build(envelope, body)))
+            ClaimOutcome::Run(token, (chosen, unbuilt, body)) => {
+                (token, chosen.bind(unbuilt.build(body)))
             }
             ClaimOutcome::RunFromBody(token, body) => match self.reroute(family, body) {
                 Some(invocation) => (token, invocation),
@@ -396,11 +450,11 @@ impl Pipeline {
             Ok(HandlerOutcome::Succeeded) => Answer::Processed(key),
             Ok(HandlerOutcome::Failed(error)) => {
                 // The handler's message may quote the body: cut short and escaped.
-                tracing::error!(error = %Untrusted(&error.to_string()), "handler failed");
+                tracing::error!(error = ?Untrusted(&error.to_string()), "handler failed");
                 Answer::Failed(key, "handler failed")
             }
             Ok(HandlerOutcome::Panicked(message)) => {
-                tracing::error!(panic = %Untrusted(&message), "handler panicked");
+                tracing::error!(panic = ?Untrusted(&message), "handler panicked");
                 Answer::Failed(key, "handler panicked")
             }
             Ok(HandlerOutcome::TimedOut) => {
@@ -412,7 +466,7 @@ impl Pipeline {
                 Answer::Failed(key, "handler timed out")
             }
             Err(panicked) => {
-                tracing::error!(panicked = %Untrusted(&panicked.to_string()), "handler task did not finish");
+                tracing::error!(panicked = ?Untrusted(&panicked.to_string()), "handler task did not finish");
                 Answer::Failed(key, "handler task did not finish")
             }
         }
@@ -426,4 +480,23 @@ fn log_intake(answer: Answer) -> Answer {
     );
     metrics::request(answer.label(), Labels::UNREAD);
     answer
+}
+
+/// What a claiming delivery turns into its typed event once it holds the key: the
+/// envelope of a callback (its body is parsed in full only then), or an event the
+/// provider API has built already.
+enum Unbuilt {
+    Envelope(Envelope),
+    #[cfg(feature = "provider-api")]
+    Event(CallbackEvent),
+}
+
+impl Unbuilt {
+    fn build(self, body: Bytes) -> CallbackEvent {
+        match self {
+            Self::Envelope(envelope) => CallbackEvent::build(envelope, body),
+            #[cfg(feature = "provider-api")]
+            Self::Event(event) => event,
+        }
+    }
 }

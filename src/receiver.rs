@@ -14,8 +14,8 @@ use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
 use crate::timing::Timing;
 use crate::verify::{
-    BindingStage, Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier, SignatureReuse, SystemClock,
-    Verifier, VerifyStage,
+    BINDING_MARGIN, BindingStage, Clock, DEFAULT_TOLERANCE, DynVerifier, HmacVerifier,
+    SignatureReuse, SystemClock, Verifier, VerifyStage,
 };
 
 /// How long a handler may run by default: below the sender's 15 s wait, so a slow
@@ -307,7 +307,10 @@ impl SunoCallbacksBuilder {
         self
     }
 
-    /// How long a processed callback is remembered as done (default 24 h).
+    /// How long a processed callback is remembered as done (default 24 h). It must be
+    /// at least twice the [timestamp tolerance](Self::timestamp_tolerance) plus
+    /// [`BINDING_MARGIN`](crate::verify::BINDING_MARGIN), the longest a signature can
+    /// be replayed; [`build`](Self::build) refuses a shorter one.
     #[must_use]
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
         self.timing.done_ttl = ttl;
@@ -523,6 +526,20 @@ impl SunoCallbacksBuilder {
             return Err(BuildError::invalid_setting(
                 "done TTL, store timeout and body limit must be positive",
             ));
+        }
+        // A signature stays valid until its timestamp leaves the tolerance, which may be
+        // up to twice the tolerance after it was first accepted (a timestamp ahead of the
+        // clock). A replay within that time must still find its callback done.
+        let replayable_for = self
+            .tolerance
+            .saturating_mul(2)
+            .saturating_add(BINDING_MARGIN);
+        if timing.done_ttl < replayable_for {
+            return Err(BuildError::invalid_setting(format!(
+                "done TTL ({:?}) must be at least twice the timestamp tolerance plus {:?} \
+                 ({:?}), or a replayed callback could run again",
+                timing.done_ttl, BINDING_MARGIN, replayable_for
+            )));
         }
         let mut verifiers = Vec::with_capacity(self.verifiers.len() + 1);
         if !self.hmac_keys.is_empty() {

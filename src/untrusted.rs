@@ -14,7 +14,10 @@ pub(crate) const MAX_SHOWN_BYTES: usize = 256;
 
 /// Displays untrusted text: at most [`MAX_SHOWN_BYTES`] bytes of it (cut at a
 /// character boundary, followed by `…[+N bytes]`), with control characters, line and
-/// paragraph separators and bidirectional overrides escaped (`\n`, `\u{202e}`).
+/// paragraph separators and bidirectional overrides escaped (`\n`, `\u{202e}`), and a
+/// backslash shown as `\\`, so that an escape in the output always means an escaped
+/// character and never text that looked like one. `Debug` quotes the text and escapes
+/// `"` too, so a value logged with `?` cannot close its quotes and fake a field.
 #[derive(Clone, Copy)]
 pub(crate) struct Untrusted<'a>(pub(crate) &'a str);
 
@@ -37,11 +40,15 @@ impl<'a> Untrusted<'a> {
 
 fn needs_escape(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\\' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
-impl fmt::Display for Untrusted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Untrusted<'_> {
+    /// Writes the bounded, escaped text; with `quoted`, `"` is escaped as well.
+    fn write_escaped(&self, f: &mut fmt::Formatter<'_>, quoted: bool) -> fmt::Result {
         let text = self.0;
         let mut cut = text.len().min(MAX_SHOWN_BYTES);
         while !text.is_char_boundary(cut) {
@@ -49,7 +56,7 @@ impl fmt::Display for Untrusted<'_> {
         }
         let (shown, rest) = text.split_at(cut);
         for c in shown.chars() {
-            if needs_escape(c) {
+            if needs_escape(c) || (quoted && c == '"') {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 fmt::Write::write_char(f, c)?;
@@ -62,9 +69,17 @@ impl fmt::Display for Untrusted<'_> {
     }
 }
 
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_escaped(f, false)
+    }
+}
+
 impl fmt::Debug for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
+        f.write_str("\"")?;
+        self.write_escaped(f, true)?;
+        f.write_str("\"")
     }
 }
 
@@ -89,7 +104,29 @@ mod tests {
     fn control_characters_are_escaped() {
         let shown = Untrusted("a\nb\r\u{1b}[31mc\u{2028}d\u{202e}e").to_bounded();
         assert_eq!(shown, "a\\nb\\r\\u{1b}[31mc\\u{2028}d\\u{202e}e");
-        assert!(!shown.chars().any(needs_escape));
+        assert!(!shown.chars().any(|c| c != '\\' && needs_escape(c)));
+    }
+
+    #[test]
+    fn a_backslash_is_escaped_so_escapes_are_unambiguous() {
+        // A literal `\n` (backslash, n) and a newline must not look alike.
+        assert_eq!(Untrusted("a\\nb").to_bounded(), "a\\\\nb");
+        assert_eq!(Untrusted("a\nb").to_bounded(), "a\\nb");
+        assert_ne!(
+            Untrusted("a\\nb").to_bounded(),
+            Untrusted("a\nb").to_bounded()
+        );
+    }
+
+    #[test]
+    fn debug_quotes_and_escapes_quotes() {
+        let shown = format!("{:?}", Untrusted("db down\" task_id=\"other"));
+        assert_eq!(shown, "\"db down\\\" task_id=\\\"other\"");
+        // Only the two enclosing quotes are bare.
+        assert_eq!(
+            shown.matches('"').count() - shown.matches("\\\"").count(),
+            2
+        );
     }
 
     #[test]

@@ -8,163 +8,24 @@
 //! sets it), which makes a missing server a failure.
 
 mod common;
+mod inbox_db;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{KEY, RunningExample, http_send, send, signed};
-use libtest_mimic::{Arguments, Failed, Trial};
-use suno_callback::inbox::sqlx::{self, Connection as _};
+use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
+use libtest_mimic::Arguments;
+use suno_callback::inbox::sqlx;
 use suno_callback::inbox::{
     EventContext, EventState, Inbox, InboxBuilder, Replay, RetryPolicy, RunReport, RunResult,
 };
-use suno_callback::store::ClaimToken;
 use suno_callback::testing::{FamilyCallback, MusicCallback};
 use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
-
-const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_POSTGRES";
-
-fn postgres_url() -> String {
-    std::env::var("SUNO_CALLBACK_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// Whether something listens at the PostgreSQL URL's host and port.
-fn postgres_answers(url: &str) -> bool {
-    let authority = url
-        .split("://")
-        .nth(1)
-        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("127.0.0.1:5432");
-    let Ok(addr) = authority.parse::<std::net::SocketAddr>() else {
-        return TcpStream::connect(authority).is_ok();
-    };
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// One test's database: a SQLite file in its own folder, or a PostgreSQL schema.
-struct Db {
-    kind: Kind,
-    name: String,
-    folder: PathBuf,
-}
-
-impl Db {
-    async fn new(kind: Kind) -> Self {
-        let name = format!("suno_inbox_test_{}", ClaimToken::new_unique());
-        let folder = std::env::temp_dir().join(&name);
-        match kind {
-            Kind::Sqlite => std::fs::create_dir_all(&folder).expect("temp folder"),
-            Kind::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(&postgres_url())
-                    .await
-                    .expect("connect to PostgreSQL");
-                sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
-                    .execute(&mut connection)
-                    .await
-                    .expect("create schema");
-            }
-        }
-        Self { kind, name, folder }
-    }
-
-    fn url(&self) -> String {
-        match self.kind {
-            Kind::Sqlite => format!("sqlite://{}", self.folder.join("inbox.db").display()),
-            Kind::Postgres => format!(
-                "{}?options=-c%20search_path%3D{}",
-                postgres_url(),
-                self.name
-            ),
-        }
-    }
-
-    async fn inbox(&self, builder: InboxBuilder) -> Inbox {
-        builder
-            .connect(&self.url())
-            .await
-            .expect("connect the inbox")
-    }
-
-    /// Runs SQL (several statements) on the test's database.
-    async fn exec(&self, sql: &str) {
-        match self.kind {
-            Kind::Sqlite => {
-                let mut connection = sqlx::SqliteConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql)
-                    .execute(&mut connection)
-                    .await
-                    .expect(sql);
-            }
-            Kind::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql)
-                    .execute(&mut connection)
-                    .await
-                    .expect(sql);
-            }
-        }
-    }
-
-    /// The first column of the first row of a query returning one integer.
-    async fn count(&self, sql: &str) -> i64 {
-        use sqlx::Row as _;
-        match self.kind {
-            Kind::Sqlite => {
-                let mut connection = sqlx::SqliteConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                sqlx::query(sql)
-                    .fetch_one(&mut connection)
-                    .await
-                    .expect(sql)
-                    .get(0)
-            }
-            Kind::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(&self.url())
-                    .await
-                    .expect("connect");
-                sqlx::query(sql)
-                    .fetch_one(&mut connection)
-                    .await
-                    .expect(sql)
-                    .get(0)
-            }
-        }
-    }
-
-    async fn drop_all(self) {
-        match self.kind {
-            Kind::Sqlite => {
-                let _ = std::fs::remove_dir_all(&self.folder);
-            }
-            Kind::Postgres => {
-                if let Ok(mut connection) = sqlx::PgConnection::connect(&postgres_url()).await {
-                    let _ = sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
-                        .execute(&mut connection)
-                        .await;
-                }
-            }
-        }
-    }
-}
 
 /// Settings that make tests quick: tiny retry delays, short polls.
 fn quick() -> InboxBuilder {
@@ -1372,40 +1233,6 @@ async fn the_example_prints_each_events_family(db: &Db) {
 // ---- the runner ------------------------------------------------------------------
 
 /// A test run on its own multi-threaded tokio runtime, against a fresh database.
-fn trial<F, Fut>(kind: Kind, name: &str, test: F) -> Trial
-where
-    F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let label = match kind {
-        Kind::Sqlite => "sqlite",
-        Kind::Postgres => "postgres",
-    };
-    Trial::test(format!("{label}::{name}"), move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Failed::from(error.to_string()))?;
-        runtime.block_on(async {
-            let db = Arc::new(Db::new(kind).await);
-            test(Arc::clone(&db)).await;
-            if let Ok(db) = Arc::try_unwrap(db) {
-                db.drop_all().await;
-            }
-        });
-        Ok(())
-    })
-}
-
-macro_rules! suite {
-    ($kind:expr; $($test:ident),* $(,)?) => {
-        vec![$(
-            trial($kind, stringify!($test), |db| async move { $test(&db).await }),
-        )*]
-    };
-}
-
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
     let url = postgres_url();

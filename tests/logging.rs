@@ -35,15 +35,27 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
-#[tokio::test]
-async fn logs_name_task_stage_and_outcome_but_never_secrets() {
+/// Captures every log line of this thread (at every level) until the guard drops.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(captured.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+impl Captured {
+    /// Everything written so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+#[tokio::test]
+async fn logs_name_task_stage_and_outcome_but_never_secrets() {
+    let (captured, _guard) = capture_logs();
 
     let callbacks = SunoCallbacks::builder()
         .hmac_key(KEY)
@@ -70,7 +82,7 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
         .await
         .expect(401, "rejected");
 
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = captured.text();
     for expected in [
         TASK,
         "family=\"music\"",
@@ -91,13 +103,7 @@ async fn logs_name_task_stage_and_outcome_but_never_secrets() {
 /// of its own, and a 1,000,000-character `callbackType` made a 1 MB log line.
 #[tokio::test]
 async fn attacker_text_in_logs_is_escaped_and_cut_short() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
     let forged_line = "\n2026-01-01T00:00:00Z  INFO forged: all good";
     let callbacks = SunoCallbacks::builder()
         .hmac_key(KEY)
@@ -123,7 +129,7 @@ async fn attacker_text_in_logs_is_escaped_and_cut_short() {
     let huge = MusicCallback::new(TASK, "z".repeat(1_000_000)).body();
     send(callbacks.service(), signed(huge)).await;
 
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let text = captured.text();
     assert!(text.contains("handler failed"), "{text}");
     assert!(text.contains("handler panicked"), "{text}");
     for line in text.lines() {
@@ -134,4 +140,41 @@ async fn attacker_text_in_logs_is_escaped_and_cut_short() {
         assert!(line.len() < 2048, "a line of {} bytes", line.len());
     }
     assert!(text.contains("\\n2026-01-01"), "escaped: {text}");
+}
+
+/// A handler error quoting body text cannot fake a `key=value` field of its log line:
+/// it is logged quoted, with its quotes and backslashes escaped.
+#[tokio::test]
+async fn a_handler_error_cannot_fake_a_field_of_its_log_line() {
+    let (captured, _guard) = capture_logs();
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(|ev| async move {
+            let title = ev.tracks()[0].title().unwrap_or_default().to_owned();
+            Err(suno_callback::HandlerError::msg(format!(
+                "cannot store {title}"
+            )))
+        })
+        .build()
+        .expect("valid configuration");
+    let body = MusicCallback::complete(TASK)
+        .map_tracks(|t| t.with_field("title", r#"x" task_id="forged-task" outcome="processed"#))
+        .body();
+    send(callbacks.service(), signed(body))
+        .await
+        .expect(500, "failed");
+
+    let text = captured.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("handler failed"))
+        .unwrap_or_else(|| panic!("no handler failure logged: {text}"));
+    assert!(
+        !line.contains(r#" task_id="forged-task""#),
+        "a forged field: {line}"
+    );
+    assert!(
+        line.contains(r#"\" task_id=\"forged-task\""#),
+        "quoted and escaped: {line}"
+    );
 }

@@ -547,6 +547,52 @@ async fn too_many_requests_waits_for_retry_after() {
     assert_eq!(fake.count("very-busy"), 1);
 }
 
+/// `Retry-After` as an HTTP date is honoured like the seconds form.
+#[tokio::test]
+async fn too_many_requests_waits_for_a_retry_after_date() {
+    let fake = FakeProvider::start().await;
+    let client = ProviderClient::builder(API_KEY)
+        .base_url(fake.base_url())
+        .backoff(Duration::from_millis(1), Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let in_two_seconds =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    fake.script(
+        "busy-until",
+        [
+            Reply::status(429).retry_after(&in_two_seconds),
+            Reply::ok(provider_fixture("cover_success", "busy-until")),
+        ],
+    );
+    let started = Instant::now();
+    client
+        .task_details(TaskFamily::Cover, "busy-until")
+        .await
+        .expect("after the wait");
+    assert_eq!(fake.count("busy-until"), 2);
+    // The date has whole seconds: at least one of the two is waited.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A date further away than the longest backoff is not waited for here.
+    let in_an_hour =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    fake.script(
+        "busy-for-long",
+        [Reply::status(429).retry_after(&in_an_hour)],
+    );
+    let error = client
+        .task_details(TaskFamily::Cover, "busy-for-long")
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status(), Some(429));
+    assert_eq!(fake.count("busy-for-long"), 1);
+}
+
 #[tokio::test]
 async fn one_task_gets_at_most_three_requests_a_second() {
     let fake = FakeProvider::start().await;
@@ -886,6 +932,30 @@ async fn confirm_mode_dispatches_what_the_provider_says() {
         events[0].3.as_deref(),
         Some("https://cdn.example.net/p/0.mp3")
     );
+}
+
+/// A duplicate of a confirmed callback is answered from the dedup store: it costs no
+/// request to the provider.
+#[tokio::test]
+async fn confirm_mode_asks_nothing_for_a_duplicate() {
+    let fake = FakeProvider::start().await;
+    let recorder = Recorder::default();
+    let callbacks = receiver(&recorder, Some((client(&fake), ConfirmMode::all())));
+    let task = "confirm-duplicate";
+    fake.script(task, [Reply::ok(provider_fixture("music_success", task))]);
+    let body = music_callback(task, "complete", "https://cdn.example.net/x.mp3");
+    let request = signer().request(PATH, body);
+    let (parts, body) = request.into_parts();
+    let again = http::Request::from_parts(parts.clone(), body.clone());
+    send(callbacks.service(), http::Request::from_parts(parts, body))
+        .await
+        .expect(200, "processed");
+    assert_eq!(fake.count(task), 1);
+    send(callbacks.service(), again)
+        .await
+        .expect(200, "duplicate");
+    assert_eq!(fake.count(task), 1, "the duplicate asked the provider");
+    assert_eq!(recorder.count("complete", task), 1);
 }
 
 #[tokio::test]
@@ -1324,4 +1394,13 @@ async fn confirm_mode_does_not_guess_an_unknown_family() {
     .expect(503, "unavailable");
     assert!(fake.seen().is_empty());
     assert!(recorder.events().is_empty());
+}
+
+/// The registry conformance suite on the default registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_registry_conforms() {
+    suno_callback::testing::registry_conformance::run_all(std::sync::Arc::new(
+        suno_callback::provider::MemoryRegistry::new(),
+    ))
+    .await;
 }

@@ -1,4 +1,4 @@
-//! `RedisRegistry` against a real Redis server: the registry's contract, two replicas
+//! `RedisRegistry` against a real Redis server: the registry conformance suite, two replicas
 //! sharing the due tasks, a registry that outlives its process, and the reconciler
 //! polling through it.
 //!
@@ -80,46 +80,10 @@ where
     })
 }
 
-async fn contract() {
-    let registry = registry(&unique_prefix("contract")).await;
-    let task = ExpectedTask::new("t1", TaskFamily::Separation, 5);
-    registry.expect(task.clone(), 100).await.unwrap();
-    assert_eq!(
-        registry.family_of("t1").await.unwrap(),
-        Some(TaskFamily::Separation)
-    );
-    assert_eq!(registry.family_of("nope").await.unwrap(), None);
-    assert!(registry.take_due(99, 10, 1000).await.unwrap().is_empty());
-    assert_eq!(
-        registry.take_due(100, 10, 1000).await.unwrap(),
-        std::slice::from_ref(&task)
-    );
-    // Leased until 1 100.
-    assert!(registry.take_due(1099, 10, 1000).await.unwrap().is_empty());
-    assert_eq!(
-        registry.take_due(1100, 10, 1000).await.unwrap(),
-        std::slice::from_ref(&task)
-    );
-    registry.reschedule("t1", 50).await.unwrap();
-    assert_eq!(registry.take_due(60, 10, 1000).await.unwrap(), [task]);
-    registry.done("t1").await.unwrap();
-    assert!(
-        registry
-            .take_due(u64::MAX / 2, 10, 1000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(registry.family_of("t1").await.unwrap(), None);
-    // Rescheduling a task that is done does not bring it back.
-    registry.reschedule("t1", 0).await.unwrap();
-    assert!(
-        registry
-            .take_due(u64::MAX / 2, 10, 1000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+/// The registry conformance suite, on a key prefix of its own.
+async fn conformance() {
+    let registry = registry(&unique_prefix("conformance")).await;
+    suno_callback::testing::registry_conformance::run_all(std::sync::Arc::new(registry)).await;
 }
 
 async fn replicas_share_the_due_tasks() {
@@ -218,7 +182,7 @@ fn main() -> ExitCode {
         println!("Redis registry tests skipped: no Redis server answers at {url}");
     }
     let trials = vec![
-        trial("registry::contract", contract),
+        trial("registry::conformance", conformance),
         trial(
             "registry::replicas_share_the_due_tasks",
             replicas_share_the_due_tasks,

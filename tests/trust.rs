@@ -417,3 +417,86 @@ async fn an_hmac_key_added_as_a_verifier_still_binds_its_signature() {
         "the forged complete ran"
     );
 }
+
+/// A receiver whose `complete` handler records the first track's audio URL and fails
+/// its first run after `first_run_takes`.
+fn failing_once(urls: &Runs, first_run_takes: Duration) -> SunoCallbacks {
+    let urls = urls.clone();
+    let calls = Counter::default();
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .clock(ManualClock::new(NOW))
+        .on_complete(move |event| {
+            let urls = urls.clone();
+            let call = calls.bump();
+            async move {
+                urls.push(event.tracks()[0].audio_url().unwrap_or_default());
+                if call == 1 {
+                    tokio::time::sleep(first_run_takes).await;
+                    return Err(HandlerError::msg("storage down"));
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .expect("valid configuration")
+}
+
+/// Review finding R2 (b): a forged body of the same family, stage and outcome, sent
+/// with a captured signature right after the genuine run failed, used to claim the
+/// released key and run before the sender's retry.
+#[tokio::test]
+async fn a_forged_body_of_the_same_stage_cannot_run_after_a_failed_genuine_run() {
+    let urls = Runs::default();
+    let callbacks = failing_once(&urls, Duration::ZERO);
+    let genuine = MusicCallback::complete(TASK);
+    let captured = signed_at(&genuine, NOW - 30);
+    let retry = with_headers_of(&captured, genuine.body());
+    send(callbacks.service(), captured)
+        .await
+        .expect(500, "failed");
+
+    expect_reused(
+        &send(
+            callbacks.service(),
+            with_headers_of(&retry, forged_complete()),
+        )
+        .await,
+    );
+    send(callbacks.service(), retry)
+        .await
+        .expect(200, "processed");
+    let genuine_url = genuine.tracks()[0]
+        .get("audio_url")
+        .and_then(|url| url.as_str())
+        .expect("a finished track has audio")
+        .to_owned();
+    assert_eq!(urls.taken(), [genuine_url.clone(), genuine_url]);
+    assert_eq!(callbacks.reused_signatures(), 1);
+}
+
+/// Review finding R2 (a): the same forged body, sent while the genuine run was in
+/// flight, used to wait as the standby body of its key and run in the genuine run's
+/// place when that failed.
+#[tokio::test]
+async fn a_forged_body_of_the_same_stage_cannot_wait_as_the_standby_of_a_genuine_run() {
+    let urls = Runs::default();
+    let callbacks = failing_once(&urls, Duration::from_millis(300));
+    let genuine = MusicCallback::complete(TASK);
+    let captured = signed_at(&genuine, NOW - 30);
+    let forged = with_headers_of(&captured, forged_complete());
+    let in_flight = tokio::spawn(send(callbacks.service(), captured));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    expect_reused(&send(callbacks.service(), forged).await);
+    in_flight
+        .await
+        .expect("genuine delivery")
+        .expect(500, "failed");
+    let genuine_url = genuine.tracks()[0]
+        .get("audio_url")
+        .and_then(|url| url.as_str())
+        .expect("a finished track has audio")
+        .to_owned();
+    assert_eq!(urls.taken(), [genuine_url], "the forged body never ran");
+}

@@ -268,6 +268,29 @@ fn empty_keys_and_bad_settings_are_refused_at_build() {
 }
 
 #[test]
+fn a_done_ttl_shorter_than_a_signature_can_be_replayed_is_refused_at_build() {
+    // Default tolerance 30 min: a signature may be replayed for up to 61 minutes.
+    let short = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .done_ttl(Duration::from_secs(60 * 60))
+        .build()
+        .expect_err("done TTL shorter than twice the tolerance plus the margin");
+    assert!(short.is_invalid_setting());
+    assert!(short.to_string().contains("done TTL"), "{short}");
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .done_ttl(Duration::from_secs(61 * 60))
+        .build()
+        .expect("exactly long enough");
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .timestamp_tolerance(Duration::from_secs(5 * 60))
+        .done_ttl(Duration::from_secs(11 * 60))
+        .build()
+        .expect("a narrower tolerance allows a shorter done TTL");
+}
+
+#[test]
 fn debug_output_never_contains_a_key() {
     let builder = SunoCallbacks::builder().hmac_key("hunter2-secret");
     assert!(!format!("{builder:?}").contains("hunter2"));

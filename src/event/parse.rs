@@ -157,7 +157,7 @@ pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
 }
 
 /// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes and bytes
-/// that are not UTF-8 replaced by U+FFFD.
+/// that are not UTF-8 replaced by U+FFFD, and numbers beyond `f64`'s range by `null`.
 ///
 /// serde_json refuses an escape such as `"\ud83c"` that is not half of a pair, but a
 /// JavaScript sender writes exactly that when it cuts a title inside an emoji; one
@@ -176,12 +176,69 @@ pub(super) fn from_slice_tolerant<T: serde::de::DeserializeOwned>(
                 .is_err()
                 .then(|| String::from_utf8_lossy(raw).into_owned().into_bytes());
             let repaired = replace_lone_surrogates(lossy.as_deref().unwrap_or(raw)).or(lossy);
+            let repaired =
+                replace_numbers_out_of_range(repaired.as_deref().unwrap_or(raw)).or(repaired);
             match repaired {
                 Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| error),
                 None => Err(error),
             }
         }
     }
+}
+
+/// The body with every number beyond `f64`'s range (such as `1E400`) replaced by
+/// `null`, or `None` when it has none.
+///
+/// serde_json refuses such a number when it builds a value, but skips it unread where
+/// the typed parse ignores the field; replacing it lets [`raw_json`] give a value for
+/// every body the typed parse accepts. No genuine callback carries one.
+///
+/// [`raw_json`]: super::CallbackEvent::raw_json
+fn replace_numbers_out_of_range(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut repaired: Option<Vec<u8>> = None;
+    let mut copied_up_to = 0;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut at = 0;
+    while at < raw.len() {
+        let byte = raw[at];
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            at += 1;
+            continue;
+        }
+        if byte == b'"' {
+            in_string = true;
+            at += 1;
+            continue;
+        }
+        if byte != b'-' && !byte.is_ascii_digit() {
+            at += 1;
+            continue;
+        }
+        let end = raw[at..]
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .map_or(raw.len(), |length| at + length);
+        let out_of_range = std::str::from_utf8(&raw[at..end])
+            .ok()
+            .and_then(|token| token.parse::<f64>().ok())
+            .is_some_and(|number| !number.is_finite());
+        if out_of_range {
+            let out = repaired.get_or_insert_with(|| Vec::with_capacity(raw.len()));
+            out.extend_from_slice(&raw[copied_up_to..at]);
+            out.extend_from_slice(b"null");
+            copied_up_to = end;
+        }
+        at = end;
+    }
+    let mut out = repaired?;
+    out.extend_from_slice(&raw[copied_up_to..]);
+    Some(out)
 }
 
 /// The body with every `\uXXXX` escape of a lone surrogate replaced by `\uFFFD`, or
@@ -343,5 +400,32 @@ mod tests {
         assert_eq!(event.family(), Family::Music);
         assert!(event.tracks().is_empty());
         assert_eq!(event.raw_json()["msg"], "ok");
+    }
+
+    /// Found by fuzzing: a number beyond f64's range, in a field the typed parse skips,
+    /// made `raw_json()` `null` for a body that was delivered.
+    #[test]
+    fn a_number_beyond_f64_still_gives_a_raw_value() {
+        let body = r#"{"code":200,"msg":"ok","data":{"task_id":"t","callbackType":"complete",
+            "data":[{"id":"a","createTime":1E863436098,"duration":-1e400,"title":"1e999"}]}}"#;
+        let event = CallbackEvent::from_json(body).expect("delivered");
+        let raw = event.raw_json();
+        assert_eq!(raw["msg"], "ok", "{raw}");
+        let track = &raw["data"]["data"][0];
+        assert!(track["createTime"].is_null(), "{raw}");
+        assert!(track["duration"].is_null(), "{raw}");
+        assert_eq!(track["title"], "1e999", "a string is left alone");
+    }
+
+    #[test]
+    fn only_numbers_beyond_range_are_replaced() {
+        assert_eq!(
+            replace_numbers_out_of_range(br#"{"a":1e308,"b":-2.5E-400}"#),
+            None
+        );
+        assert_eq!(
+            replace_numbers_out_of_range(br#"{"a":[1e309,2],"b":"1e309\"","c":-1E999}"#).as_deref(),
+            Some(&br#"{"a":[null,2],"b":"1e309\"","c":null}"#[..])
+        );
     }
 }

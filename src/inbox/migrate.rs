@@ -13,19 +13,33 @@ pub(crate) struct Migration {
 
 /// SQLite's migrations, oldest first.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "inbox",
-    sql: include_str!("../../migrations/sqlite/0001_inbox.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "inbox",
+        sql: include_str!("../../migrations/sqlite/0001_inbox.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "expected tasks",
+        sql: include_str!("../../migrations/sqlite/0002_expected_tasks.sql"),
+    },
+];
 
 /// PostgreSQL's migrations, oldest first.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "inbox",
-    sql: include_str!("../../migrations/postgres/0001_inbox.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "inbox",
+        sql: include_str!("../../migrations/postgres/0001_inbox.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "expected tasks",
+        sql: include_str!("../../migrations/postgres/0002_expected_tasks.sql"),
+    },
+];
 
 /// The table that records applied versions (the same SQL on both backends).
 pub(crate) const CREATE_VERSIONS: &str = "CREATE TABLE IF NOT EXISTS suno_inbox_migrations (\

@@ -61,6 +61,8 @@ mod error;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "provider-api")]
+mod registry;
 mod retry;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -77,6 +79,9 @@ use tokio::time::timeout;
 
 pub use self::context::EventContext;
 pub use self::error::InboxError;
+#[cfg(feature = "provider-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+pub use self::registry::InboxRegistry;
 pub use self::retry::RetryPolicy;
 pub use self::types::{EventState, InboxStats, Replay, RunReport, RunResult, StoredEvent};
 pub use self::worker::Workers;

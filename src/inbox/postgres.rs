@@ -46,6 +46,12 @@ fn read_event(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
 }
 
 impl PgBackend {
+    /// The connection pool, for the other tables in the inbox's database.
+    #[cfg(feature = "provider-api")]
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(crate) async fn connect(
         options: PgConnectOptions,
         config: &Config,

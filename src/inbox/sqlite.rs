@@ -54,6 +54,12 @@ fn read_event(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 }
 
 impl SqliteBackend {
+    /// The connection pool, for the other tables in the inbox's database.
+    #[cfg(feature = "provider-api")]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub(crate) async fn connect(
         options: SqliteConnectOptions,
         config: &Config,

@@ -19,6 +19,7 @@ use crate::event::{CallbackEvent, Family, ParseError};
 use crate::metrics::{self, InboxCount};
 use crate::pipeline::Pipeline;
 use crate::store::ClaimToken;
+use crate::untrusted::Untrusted;
 
 /// The stored body as its typed event. A known stored family (the one a per-family path
 /// named, or the one the body's shape gave) types it as that family, as the request
@@ -246,7 +247,7 @@ impl Worker {
             );
             let result = self.bury(event.id, token, &why).await;
             span.in_scope(
-                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
+                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = ?Untrusted(&why), "inbox event dead"),
             );
             self.inbox.report(&report(result, Some(why)));
             return;
@@ -261,7 +262,7 @@ impl Worker {
                 let why = cut_error(&format!("stored body is not a callback: {error}"));
                 let result = self.bury(event.id, token, &why).await;
                 span.in_scope(
-                    || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
+                    || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = ?Untrusted(&why), "inbox event dead"),
                 );
                 self.inbox.report(&report(result, Some(why)));
                 return;
@@ -343,7 +344,7 @@ impl Worker {
         let result = if event.attempt >= config.max_attempts || event.age >= config.max_age {
             let result = self.bury(event.id, token, &why).await;
             span.in_scope(
-                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = %why, "inbox event dead"),
+                || tracing::error!(inbox_event = "dead", id = event.id, attempt = event.attempt, reason = ?Untrusted(&why), "inbox event dead"),
             );
             result
         } else {
@@ -361,7 +362,7 @@ impl Worker {
                     inbox_event = "retry",
                     id = event.id,
                     attempt = event.attempt,
-                    reason = %why,
+                    reason = ?Untrusted(&why),
                     retry_in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
                     "inbox event failed; retry scheduled"
                 );

@@ -1,6 +1,6 @@
 //! The task-details client: one `GET` per question, authenticated with the user's API
 //! key, rate limited, retried with exponential backoff and jitter on `429` (honouring
-//! `Retry-After`), `5xx`, timeouts and connection errors.
+//! `Retry-After`, in seconds or as an HTTP date), `5xx`, timeouts and connection errors.
 
 use std::fmt;
 use std::sync::Arc;
@@ -133,7 +133,10 @@ impl ProviderClient {
                     if !retryable || attempt > inner.max_retries {
                         return Err(ProviderError::status(status.as_u16(), attempt));
                     }
-                    let asked = retry_after_seconds(response.headers().get(RETRY_AFTER));
+                    let asked = retry_after(
+                        response.headers().get(RETRY_AFTER),
+                        std::time::SystemTime::now(),
+                    );
                     if asked.is_some_and(|wait| wait > inner.max_backoff) {
                         // Waiting that long here would hold the caller; it retries later.
                         return Err(ProviderError::status(status.as_u16(), attempt));
@@ -182,11 +185,16 @@ impl ProviderClient {
     }
 }
 
-/// `Retry-After` in seconds (the provider sends seconds; an HTTP date is ignored and
-/// the backoff applies).
-fn retry_after_seconds(value: Option<&HeaderValue>) -> Option<Duration> {
-    let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
+/// How long `Retry-After` asks to wait: a number of seconds, or an HTTP date (RFC 9110
+/// §10.2.3), counted from `now` (a date already past asks for no wait). Anything else
+/// is ignored, and the backoff applies.
+fn retry_after(value: Option<&HeaderValue>, now: std::time::SystemTime) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
@@ -311,5 +319,34 @@ impl ProviderClientBuilder {
                 limiter: RateLimiter::new(self.per_second, PER_TASK_INTERVAL),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use http::HeaderValue;
+
+    use super::retry_after;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        // Sun, 06 Nov 1994 08:49:37 GMT, the RFC's example.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let read = |text: &'static str| retry_after(Some(&HeaderValue::from_static(text)), now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            read("Sun, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            read("Sun, 06 Nov 1994 08:00:00 GMT"),
+            Some(Duration::ZERO),
+            "a date already past: no wait"
+        );
+        assert_eq!(read("soon"), None);
+        assert_eq!(read("-5"), None);
+        assert_eq!(retry_after(None, SystemTime::now()), None);
     }
 }

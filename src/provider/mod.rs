@@ -102,6 +102,18 @@ impl ProviderHooks {
         }
     }
 
+    /// Whether the confirm stage may ask the provider about a callback of `family`
+    /// (its task's registered family may still decide otherwise when `family` is
+    /// unknown).
+    pub(crate) fn may_confirm(&self, family: crate::Family, reused: bool) -> bool {
+        let Some(stage) = &self.confirm else {
+            return false;
+        };
+        reused
+            || stage.mode.applies_to_all()
+            || TaskFamily::from_family(family).is_none_or(|family| stage.mode.applies_to(family))
+    }
+
     /// The confirm stage on a verified callback (`reused`: its signature was first
     /// used by another callback, and the policy hands it over to this stage).
     pub(crate) async fn confirm(

@@ -129,7 +129,7 @@ struct Bindings {
 #[derive(Clone, Copy)]
 struct Bound {
     deadline: Ticks,
-    /// A keyed hash of the use (`callbackType`, outcome).
+    /// A keyed hash of the use (family, `callbackType`, outcome, body).
     use_hash: u64,
 }
 
@@ -445,6 +445,7 @@ impl MemoryStore {
             signature.callback_type(),
             signature.is_failure(),
             signature.family().map(crate::Family::as_str),
+            signature.body(),
         ));
         (key, use_hash)
     }

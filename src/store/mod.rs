@@ -22,6 +22,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+use bytes::Bytes;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -207,8 +208,8 @@ pub enum Claim {
 }
 
 /// One use of a signature: the signed `(task_id, timestamp)`, and what the request
-/// that presented it claimed to be (its `callbackType` and whether it reports a
-/// failure). See [`DedupStore::bind_signature`].
+/// that presented it claimed to be (its family, `callbackType`, whether it reports a
+/// failure, and a digest of its body). See [`DedupStore::bind_signature`].
 ///
 /// ```
 /// use suno_callback::store::SignatureUse;
@@ -218,13 +219,27 @@ pub enum Claim {
 /// assert_eq!(genuine.signature_digest(), forged.signature_digest());
 /// assert_ne!(genuine.use_digest(), forged.use_digest());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SignatureUse {
     task_id: String,
     timestamp: String,
     callback_type: String,
     failure: bool,
     family: Option<Family>,
+    body: Option<Bytes>,
+}
+
+impl fmt::Debug for SignatureUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureUse")
+            .field("task_id", &self.task_id)
+            .field("timestamp", &self.timestamp)
+            .field("callback_type", &self.callback_type)
+            .field("failure", &self.failure)
+            .field("family", &self.family)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
 }
 
 impl SignatureUse {
@@ -242,7 +257,48 @@ impl SignatureUse {
             callback_type: callback_type.into(),
             failure,
             family: None,
+            body: None,
         }
+    }
+
+    /// The same use, by a request with this body: another body presenting the
+    /// signature, even of the same family, stage and outcome, is then another use. The
+    /// body is shared, not copied.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use suno_callback::store::SignatureUse;
+    ///
+    /// let genuine = SignatureUse::new("task-1", "1700000000", "complete", false)
+    ///     .with_body(Bytes::from_static(br#"{"data":{"audio_url":"https://cdn.example/a.mp3"}}"#));
+    /// let forged = SignatureUse::new("task-1", "1700000000", "complete", false)
+    ///     .with_body(Bytes::from_static(br#"{"data":{"audio_url":"https://evil.example/a.mp3"}}"#));
+    /// assert_eq!(genuine.signature_digest(), forged.signature_digest());
+    /// assert_ne!(genuine.use_digest(), forged.use_digest());
+    /// ```
+    #[must_use]
+    pub fn with_body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The body the request presented, if given. A store that keeps its bindings in
+    /// one process may hash it with a secret key of its own, as `MemoryStore` does; a
+    /// store shared by replicas needs a digest they agree on:
+    /// [`use_digest`](Self::use_digest), which includes [`body_digest`](Self::body_digest).
+    pub fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// The first 16 bytes of the SHA-256 of the body the request presented, if given.
+    /// Computed on each call.
+    pub fn body_digest(&self) -> Option<[u8; 16]> {
+        use sha2::{Digest, Sha256};
+        let body = self.body.as_ref()?;
+        let full: [u8; 32] = Sha256::digest(body).into();
+        let mut kept = [0u8; 16];
+        kept.copy_from_slice(&full[..16]);
+        Some(kept)
     }
 
     /// The same use, by a request of `family`: a body of another family presenting the
@@ -294,15 +350,20 @@ impl SignatureUse {
         digest(b"signature", &self.task_id, self.timestamp.as_bytes())
     }
 
-    /// SHA-256 of what the request presented, `(family, callbackType, outcome)`: the
-    /// value a store binds to the signature.
+    /// SHA-256 of what the request presented, `(family, callbackType, outcome, body
+    /// digest)`: the value a store binds to the signature.
     pub fn use_digest(&self) -> [u8; 32] {
         let outcome: &str = if self.failure { "failure" } else { "success" };
         let family = self.family.map_or("", Family::as_str);
-        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 1);
+        let mut presented = Vec::with_capacity(family.len() + outcome.len() + 18);
         presented.extend_from_slice(outcome.as_bytes());
         presented.push(b'/');
         presented.extend_from_slice(family.as_bytes());
+        if let Some(body) = self.body_digest() {
+            // After the family, which is ASCII: the separator cannot occur in it.
+            presented.push(0);
+            presented.extend_from_slice(&body);
+        }
         digest(b"use", &self.callback_type, &presented)
     }
 }
@@ -325,8 +386,8 @@ pub enum Binding {
     /// The signature is bound to this same use: an ordinary replay (the dedup key
     /// then decides whether it is a duplicate).
     Same,
-    /// The signature is bound to another `callbackType` or outcome: this body is not
-    /// the one the signature was first sent with.
+    /// The signature is bound to another use (family, `callbackType`, outcome or body
+    /// digest): this body is not the one the signature was first sent with.
     Other,
 }
 

@@ -331,6 +331,27 @@ pub async fn signature_binds_to_its_first_use<S: DedupStore>(store: &S) {
         "another family",
     )
     .await;
+    let bodied = unique_signature("bind-body", "complete", false)
+        .with_body(bytes::Bytes::from_static(b"{\"genuine\":1}"));
+    let other_body = SignatureUse::new(bodied.task_id(), bodied.timestamp(), "complete", false)
+        .with_body(bytes::Bytes::from_static(b"{\"forged\":1}"));
+    expect_binding(
+        store,
+        &bodied,
+        TTL,
+        Binding::First,
+        "a signature with its body binds",
+    )
+    .await;
+    expect_binding(store, &bodied, TTL, Binding::Same, "the same body again").await;
+    expect_binding(
+        store,
+        &other_body,
+        TTL,
+        Binding::Other,
+        "another body, same stage",
+    )
+    .await;
     let wav = unique_signature("bind-family", "", false).with_family(crate::Family::Wav);
     let video = SignatureUse::new(wav.task_id(), wav.timestamp(), "", false)
         .with_family(crate::Family::Video);

@@ -45,6 +45,9 @@
 pub mod conformance;
 mod families;
 mod music;
+#[cfg(feature = "provider-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
+pub mod registry_conformance;
 mod signer;
 
 pub use self::families::FamilyCallback;

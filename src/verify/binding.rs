@@ -2,11 +2,12 @@
 //!
 //! The sender signs only `task_id + "." + timestamp`, never the body. Whoever holds one
 //! signed request of a task can send any body with its headers, for as long as its
-//! timestamp is within tolerance. So the first `(callbackType, outcome)` a signature
-//! is accepted with is recorded in the dedup store ([`DedupStore::bind_signature`]),
-//! and another body presenting the same signature is refused (or, with
-//! [`SignatureReuse::Confirm`], held for confirmation). A replay of the same callback
-//! passes, to be answered as the ordinary duplicate it is.
+//! timestamp is within tolerance. So the first body a signature is accepted with (its
+//! family, `callbackType`, outcome and a digest of its bytes) is recorded in the dedup
+//! store ([`DedupStore::bind_signature`]), and another body presenting the same
+//! signature is refused (or, with [`SignatureReuse::Confirm`], held for confirmation),
+//! even one of the same stage. A byte-identical replay passes, to be answered as the
+//! ordinary duplicate it is.
 //!
 //! [`DedupStore::bind_signature`]: crate::store::DedupStore::bind_signature
 
@@ -27,8 +28,8 @@ use crate::untrusted::Untrusted;
 /// whose clocks differ a little.
 pub const BINDING_MARGIN: Duration = Duration::from_secs(60);
 
-/// What the receiver does with a valid signature presented with another
-/// `callbackType` or outcome than the one it was first accepted with. Set with
+/// What the receiver does with a valid signature presented with another body
+/// (family, `callbackType`, outcome or bytes) than the one it was first accepted with. Set with
 /// [`SunoCallbacksBuilder::signature_reuse`](crate::SunoCallbacksBuilder::signature_reuse).
 ///
 /// ```
@@ -57,7 +58,7 @@ pub enum SignatureReuse {
 /// Why a verified request was not let through by its binding.
 #[derive(Debug)]
 pub(crate) enum Unbound {
-    /// The signature was first used with another `callbackType` or outcome.
+    /// The signature was first used with another body.
     Reused(SignatureReuse),
     /// The store failed or timed out.
     Unavailable(StoreError),
@@ -111,6 +112,7 @@ impl BindingStage {
         store_timeout: Duration,
         headers: &HeaderMap,
         key: &DedupKey,
+        body: &bytes::Bytes,
     ) -> Result<(), Unbound> {
         // The HMAC check has accepted this header; without it there is nothing signed.
         let Some(timestamp) = headers.get(TIMESTAMP_HEADER) else {
@@ -128,7 +130,8 @@ impl BindingStage {
             key.stage(),
             key.outcome() == Outcome::Failure,
         )
-        .with_family(key.family());
+        .with_family(key.family())
+        .with_body(body.clone());
         let bound = match timeout(
             store_timeout,
             store.bind_signature_boxed(&signature, self.ttl(sent_at)),
@@ -147,9 +150,9 @@ impl BindingStage {
             Binding::Other => {
                 self.reused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    task_id = %Untrusted(key.task_id()),
+                    task_id = ?Untrusted(key.task_id()),
                     family = key.family().as_str(),
-                    stage = %Untrusted(key.stage()),
+                    stage = ?Untrusted(key.stage()),
                     result = key.outcome().as_str(),
                     timestamp,
                     policy = ?self.policy,

@@ -1,0 +1,222 @@
+//! The registry of expected tasks in the inbox's database (features `provider-api`
+//! and `sqlite` or `postgres`): it survives restarts with the inbox, and replicas that
+//! share a PostgreSQL inbox share it, each task polled by one replica at a time.
+
+use std::fmt;
+
+use super::Inbox;
+use super::backend::Backend;
+use crate::provider::{ExpectedTask, RegistryError, RegistryFuture, TaskFamily, TaskRegistry};
+
+/// The registry's statements in one backend's placeholder syntax.
+struct Statements {
+    /// Registers a task, or replaces its registration.
+    expect: &'static str,
+    /// Takes the due tasks and moves them a lease ahead, in one statement.
+    take_due: &'static str,
+    reschedule: &'static str,
+    done: &'static str,
+    family_of: &'static str,
+}
+
+/// PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent replicas take disjoint tasks
+/// without waiting for each other.
+#[cfg(feature = "postgres")]
+const POSTGRES: Statements = Statements {
+    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
+         registered_at = excluded.registered_at, due_at = excluded.due_at",
+    take_due: "UPDATE suno_expected_tasks SET due_at = $3 \
+         WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= $1 \
+         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING task_id, family, registered_at",
+    reschedule: "UPDATE suno_expected_tasks SET due_at = $2 WHERE task_id = $1",
+    done: "DELETE FROM suno_expected_tasks WHERE task_id = $1",
+    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = $1",
+};
+
+/// SQLite runs one writer at a time, so the `UPDATE … RETURNING` is atomic as it is.
+#[cfg(feature = "sqlite")]
+const SQLITE: Statements = Statements {
+    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
+         VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
+         registered_at = excluded.registered_at, due_at = excluded.due_at",
+    take_due: "UPDATE suno_expected_tasks SET due_at = ?3 \
+         WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= ?1 \
+         ORDER BY due_at LIMIT ?2) \
+         RETURNING task_id, family, registered_at",
+    reschedule: "UPDATE suno_expected_tasks SET due_at = ?2 WHERE task_id = ?1",
+    done: "DELETE FROM suno_expected_tasks WHERE task_id = ?1",
+    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1",
+};
+
+/// A [`TaskRegistry`] in the inbox's database: the table `suno_expected_tasks`,
+/// created by the inbox's migrations. Get it from [`Inbox::task_registry`].
+///
+/// ```no_run
+/// use suno_callback::SunoCallbacks;
+/// use suno_callback::inbox::Inbox;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let inbox = Inbox::builder().connect("postgres://127.0.0.1:5432/app").await?;
+/// let callbacks = SunoCallbacks::builder()
+///     .hmac_key("webhook-hmac-key")
+///     .task_registry(inbox.task_registry())
+///     .inbox(inbox.clone())
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct InboxRegistry {
+    backend: Backend,
+}
+
+impl fmt::Debug for InboxRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboxRegistry")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Inbox {
+    /// The registry of expected tasks kept in this inbox's database, for
+    /// [`SunoCallbacksBuilder::task_registry`](crate::SunoCallbacksBuilder::task_registry)
+    /// and the [`Reconciler`](crate::provider::Reconciler).
+    pub fn task_registry(&self) -> InboxRegistry {
+        InboxRegistry {
+            backend: self.backend().clone(),
+        }
+    }
+}
+
+/// A time in milliseconds as the database's signed 64-bit integer, saturating.
+fn db_millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// A row of `(task_id, family, registered_at)`, or `None` (logged) if unreadable.
+fn read_task(task_id: String, family: &str, registered_at: i64) -> Option<ExpectedTask> {
+    match family.parse::<TaskFamily>() {
+        Ok(family) => Some(ExpectedTask::new(
+            task_id,
+            family,
+            u64::try_from(registered_at).unwrap_or(0),
+        )),
+        Err(_) => {
+            tracing::warn!(
+                task_id = ?crate::untrusted::Untrusted(&task_id),
+                family = ?crate::untrusted::Untrusted(family),
+                "expected task of an unknown family in the inbox registry; skipped"
+            );
+            None
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` and `$sql` (the [`Statements`]) of the backend in use.
+macro_rules! with_pool {
+    ($backend:expr, $pool:ident, $sql:ident => $body:expr) => {
+        match $backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(backend) => {
+                let ($pool, $sql) = (backend.pool(), &SQLITE);
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(backend) => {
+                let ($pool, $sql) = (backend.pool(), &POSTGRES);
+                $body
+            }
+        }
+    };
+}
+
+impl TaskRegistry for InboxRegistry {
+    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
+        Box::pin(async move {
+            with_pool!(&self.backend, pool, sql => {
+                sqlx::query(sql.expect)
+                    .bind(task.task_id())
+                    .bind(task.family().as_str())
+                    .bind(db_millis(task.registered_at_ms()))
+                    .bind(db_millis(due_ms))
+                    .execute(pool)
+                    .await
+                    .map_err(RegistryError::new)?;
+            });
+            Ok(())
+        })
+    }
+
+    fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
+        Box::pin(async move {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let leased_until = db_millis(now_ms.saturating_add(lease_ms));
+            let rows: Vec<(String, String, i64)> = with_pool!(&self.backend, pool, sql => {
+                sqlx::query_as(sql.take_due)
+                    .bind(db_millis(now_ms))
+                    .bind(limit)
+                    .bind(leased_until)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(RegistryError::new)?
+            });
+            Ok(rows
+                .into_iter()
+                .filter_map(|(task_id, family, registered_at)| {
+                    read_task(task_id, &family, registered_at)
+                })
+                .collect())
+        })
+    }
+
+    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
+        Box::pin(async move {
+            with_pool!(&self.backend, pool, sql => {
+                sqlx::query(sql.reschedule)
+                    .bind(task_id)
+                    .bind(db_millis(due_ms))
+                    .execute(pool)
+                    .await
+                    .map_err(RegistryError::new)?;
+            });
+            Ok(())
+        })
+    }
+
+    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
+        Box::pin(async move {
+            with_pool!(&self.backend, pool, sql => {
+                sqlx::query(sql.done)
+                    .bind(task_id)
+                    .execute(pool)
+                    .await
+                    .map_err(RegistryError::new)?;
+            });
+            Ok(())
+        })
+    }
+
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+        Box::pin(async move {
+            let family: Option<String> = with_pool!(&self.backend, pool, sql => {
+                sqlx::query_scalar(sql.family_of)
+                    .bind(task_id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(RegistryError::new)?
+            });
+            Ok(family
+                .and_then(|family| read_task(task_id.to_owned(), &family, 0))
+                .map(|task| task.family()))
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The task registry conformance suite (feature `provider-api`): what every
+//! [`TaskRegistry`] must do, as async checks that panic on a violation.
+//! `MemoryRegistry`, `RedisRegistry` and the inbox's `InboxRegistry` pass it.
+//!
+//! Every check uses task ids of its own and removes them when it passes, so the checks
+//! may run again against a registry that kept the last run's tasks. Give the suite a
+//! registry of its own (a key prefix, a schema, a file): taking due tasks leases
+//! whatever else is due in it too.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use suno_callback::provider::MemoryRegistry;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! suno_callback::testing::registry_conformance::run_all(Arc::new(MemoryRegistry::new())).await;
+//! # });
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::provider::{ExpectedTask, TaskFamily, TaskRegistry};
+use crate::store::ClaimToken;
+
+/// A time far after every due time the checks set.
+const LATER: u64 = u64::MAX / 4;
+
+fn unique_task(check: &str, family: TaskFamily, registered_at_ms: u64) -> ExpectedTask {
+    let id = format!("conformance-{check}-{}", ClaimToken::new_unique());
+    ExpectedTask::new(id, family, registered_at_ms)
+}
+
+/// Of what `take_due` returned, the tasks among `mine`.
+fn only<'a>(taken: Vec<ExpectedTask>, mine: &'a [&'a ExpectedTask]) -> Vec<ExpectedTask> {
+    taken
+        .into_iter()
+        .filter(|task| mine.iter().any(|own| own.task_id() == task.task_id()))
+        .collect()
+}
+
+/// A task is due at its due time, not before; taking it leases it; `reschedule`,
+/// `done` and `family_of` do what they say; registering again replaces.
+///
+/// Due times here are small numbers (a registry shared with live tasks would also
+/// hand those out; they are filtered away), except for the final sweep.
+pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
+    let task = unique_task("lease", TaskFamily::Separation, 5);
+    let id = task.task_id().to_owned();
+    let mine = [&task];
+    registry.expect(task.clone(), 100).await.expect("expect");
+    assert_eq!(
+        registry.family_of(&id).await.expect("family_of"),
+        Some(TaskFamily::Separation)
+    );
+    assert_eq!(
+        registry
+            .family_of("conformance-never-registered")
+            .await
+            .expect("family_of"),
+        None
+    );
+    let taken = |now: u64| async move {
+        only(
+            registry.take_due(now, 1000, 1000).await.expect("take_due"),
+            &mine,
+        )
+    };
+    assert!(taken(99).await.is_empty(), "not due before its due time");
+    assert_eq!(
+        taken(100).await,
+        std::slice::from_ref(&task),
+        "due at its due time"
+    );
+    assert!(taken(1099).await.is_empty(), "leased until 1 100");
+    assert_eq!(
+        taken(1100).await,
+        std::slice::from_ref(&task),
+        "due again when the lease ends"
+    );
+    registry.reschedule(&id, 50).await.expect("reschedule");
+    assert_eq!(
+        taken(60).await,
+        std::slice::from_ref(&task),
+        "rescheduled earlier"
+    );
+    let again = ExpectedTask::new(id.clone(), TaskFamily::Wav, 7);
+    registry
+        .expect(again.clone(), 3000)
+        .await
+        .expect("expect again");
+    assert_eq!(
+        registry.family_of(&id).await.expect("family_of"),
+        Some(TaskFamily::Wav)
+    );
+    assert!(
+        taken(2999).await.is_empty(),
+        "registering again replaces the due time"
+    );
+    assert_eq!(taken(3000).await, [again], "and the task");
+    registry.done(&id).await.expect("done");
+    assert_eq!(registry.family_of(&id).await.expect("family_of"), None);
+    assert!(taken(LATER).await.is_empty(), "done: never due again");
+    registry
+        .reschedule(&id, 0)
+        .await
+        .expect("reschedule a done task");
+    assert!(
+        taken(LATER).await.is_empty(),
+        "rescheduling does not bring it back"
+    );
+}
+
+/// `take_due` returns at most `limit` tasks, those due earliest (in any order), and
+/// every family comes back as registered.
+pub async fn take_due_honours_the_limit_and_the_order<R: TaskRegistry>(registry: &R) {
+    let families = TaskFamily::ALL;
+    let tasks: Vec<ExpectedTask> = families
+        .iter()
+        .enumerate()
+        .map(|(n, family)| unique_task("order", *family, n as u64))
+        .collect();
+    // Due at 10, 11, 12…: the earliest are taken first.
+    for (n, task) in tasks.iter().enumerate() {
+        registry
+            .expect(task.clone(), 10 + n as u64)
+            .await
+            .expect("expect");
+    }
+    let mine: Vec<&ExpectedTask> = tasks.iter().collect();
+    let mut batches = Vec::new();
+    loop {
+        let batch = registry
+            .take_due(10 + tasks.len() as u64, 3, 1_000_000)
+            .await
+            .expect("take_due");
+        assert!(batch.len() <= 3, "at most the limit: {}", batch.len());
+        if batch.is_empty() {
+            break;
+        }
+        let mut batch = only(batch, &mine);
+        batch.sort_by_key(ExpectedTask::registered_at_ms);
+        batches.push(batch);
+    }
+    assert_eq!(
+        batches.first().map(Vec::as_slice),
+        Some(&tasks[..3]),
+        "the earliest due first"
+    );
+    assert_eq!(batches.concat(), tasks, "each task once, with its family");
+    for task in &tasks {
+        registry.done(task.task_id()).await.expect("done");
+    }
+}
+
+/// Of concurrent `take_due` calls (replicas polling at once), each due task goes to
+/// exactly one.
+pub async fn concurrent_takers_never_share_a_task<R: TaskRegistry>(registry: Arc<R>) {
+    const TASKS: usize = 60;
+    const TAKERS: usize = 6;
+    let tasks: Vec<ExpectedTask> = (0..TASKS)
+        .map(|_| unique_task("race", TaskFamily::Music, 1))
+        .collect();
+    for task in &tasks {
+        registry.expect(task.clone(), 20).await.expect("expect");
+    }
+    let ours: HashSet<String> = tasks.iter().map(|t| t.task_id().to_owned()).collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TAKERS));
+    let mut takers = Vec::with_capacity(TAKERS);
+    for _ in 0..TAKERS {
+        let (registry, barrier) = (Arc::clone(&registry), Arc::clone(&barrier));
+        takers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut taken = Vec::new();
+            loop {
+                let batch = registry.take_due(20, 4, 1_000_000).await.expect("take_due");
+                if batch.is_empty() {
+                    return taken;
+                }
+                taken.extend(batch.into_iter().map(|task| task.task_id().to_owned()));
+            }
+        }));
+    }
+    let mut counted = std::collections::HashMap::<String, usize>::new();
+    for taker in takers {
+        for id in taker.await.expect("taker task") {
+            *counted.entry(id).or_default() += 1;
+        }
+    }
+    for id in &ours {
+        assert_eq!(counted.get(id), Some(&1), "task {id} taken once");
+    }
+    for task in &tasks {
+        registry.done(task.task_id()).await.expect("done");
+    }
+}
+
+/// Runs every check, one after another, against one registry.
+pub async fn run_all<R: TaskRegistry>(registry: Arc<R>) {
+    due_tasks_are_taken_and_leased(&*registry).await;
+    take_due_honours_the_limit_and_the_order(&*registry).await;
+    concurrent_takers_never_share_a_task(registry).await;
+}

@@ -1,0 +1,185 @@
+//! `InboxRegistry`, the registry of expected tasks in the inbox's database, against
+//! real databases: SQLite (a file in a temporary folder) and PostgreSQL (a schema of
+//! its own per test). The registry conformance suite, two replicas sharing the due
+//! tasks through two connection pools, a registry that outlives its process, and the
+//! reconciler polling through it.
+//!
+//! PostgreSQL is `SUNO_CALLBACK_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Without a server its tests are reported
+//! as ignored, unless `SUNO_CALLBACK_REQUIRE_POSTGRES=1` (as CI sets it), which makes a
+//! missing server a failure.
+
+mod common;
+mod fake_provider;
+mod inbox_db;
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Counter;
+use fake_provider::{FakeProvider, Reply, provider_fixture};
+use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
+use libtest_mimic::Arguments;
+use suno_callback::SunoCallbacks;
+use suno_callback::inbox::Inbox;
+use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskFamily, TaskRegistry};
+
+async fn conformance(db: &Db) {
+    let inbox = db.inbox(Inbox::builder()).await;
+    suno_callback::testing::registry_conformance::run_all(Arc::new(inbox.task_registry())).await;
+    inbox.close().await;
+}
+
+/// Two replicas, each with its own connection pool to one database, polling at once:
+/// every task goes to exactly one of them.
+async fn replicas_share_the_due_tasks(db: &Db) {
+    let (a, b) = (
+        db.inbox(Inbox::builder()).await,
+        db.inbox(Inbox::builder()).await,
+    );
+    let (a, b) = (a.task_registry(), b.task_registry());
+    for n in 0..60 {
+        let task = ExpectedTask::new(format!("shared-{n}"), TaskFamily::Music, 0);
+        a.expect(task, 0).await.expect("expect");
+    }
+    let mut seen = Vec::new();
+    loop {
+        let (from_a, from_b) = tokio::join!(a.take_due(10, 7, 60_000), b.take_due(10, 7, 60_000));
+        let (from_a, from_b) = (from_a.expect("take a"), from_b.expect("take b"));
+        if from_a.is_empty() && from_b.is_empty() {
+            break;
+        }
+        seen.extend(
+            from_a
+                .into_iter()
+                .chain(from_b)
+                .map(|t| t.task_id().to_owned()),
+        );
+    }
+    let distinct: HashSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "a task went to two replicas");
+    assert_eq!(seen.len(), 60);
+}
+
+/// The tasks are in the database: a new process (a new inbox on the same database)
+/// finds them due, with their family and registration time.
+async fn the_registry_outlives_its_process(db: &Db) {
+    let first = db.inbox(Inbox::builder()).await;
+    first
+        .task_registry()
+        .expect(ExpectedTask::new("kept", TaskFamily::Video, 7), 0)
+        .await
+        .expect("expect");
+    first.close().await;
+    let second = db.inbox(Inbox::builder()).await;
+    let registry = second.task_registry();
+    assert_eq!(
+        registry.take_due(1, 10, 10).await.expect("take_due"),
+        [ExpectedTask::new("kept", TaskFamily::Video, 7)]
+    );
+    assert_eq!(
+        registry.family_of("kept").await.expect("family_of"),
+        Some(TaskFamily::Video)
+    );
+    second.close().await;
+}
+
+/// A row of a family this version does not know is skipped, not a panic nor an error
+/// that stops the other tasks.
+async fn an_unknown_family_in_the_table_is_skipped(db: &Db) {
+    let inbox = db.inbox(Inbox::builder()).await;
+    let registry = inbox.task_registry();
+    registry
+        .expect(ExpectedTask::new("good", TaskFamily::Wav, 1), 0)
+        .await
+        .expect("expect");
+    db.exec(
+        "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
+         VALUES ('odd', 'hologram', 1, 0)",
+    )
+    .await;
+    assert_eq!(
+        registry.take_due(5, 10, 10).await.expect("take_due"),
+        [ExpectedTask::new("good", TaskFamily::Wav, 1)]
+    );
+    assert_eq!(registry.family_of("odd").await.expect("family_of"), None);
+    inbox.close().await;
+}
+
+/// The reconciler polls a task registered in the inbox's database, delivers its
+/// outcome once, and removes it from the table.
+async fn the_reconciler_polls_through_the_inbox_registry(db: &Db) {
+    let fake = FakeProvider::start().await;
+    let inbox = db.inbox(Inbox::builder()).await;
+    let runs = Counter::default();
+    let counted = runs.clone();
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(common::KEY)
+        .task_registry(inbox.task_registry())
+        .on_complete(move |_| {
+            counted.bump();
+            async { Ok(()) }
+        })
+        .build()
+        .expect("receiver");
+    let client = ProviderClient::builder("k")
+        .base_url(fake.base_url())
+        .build()
+        .expect("client");
+    let reconciler = Reconciler::builder(&callbacks, client)
+        .after(Duration::ZERO)
+        .build();
+    fake.script(
+        "inbox-task",
+        [Reply::ok(provider_fixture("music_success", "inbox-task"))],
+    );
+    reconciler
+        .expect("inbox-task", TaskFamily::Music)
+        .await
+        .expect("expect");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM suno_expected_tasks").await,
+        1
+    );
+    assert_eq!(reconciler.poll_due().await.expect("poll").delivered, 1);
+    assert_eq!(runs.get(), 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM suno_expected_tasks").await,
+        0
+    );
+    inbox.close().await;
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::from_args();
+    let url = postgres_url();
+    let required = std::env::var(REQUIRE).is_ok_and(|value| value == "1");
+    let postgres = postgres_answers(&url);
+    if required && !postgres {
+        eprintln!(
+            "{REQUIRE}=1 but no PostgreSQL server answers at {url}: the PostgreSQL tests cannot run"
+        );
+        return ExitCode::FAILURE;
+    }
+    if !postgres {
+        println!("PostgreSQL registry tests skipped: no PostgreSQL server answers at {url}");
+    }
+    let mut trials = Vec::new();
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let ignored = kind == Kind::Postgres && !postgres;
+        trials.extend(
+            suite!(kind;
+                conformance,
+                replicas_share_the_due_tasks,
+                the_registry_outlives_its_process,
+                an_unknown_family_in_the_table_is_skipped,
+                the_reconciler_polls_through_the_inbox_registry,
+            )
+            .into_iter()
+            .map(|trial| trial.with_ignored_flag(ignored)),
+        );
+    }
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
