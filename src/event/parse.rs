@@ -359,28 +359,6 @@ mod tests {
     }
 
     #[test]
-    fn a_number_outside_f64_range_is_refused_and_every_accepted_body_has_its_json() {
-        // Found by the `envelope` fuzz target: the envelope skipped the number unread,
-        // the typed parse delivered the event untyped, and `raw_json()` was `null`.
-        let body = br#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"t",
-            "data":[{"id":"a","createTime":1E863436098}]}}"#;
-        let error = CallbackEvent::from_json(&body[..]).expect_err("out of range");
-        assert!(error.is_json(), "{error}");
-        assert!(error.to_string().contains("number out of range"), "{error}");
-        let huge = format!(
-            r#"{{"code":200,"data":{{"task_id":"t","x":{}}}}}"#,
-            "9".repeat(310)
-        );
-        assert!(CallbackEvent::from_json(huge).is_err());
-        // Inside the range, however large or small, the body reads, and so does its JSON.
-        let body = br#"{"code":200,"msg":"ok","data":{"callbackType":"complete","task_id":"t",
-            "data":[{"id":"a","createTime":1.7E308,"duration":1e-400}]}}"#;
-        let event = CallbackEvent::from_json(&body[..]).expect("in range");
-        assert_eq!(event.tracks()[0].duration_seconds(), Some(0.0));
-        assert!(!event.raw_json().is_null());
-    }
-
-    #[test]
     fn a_repeated_msg_is_delivered_untyped_as_serde_would_read_it() {
         let body = r#"{"code":200,"msg":"a","msg":"b","data":{"task_id":"t","callbackType":"complete",
             "data":[{"id":"a"}]}}"#;

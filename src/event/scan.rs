@@ -1,5 +1,5 @@
 //! One validating pass over a body: is it one JSON object as `serde_json` reads it
-//! (nested at most [`MAX_DEPTH`] deep, no number outside `f64`'s range), and where are
+//! (nested at most [`MAX_DEPTH`] deep), and where are
 //! the values of the few members asked for. Nothing is built and nothing is copied:
 //! the caller gets byte ranges, and decodes (or parses) only what it needs, when it
 //! needs it.
@@ -279,10 +279,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A number, as JSON writes it; refused when `f64` cannot hold it (serde_json
-    /// refuses to build it, and no callback carries one).
+    /// A number, as JSON writes it. As serde_json skips a number, its range is not
+    /// checked: one beyond `f64`'s range reads as `null` in `raw_json()` (`parse`).
     fn number(&mut self) -> Result<(), ScanError> {
-        let start = self.at;
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -295,22 +294,12 @@ impl<'a> Scanner<'a> {
             self.at += 1;
             self.some_digits()?;
         }
-        let mut exponent = false;
         if let Some(b'e' | b'E') = self.peek() {
-            exponent = true;
             self.at += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.at += 1;
             }
             self.some_digits()?;
-        }
-        // Without an exponent, only a number of more than 308 digits can exceed
-        // `f64::MAX` (about 1.8e308).
-        if exponent || self.at - start > 300 {
-            let text = std::str::from_utf8(self.bytes(start..self.at)).unwrap_or_default();
-            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                return Err(ScanError::Syntax("number out of range", start));
-            }
         }
         Ok(())
     }
@@ -367,14 +356,14 @@ mod tests {
         Scanner::new(raw).document(|scanner, _, _| scanner.value(1).map(drop))
     }
 
-    /// Whether serde_json reads `raw` as an object (as a `Value`, as the crate's
-    /// `raw_json` does, after the same repairs of bytes that are not UTF-8 and of lone
-    /// surrogates).
+    /// Whether serde_json reads `raw` as an object, skipping its values as the typed
+    /// parse skips the fields it does not model, after the repairs of the tolerant
+    /// parse (bytes that are not UTF-8, lone surrogates).
     fn serde_reads(raw: &[u8]) -> bool {
         let lossy = String::from_utf8_lossy(raw).into_owned();
         let repaired = lossy.replace("\\ud", "\\u0").replace("\\uD", "\\u0");
-        let value = serde_json::from_str::<serde_json::Value>(&repaired);
-        value.is_ok_and(|value| value.is_object())
+        let is_object = repaired.trim_start().starts_with('{');
+        is_object && serde_json::from_str::<serde::de::IgnoredAny>(&repaired).is_ok()
     }
 
     #[test]
@@ -409,7 +398,6 @@ mod tests {
             br#"{"a":[}"#,
             br#"{"a":{]}"#,
             br#"{"a":1e308,"b":-1.7e308,"c":1e-400,"d":0e99999}"#,
-            br#"{"a":1e309}"#,
             br#"{"a":-1E863436098}"#,
         ];
         for case in cases {
@@ -420,10 +408,6 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
-        let long = format!(r#"{{"a":{}}}"#, "9".repeat(400));
-        assert!(scan(long.as_bytes()).is_err() && !serde_reads(long.as_bytes()));
-        let long = format!(r#"{{"a":0.{}1}}"#, "0".repeat(400));
-        assert!(scan(long.as_bytes()).is_ok() && serde_reads(long.as_bytes()));
     }
 
     #[test]
