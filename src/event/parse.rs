@@ -113,7 +113,12 @@ fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
     let Some(data) = parts.data.clone().and_then(|range| raw.get(range)) else {
         return P::default();
     };
-    match from_slice_tolerant::<P>(data) {
+    // Checked as UTF-8 once, the text is parsed without checking each string again.
+    let parsed = match std::str::from_utf8(data) {
+        Ok(text) => serde_json::from_str::<P>(text).or_else(|_| from_slice_tolerant(data)),
+        Err(_) => from_slice_tolerant(data),
+    };
+    match parsed {
         Ok(payload) => payload,
         Err(error) => {
             tracing::debug!(%error, "callback payload unreadable; delivered untyped");

@@ -249,12 +249,11 @@ impl<'a> Scanner<'a> {
     fn skip_plain(&mut self) {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH_BITS: u64 = ONES << 7;
-        let rest = self.raw.get(self.at..).unwrap_or_default();
-        let mut chunks = rest.chunks_exact(8);
-        for chunk in &mut chunks {
-            let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-                break;
-            };
+        let raw = self.raw;
+        let mut at = self.at;
+        while let Some(chunk) = raw.get(at..at + 8) {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(chunk);
             let word = u64::from_le_bytes(bytes);
             let quote = word ^ (ONES * u64::from(b'"'));
             let backslash = word ^ (ONES * u64::from(b'\\'));
@@ -266,17 +265,18 @@ impl<'a> Scanner<'a> {
                 | (word.wrapping_sub(ONES * 0x20) & !word))
                 & HIGH_BITS;
             if found != 0 {
-                self.at += (found.trailing_zeros() / 8) as usize;
+                self.at = at + (found.trailing_zeros() / 8) as usize;
                 return;
             }
-            self.at += 8;
+            at += 8;
         }
-        while let Some(&byte) = self.raw.get(self.at) {
+        while let Some(&byte) = raw.get(at) {
             if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                return;
+                break;
             }
-            self.at += 1;
+            at += 1;
         }
+        self.at = at;
     }
 
     /// A number, as JSON writes it. As serde_json skips a number, its range is not
@@ -330,9 +330,28 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
+    /// Skips whitespace; runs of spaces (a pretty-printed body's indentation) eight
+    /// bytes at a time.
     fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.at += 1;
+        const SPACES: u64 = 0x2020_2020_2020_2020;
+        loop {
+            match self.peek() {
+                Some(b' ') => {}
+                Some(b'\n' | b'\t' | b'\r') => {
+                    self.at += 1;
+                    continue;
+                }
+                _ => return,
+            }
+            let next = self.raw.get(self.at..self.at + 8);
+            match next.and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()) {
+                Some(bytes) => {
+                    // The first byte that is not a space is the lowest one that differs.
+                    let differs = u64::from_le_bytes(bytes) ^ SPACES;
+                    self.at += (differs.trailing_zeros() / 8) as usize;
+                }
+                None => self.at += 1,
+            }
         }
     }
 
@@ -399,6 +418,8 @@ mod tests {
             br#"{"a":{]}"#,
             br#"{"a":1e308,"b":-1.7e308,"c":1e-400,"d":0e99999}"#,
             br#"{"a":-1E863436098}"#,
+            b"{\r\n\t          \"a\" \t:\n 1 \r,                 \"b\":[ ]   \n }\n\n",
+            b"{\"a\":1            \x0b}",
         ];
         for case in cases {
             assert_eq!(
