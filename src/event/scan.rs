@@ -202,6 +202,7 @@ impl<'a> Scanner<'a> {
 
     /// A member's key and its `:`: the range between the quotes, and whether it holds
     /// an escape.
+    #[inline(always)]
     fn key(&mut self) -> Result<(Range<usize>, bool), ScanError> {
         if self.next() != Some(b'"') {
             return Err(self.syntax("expected a key"));
@@ -217,6 +218,7 @@ impl<'a> Scanner<'a> {
     /// The rest of a string whose opening quote was read: the range of its content
     /// and whether it holds an escape. As `serde_json`, refuses control characters and
     /// malformed escapes; accepts any other byte.
+    #[inline(always)]
     fn string_body(&mut self) -> Result<(Range<usize>, bool), ScanError> {
         let start = self.at;
         let mut escaped = false;
@@ -246,6 +248,7 @@ impl<'a> Scanner<'a> {
 
     /// Moves the cursor to the next `"`, `\` or control character (or the end), eight
     /// bytes at a time.
+    #[inline(always)]
     fn skip_plain(&mut self) {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH_BITS: u64 = ONES << 7;
@@ -281,6 +284,7 @@ impl<'a> Scanner<'a> {
 
     /// A number, as JSON writes it. As serde_json skips a number, its range is not
     /// checked: one beyond `f64`'s range reads as `null` in `raw_json()` (`parse`).
+    #[inline(always)]
     fn number(&mut self) -> Result<(), ScanError> {
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -332,6 +336,7 @@ impl<'a> Scanner<'a> {
 
     /// Skips whitespace; runs of spaces (a pretty-printed body's indentation) eight
     /// bytes at a time.
+    #[inline(always)]
     fn whitespace(&mut self) {
         const SPACES: u64 = 0x2020_2020_2020_2020;
         loop {
