@@ -65,6 +65,20 @@ where
     d.deserialize_any(ListVisitor(PhantomData))
 }
 
+/// One JSON value, alone in `text`, read with `read` (one of the functions above);
+/// `None` when serde refuses it.
+pub(crate) fn read_value<'a, T>(
+    text: &'a str,
+    read: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    ) -> Result<T, serde_json::Error>,
+) -> Option<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = read(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(value)
+}
+
 /// How one scalar field turns each JSON scalar into its value.
 trait Scalar {
     type Value;

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::envelope::{Envelope, Parts, decode_msg};
 use super::family::Family;
-use super::payload::Payload;
+use super::payload::{MusicPayload, Payload};
 use super::{CallbackEvent, Meta, Stage};
 
 /// Why a body is not a callback (answered `400`).
@@ -127,12 +127,25 @@ fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
     }
 }
 
+/// The music payload: read with the scanner when `data` is UTF-8 and the scan can
+/// decide (the common case), else as every other payload.
+fn read_music(raw: &[u8], parts: &Parts) -> MusicPayload {
+    let scanned = parts
+        .data
+        .clone()
+        .filter(|_| !parts.repeated)
+        .and_then(|range| raw.get(range))
+        .and_then(|data| std::str::from_utf8(data).ok())
+        .and_then(MusicPayload::scan);
+    scanned.unwrap_or_else(|| read(raw, parts))
+}
+
 /// The typed event of a verified body whose envelope has been read: only `msg` and
 /// `data` are parsed, where the envelope found them.
 pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
     let parts = &envelope.parts;
     let payload = match envelope.family {
-        Family::Music => Payload::Music(read(&raw, parts)),
+        Family::Music => Payload::Music(read_music(&raw, parts)),
         Family::Lyrics => Payload::Lyrics(read(&raw, parts)),
         Family::Wav => Payload::Wav(read(&raw, parts)),
         Family::Separation => Payload::Separation(read(&raw, parts)),
@@ -361,6 +374,81 @@ mod tests {
         )
         .expect("parses");
         assert!(event.is_failure(), "callbackType error is a failure");
+    }
+
+    /// `MusicPayload::scan` against serde, on `data` of `body`: when the scan decides,
+    /// it decides as serde does. Returns whether it decided.
+    fn scan_agrees_with_serde(body: &[u8]) -> bool {
+        let Ok(envelope) = Envelope::parse(body, Some(Family::Music)) else {
+            return false;
+        };
+        let Some(data) = envelope.parts.data.and_then(|range| body.get(range)) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return false;
+        };
+        let Some(scanned) = MusicPayload::scan(text) else {
+            return false;
+        };
+        let serde = from_slice_tolerant::<MusicPayload>(data);
+        assert_eq!(
+            serde.as_ref().ok(),
+            Some(&scanned),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        true
+    }
+
+    #[test]
+    fn the_scanned_music_payload_is_the_one_serde_reads() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/music");
+        let mut paths: Vec<_> = std::fs::read_dir(fixtures)
+            .expect("fixtures")
+            .map(|entry| entry.expect("entry").path())
+            .collect();
+        paths.sort();
+        for path in &paths {
+            let body = std::fs::read(path).expect("fixture");
+            let decided = scan_agrees_with_serde(&body);
+            let has_data = Envelope::parse(&body, Some(Family::Music))
+                .is_ok_and(|envelope| envelope.parts.data.is_some());
+            assert_eq!(decided, has_data, "the scan reads {}", path.display());
+        }
+        // (`data`, whether the scan decides)
+        let odd = [
+            (
+                r#"{"data":[{"id":7,"title":-1.5e3,"tags":true,"prompt":null,"model_name":{},
+                "image_url":[1],"audio_url":"","createTime":"1786343609818","duration":"2.5"},
+                3,null,{"title":"caf\u00e9 \"q\" \ud83c\udfb5","createTime":17.9},{}],
+                "error":42}"#,
+                true,
+            ),
+            (r#"{"error":"e","data":{"id":"not a list"}}"#, true),
+            (
+                r#"{"data":[{"createTime":1E863436098,"duration":-1e400}]}"#,
+                false,
+            ),
+            (r#"{"data":[{"id":"a","id":"b"}]}"#, false),
+            (r#"{"data":[{"\u0069d":"a"}]}"#, false),
+            (r#"{"data":[{"title":"lone \ud83c"}]}"#, false),
+            (r#"{"data":[],"data":[]}"#, false),
+        ];
+        for (data, decides) in odd {
+            let body = format!(r#"{{"code":200,"task_id":"t","data":{data}}}"#);
+            assert_eq!(scan_agrees_with_serde(body.as_bytes()), decides, "{data}");
+        }
+        // Every byte of a callback replaced by each byte that matters to JSON.
+        let body = include_bytes!("../../tests/fixtures/music/add_instrumental_complete.json");
+        let mut changed = body.to_vec();
+        for at in 0..body.len() {
+            for byte in *b"{}[]\",:\\ 0-.etn" {
+                changed[at] = byte;
+                let _ = scan_agrees_with_serde(&changed);
+            }
+            changed[at] = body[at];
+        }
     }
 
     #[test]

@@ -200,6 +200,15 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The string at the cursor: the range of its content and whether it holds an
+    /// escape.
+    pub(crate) fn string(&mut self) -> Result<(Range<usize>, bool), ScanError> {
+        if self.next() != Some(b'"') {
+            return Err(self.syntax("expected a string"));
+        }
+        self.string_body()
+    }
+
     /// A member's key and its `:`: the range between the quotes, and whether it holds
     /// an escape.
     #[inline(always)]

@@ -7,6 +7,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::lenient;
+use super::scan::{ScanError, Scanner};
 
 /// One generated track.
 ///
@@ -143,6 +144,80 @@ impl Track {
     /// The length in seconds (`duration`).
     pub fn duration_seconds(&self) -> Option<f64> {
         self.duration
+    }
+}
+
+/// The index in `FIELDS` of a member named `key`, as `FieldVisitor` matches it.
+fn field_index(key: &[u8]) -> Option<usize> {
+    match key {
+        b"createTime" => Some(TEXT_FIELDS.len()),
+        b"duration" => Some(TEXT_FIELDS.len() + 1),
+        _ => TEXT_FIELDS.iter().position(|field| field.as_bytes() == key),
+    }
+}
+
+/// Why the scan leaves a track to serde: the one reading that decides.
+fn let_serde_decide(scanner: &Scanner<'_>) -> ScanError {
+    ScanError::Syntax("left to serde", scanner.position())
+}
+
+impl Track {
+    /// The track object at the cursor of `scanner`, held at nesting `depth`, read
+    /// exactly as [`Deserialize`] reads it, but without serde for what it needs not:
+    /// a plain string is copied straight from `text` (the scanned text itself), any
+    /// other value is read by serde alone. An error when serde would refuse the track
+    /// or the scan cannot tell (an escaped key): the caller then lets serde read the
+    /// whole payload.
+    pub(super) fn scan(
+        scanner: &mut Scanner<'_>,
+        text: &str,
+        depth: usize,
+    ) -> Result<Self, ScanError> {
+        let mut track = Track::default();
+        let mut seen = [false; FIELDS.len()];
+        let depth = scanner.open(depth)?;
+        scanner.object(|scanner, key, escaped| {
+            if escaped {
+                return Err(let_serde_decide(scanner));
+            }
+            let Some(index) = field_index(key) else {
+                return scanner.value(depth).map(drop);
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ScanError::Duplicate(FIELDS[index]));
+            }
+            if index < TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
+                let (content, escaped) = scanner.string()?;
+                if !escaped {
+                    let value = text.get(content).ok_or_else(|| let_serde_decide(scanner))?;
+                    track.spans[index] = AppendText(&mut track.text).append(value);
+                    return Ok(());
+                }
+                let quoted = text
+                    .get(content.start - 1..content.end + 1)
+                    .ok_or_else(|| let_serde_decide(scanner))?;
+                track.spans[index] =
+                    lenient::read_value(quoted, |d| AppendText(&mut track.text).deserialize(d))
+                        .ok_or_else(|| let_serde_decide(scanner))?;
+                return Ok(());
+            }
+            let range = scanner.value(depth)?;
+            let value = text.get(range).ok_or_else(|| let_serde_decide(scanner))?;
+            let read = match index {
+                _ if index < TEXT_FIELDS.len() => {
+                    lenient::read_value(value, |d| AppendText(&mut track.text).deserialize(d))
+                        .map(|span| track.spans[index] = span)
+                }
+                _ if index == TEXT_FIELDS.len() => {
+                    lenient::read_value(value, |d| lenient::create_time(d))
+                        .map(|time| track.create_time = time)
+                }
+                _ => lenient::read_value(value, |d| lenient::float(d))
+                    .map(|duration| track.duration = duration),
+            };
+            read.ok_or_else(|| let_serde_decide(scanner))
+        })?;
+        Ok(track)
     }
 }
 
