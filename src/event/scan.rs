@@ -79,7 +79,6 @@ impl<'a> Scanner<'a> {
         loop {
             let (key, escaped) = self.key()?;
             let key = self.bytes(key);
-            self.whitespace();
             member(self, key, escaped)?;
             self.whitespace();
             match self.next() {
@@ -135,16 +134,17 @@ impl<'a> Scanner<'a> {
         self.at
     }
 
-    /// Skips any value, checked, held by a container at nesting `depth`; returns
-    /// where it lies.
+    /// Skips the value at the cursor (whitespace before it skipped), checked, held by a
+    /// container at nesting `depth`; returns where it lies.
     pub(crate) fn value(&mut self, depth: usize) -> Result<Range<usize>, ScanError> {
         let start = self.at;
         // Containers opened here: bit `i` tells whether the `i`-th innermost is an
         // array. At most `MAX_DEPTH` of them, so 128 bits are enough.
         let mut arrays: u128 = 0;
         let mut open = 0usize;
+        // The cursor is on a value's first byte: callers skip the whitespace before it,
+        // and so does this loop before it comes back here.
         'value: loop {
-            self.whitespace();
             match self.peek() {
                 Some(opening @ (b'{' | b'[')) => {
                     if depth + open + 1 > MAX_DEPTH {
@@ -184,7 +184,10 @@ impl<'a> Scanner<'a> {
                 self.whitespace();
                 let in_array = arrays & 1 == 1;
                 match (self.next(), in_array) {
-                    (Some(b','), true) => continue 'value,
+                    (Some(b','), true) => {
+                        self.whitespace();
+                        continue 'value;
+                    }
                     (Some(b','), false) => {
                         self.whitespace();
                         self.key()?;
@@ -209,8 +212,8 @@ impl<'a> Scanner<'a> {
         self.string_body()
     }
 
-    /// A member's key and its `:`: the range between the quotes, and whether it holds
-    /// an escape.
+    /// A member's key, its `:` and the whitespace after it: the range between the
+    /// quotes, and whether it holds an escape.
     #[inline(always)]
     fn key(&mut self) -> Result<(Range<usize>, bool), ScanError> {
         if self.next() != Some(b'"') {
@@ -221,6 +224,7 @@ impl<'a> Scanner<'a> {
         if self.next() != Some(b':') {
             return Err(self.syntax("expected `:`"));
         }
+        self.whitespace();
         Ok(key)
     }
 
@@ -350,6 +354,8 @@ impl<'a> Scanner<'a> {
         const SPACES: u64 = 0x2020_2020_2020_2020;
         loop {
             match self.peek() {
+                // Most calls find no whitespace: one comparison tells.
+                Some(byte) if byte > b' ' => return,
                 Some(b' ') => {}
                 Some(b'\n' | b'\t' | b'\r') => {
                     self.at += 1;
