@@ -1,21 +1,21 @@
 //! Stage 2 of the pipeline: the envelope, the few fields that verification and dedup
 //! need, read before the request is verified.
 //!
-//! Everything else in the body is skipped without being built (serde's `IgnoredAny`):
-//! an unsigned body costs no memory beyond its own bytes and the few short strings
-//! read here, whatever its shape. The tracks and other payloads are built only for a
-//! verified request ([`super::CallbackEvent::build`]).
+//! One pass over the body ([`scan`](super::scan)) checks that it is JSON and finds
+//! these fields; everything else is skipped without being built or copied: an unsigned
+//! body costs no memory beyond its own bytes and the few short strings read here,
+//! whatever its shape. The pass also records where `msg` and `data` are, so the typed
+//! event of a verified request ([`super::CallbackEvent::build`]) parses only them,
+//! once, without reading the body again.
 
-use serde::Deserialize;
+use std::ops::Range;
+
+use serde::de::{Deserialize, Deserializer, Error as _};
 
 use super::family::{Family, Outcome};
 use super::lenient::{self, Label};
 use super::parse::{ParseError, ParseErrorKind, from_slice_tolerant};
-
-/// The deepest nesting of arrays and objects a body may have. serde_json refuses to
-/// build a `serde_json::Value` deeper than this, so a deeper body could be typed but
-/// not given back by `raw_json()`; such a body is no callback and is refused at once.
-pub(crate) const MAX_DEPTH: usize = 127;
+use super::scan::{ScanError, Scanner};
 
 /// What the pipeline knows of a callback before it is verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,146 +30,322 @@ pub(crate) struct Envelope {
     pub(crate) code: i64,
     pub(crate) family: Family,
     pub(crate) outcome: Outcome,
+    /// Where the typed event's parts are in the body.
+    pub(crate) parts: Parts,
 }
 
-#[derive(Deserialize)]
-struct WireEnvelope {
-    #[serde(default, deserialize_with = "lenient::integer")]
-    code: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    task_id: Option<String>,
-    #[serde(default, rename = "taskId", deserialize_with = "lenient::string")]
-    task_id_camel: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    data: Option<WireData>,
+/// Where the members the typed event reads lie in the body, as the envelope found
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parts {
+    /// The value of `msg`.
+    pub(crate) msg: Option<Range<usize>>,
+    /// The value of `data`, when it is an object.
+    pub(crate) data: Option<Range<usize>>,
+    /// `msg` is there twice: a body serde would not read as a whole, delivered
+    /// untyped.
+    pub(crate) repeated: bool,
 }
 
-/// `data`, as far as the envelope reads it: ids, labels, and which keys are there.
-#[derive(Deserialize, Default)]
-struct WireData {
-    #[serde(default, rename = "callbackType", deserialize_with = "lenient::label")]
-    callback_type: Option<Label>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    task_id: Option<String>,
-    #[serde(default, rename = "taskId", deserialize_with = "lenient::string")]
-    task_id_camel: Option<String>,
-    #[serde(default, deserialize_with = "lenient::label")]
-    status: Option<Label>,
-    /// Only the first object of the list is looked at (lyrics or music?).
-    #[serde(default, deserialize_with = "lenient::first_object")]
-    data: Option<ItemKeys>,
-    #[serde(default, rename = "audioWavUrl", deserialize_with = "lenient::present")]
-    audio_wav_url: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    vocal_separation_info: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    vocal_removal_info: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    instruments: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    state: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    video_url: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    images: bool,
-    #[serde(default, rename = "voiceId", deserialize_with = "lenient::present")]
-    voice_id: bool,
-    #[serde(
-        default,
-        rename = "validateInfo",
-        deserialize_with = "lenient::present"
-    )]
-    validate_info: bool,
+/// The members of the outermost object the envelope reads.
+const TOP: [&str; 5] = ["code", "task_id", "taskId", "data", "msg"];
+const TOP_CODE: usize = 0;
+const TOP_TASK_ID: usize = 1;
+const TOP_TASK_ID_CAMEL: usize = 2;
+const TOP_DATA: usize = 3;
+const TOP_MSG: usize = 4;
+
+/// The members of `data` the envelope reads: ids, labels, and the keys whose presence
+/// names a family (from `DATA_WAV` on).
+const DATA: [&str; 14] = [
+    "callbackType",
+    "task_id",
+    "taskId",
+    "status",
+    "data",
+    "audioWavUrl",
+    "vocal_separation_info",
+    "vocal_removal_info",
+    "instruments",
+    "state",
+    "video_url",
+    "images",
+    "voiceId",
+    "validateInfo",
+];
+const DATA_CALLBACK_TYPE: usize = 0;
+const DATA_TASK_ID: usize = 1;
+const DATA_TASK_ID_CAMEL: usize = 2;
+const DATA_STATUS: usize = 3;
+const DATA_ITEMS: usize = 4;
+const DATA_WAV: usize = 5;
+const DATA_SEPARATION: usize = 6;
+const DATA_REMOVAL: usize = 7;
+const DATA_INSTRUMENTS: usize = 8;
+const DATA_STATE: usize = 9;
+const DATA_VIDEO: usize = 10;
+const DATA_IMAGES: usize = 11;
+const DATA_VOICE_ID: usize = 12;
+const DATA_VALIDATE_INFO: usize = 13;
+
+/// The keys of the first object of `data.data` that tell a lyric variation from a
+/// track: `text`, `error_message`, `status`.
+const ITEM: [&str; 3] = ["text", "error_message", "status"];
+
+/// Where the envelope's fields are, and which keys are there.
+#[derive(Default)]
+struct Found {
+    top: [Option<Range<usize>>; TOP.len()],
+    data: [Option<Range<usize>>; DATA.len()],
+    /// A bit per name of `ITEM` present in the first object of `data.data`.
+    item_keys: u8,
+    /// `data.data` is a list holding an object.
+    has_item: bool,
+    repeated_msg: bool,
 }
 
-/// The keys of the first item of `data.data` that tell a lyric variation from a track.
-#[derive(Deserialize)]
-struct ItemKeys {
-    #[serde(default, deserialize_with = "lenient::present")]
-    text: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    error_message: bool,
-    #[serde(default, deserialize_with = "lenient::present")]
-    status: bool,
-}
-
-impl ItemKeys {
-    fn is_lyrics(&self) -> bool {
-        self.text || self.error_message || self.status
+impl Found {
+    fn has(&self, index: usize) -> bool {
+        self.data[index].is_some()
     }
-}
 
-impl WireData {
-    /// The family the shape names, or `None` when it names none.
-    fn family(&self, callback_type: &str, failed: bool) -> Option<Family> {
-        if self.audio_wav_url {
+    /// The family the shape names, or `None` when it names none. `status`: `data.status`
+    /// holds a label (not `""`, `null` or a container).
+    fn family(&self, callback_type: &str, failed: bool, status: bool) -> Option<Family> {
+        if self.has(DATA_WAV) {
             return Some(Family::Wav);
         }
-        if self.vocal_separation_info || self.vocal_removal_info {
+        if self.has(DATA_SEPARATION) || self.has(DATA_REMOVAL) {
             return Some(Family::Separation);
         }
-        if self.video_url {
+        if self.has(DATA_VIDEO) {
             return Some(Family::Video);
         }
-        if self.images {
+        if self.has(DATA_IMAGES) {
             return Some(Family::Cover);
         }
-        if self.instruments || self.state {
+        if self.has(DATA_INSTRUMENTS) || self.has(DATA_STATE) {
             return Some(Family::Midi);
         }
-        if self.status.is_some() || self.voice_id || self.validate_info {
+        if status || self.has(DATA_VOICE_ID) || self.has(DATA_VALIDATE_INFO) {
             return Some(Family::Voice);
         }
-        match (&self.data, callback_type) {
-            (Some(item), _) if item.is_lyrics() => Some(Family::Lyrics),
-            (Some(_), _) => Some(Family::Music),
-            (None, "") => None,
+        match (self.has_item, callback_type) {
+            (true, _) if self.item_keys != 0 => Some(Family::Lyrics),
+            (true, _) => Some(Family::Music),
+            (false, "") => None,
             // A lyrics failure keeps `complete` and has no items: without them it
             // cannot be told from a music failure typed `complete`.
-            (None, "complete") if failed => None,
-            (None, _) => Some(Family::Music),
+            (false, "complete") if failed => None,
+            (false, _) => Some(Family::Music),
         }
     }
+}
+
+/// The index of `key` among `names`, decoding its escapes if it has any (as serde
+/// matches a field name).
+fn key_index(names: &[&str], key: &[u8], escaped: bool) -> Option<usize> {
+    if !escaped {
+        return names.iter().position(|name| name.as_bytes() == key);
+    }
+    let mut quoted = Vec::with_capacity(key.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(key);
+    quoted.push(b'"');
+    let decoded: String = from_slice_tolerant(&quoted).ok()?;
+    names.iter().position(|name| *name == decoded)
+}
+
+/// Records where the value of the member `index` of `names` is, refusing a member
+/// given twice (as serde refuses a duplicated field).
+fn record(
+    slots: &mut [Option<Range<usize>>],
+    names: &[&'static str],
+    index: usize,
+    value: Range<usize>,
+) -> Result<(), ScanError> {
+    if slots[index].is_some() {
+        return Err(ScanError::Duplicate(names[index]));
+    }
+    slots[index] = Some(value);
+    Ok(())
+}
+
+/// One scalar member decoded as the lenient rules of `lenient` read it.
+macro_rules! lenient_field {
+    ($name:ident, $read:path, $value:ty) => {
+        struct $name(Option<$value>);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $read(d).map(Self)
+            }
+        }
+    };
+}
+lenient_field!(IntegerField, lenient::integer, i64);
+lenient_field!(StringField, lenient::string, String);
+lenient_field!(LabelField, lenient::label, Label);
+
+/// The value at `range` of `raw`, read as `T`; `None` for an absent member, and for an
+/// array or object, which no lenient scalar takes.
+fn decode<T: serde::de::DeserializeOwned>(
+    raw: &[u8],
+    range: Option<&Range<usize>>,
+) -> Result<Option<T>, ParseError> {
+    let Some(value) = range.and_then(|range| raw.get(range.clone())) else {
+        return Ok(None);
+    };
+    if let Some(b'[' | b'{') = value.first() {
+        return Ok(None);
+    }
+    from_slice_tolerant(value)
+        .map(Some)
+        .map_err(|error| ParseErrorKind::Json(error).into())
+}
+
+/// The text of `msg` at `range`, as the typed event carries it.
+pub(super) fn decode_msg(raw: &[u8], range: Option<&Range<usize>>) -> Option<String> {
+    decode::<StringField>(raw, range).ok().flatten()?.0
+}
+
+impl From<ScanError> for ParseError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::NotAnObject => ParseErrorKind::NotAnObject.into(),
+            ScanError::TooDeep => ParseErrorKind::TooDeep.into(),
+            ScanError::Syntax(what, at) => ParseErrorKind::Json(serde_json::Error::custom(
+                format_args!("{what} at byte {at}"),
+            ))
+            .into(),
+            ScanError::Duplicate(name) => ParseErrorKind::Json(serde_json::Error::custom(
+                format_args!("duplicate field `{name}`"),
+            ))
+            .into(),
+        }
+    }
+}
+
+/// One pass over `raw`: checks it, and finds the envelope's members.
+fn scan(raw: &[u8]) -> Result<Found, ScanError> {
+    let mut found = Found::default();
+    let mut scanner = Scanner::new(raw);
+    scanner.document(|scanner, key, escaped| {
+        let Some(index) = key_index(&TOP, key, escaped) else {
+            return scanner.value(1).map(drop);
+        };
+        if index == TOP_MSG && found.top[TOP_MSG].is_some() {
+            found.repeated_msg = true;
+            return scanner.value(1).map(drop);
+        }
+        let start = scanner.position();
+        if index == TOP_DATA && scanner.peek() == Some(b'{') {
+            let depth = scanner.open(1)?;
+            scanner.object(|scanner, key, escaped| {
+                data_member(scanner, depth, key, escaped, &mut found)
+            })?;
+            return record(&mut found.top, &TOP, index, start..scanner.position());
+        }
+        let value = scanner.value(1)?;
+        record(&mut found.top, &TOP, index, value)
+    })?;
+    Ok(found)
+}
+
+/// One member of `data` (an object at nesting `depth`).
+fn data_member(
+    scanner: &mut Scanner<'_>,
+    depth: usize,
+    key: &[u8],
+    escaped: bool,
+    found: &mut Found,
+) -> Result<(), ScanError> {
+    let Some(index) = key_index(&DATA, key, escaped) else {
+        return scanner.value(depth).map(drop);
+    };
+    if found.data[index].is_some() {
+        return Err(ScanError::Duplicate(DATA[index]));
+    }
+    let start = scanner.position();
+    if index == DATA_ITEMS && scanner.peek() == Some(b'[') {
+        let depth = scanner.open(depth)?;
+        scanner.array(|scanner, _| {
+            if found.has_item || scanner.peek() != Some(b'{') {
+                return scanner.value(depth).map(drop);
+            }
+            found.has_item = true;
+            let depth = scanner.open(depth)?;
+            let mut seen = [None, None, None];
+            scanner.object(|scanner, key, escaped| {
+                let value = scanner.value(depth)?;
+                match key_index(&ITEM, key, escaped) {
+                    Some(index) => record(&mut seen, &ITEM, index, value),
+                    None => Ok(()),
+                }
+            })?;
+            found.item_keys = seen
+                .iter()
+                .enumerate()
+                .filter(|(_, value)| value.is_some())
+                .fold(0, |bits, (index, _)| bits | 1 << index);
+            Ok(())
+        })?;
+        found.data[index] = Some(start..scanner.position());
+        return Ok(());
+    }
+    let value = scanner.value(depth)?;
+    found.data[index] = Some(value);
+    Ok(())
+}
+
+/// A label (`callbackType`, a voice status) as the key's stage: `""` when absent, an
+/// error when too long or not printable.
+fn label_text(label: Option<Label>, bad: ParseErrorKind) -> Result<String, ParseError> {
+    match label {
+        None => Ok(String::new()),
+        Some(Label::Text(text)) => Ok(text),
+        Some(Label::Invalid) => Err(bad.into()),
+    }
+}
+
+/// A label member, read leniently.
+fn label(raw: &[u8], range: Option<&Range<usize>>) -> Result<Option<Label>, ParseError> {
+    Ok(decode::<LabelField>(raw, range)?.and_then(|field| field.0))
 }
 
 impl Envelope {
     /// Reads the envelope of `raw`. `family` is the family the request's path names,
     /// if any; otherwise the body's shape decides.
     pub(crate) fn parse(raw: &[u8], family: Option<Family>) -> Result<Self, ParseError> {
-        // serde reads a struct from a JSON array too; a callback is always an object.
-        if raw.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ParseErrorKind::NotAnObject.into());
+        let found = scan(raw)?;
+        let code = decode::<IntegerField>(raw, found.top[TOP_CODE].as_ref())?
+            .and_then(|field| field.0)
+            .ok_or(ParseErrorKind::MissingCode)?;
+        let callback_type = label_text(
+            label(raw, found.data[DATA_CALLBACK_TYPE].as_ref())?,
+            ParseErrorKind::BadCallbackType,
+        )?;
+        let status = label(raw, found.data[DATA_STATUS].as_ref())?;
+        let mut task_id = None;
+        for range in [
+            found.data[DATA_TASK_ID].as_ref(),
+            found.data[DATA_TASK_ID_CAMEL].as_ref(),
+            found.top[TOP_TASK_ID].as_ref(),
+            found.top[TOP_TASK_ID_CAMEL].as_ref(),
+        ] {
+            task_id = decode::<StringField>(raw, range)?.and_then(|field| field.0);
+            if task_id.is_some() {
+                break;
+            }
         }
-        if nesting_depth_exceeds(raw, MAX_DEPTH) {
-            return Err(ParseErrorKind::TooDeep.into());
-        }
-        let wire: WireEnvelope = from_slice_tolerant(raw)
-            .map_err(|error| ParseError::from(ParseErrorKind::Json(error)))?;
-        let code = wire.code.ok_or(ParseErrorKind::MissingCode)?;
-        let data = wire.data.unwrap_or_default();
-        let callback_type = match &data.callback_type {
-            None => String::new(),
-            Some(Label::Text(text)) => text.clone(),
-            Some(Label::Invalid) => return Err(ParseErrorKind::BadCallbackType.into()),
-        };
-        let task_id = data
-            .task_id
-            .clone()
-            .or_else(|| data.task_id_camel.clone())
-            .or(wire.task_id)
-            .or(wire.task_id_camel)
-            .ok_or(ParseErrorKind::MissingTaskId)?;
+        let task_id = task_id.ok_or(ParseErrorKind::MissingTaskId)?;
         let failed_by_code = code != 200 || callback_type == "error";
         let family = family
-            .or_else(|| data.family(&callback_type, failed_by_code))
+            .or_else(|| found.family(&callback_type, failed_by_code, status.is_some()))
             .unwrap_or(Family::Unknown);
         let (stage, outcome) = match family {
             Family::Voice => {
-                let status = match &data.status {
-                    None => String::new(),
-                    Some(Label::Text(text)) => text.clone(),
-                    Some(Label::Invalid) => return Err(ParseErrorKind::BadStatus.into()),
-                };
+                let status = label_text(status, ParseErrorKind::BadStatus)?;
                 let failed = failed_by_code
                     || matches!(status.as_str(), "fail" | "processing_validate_fail");
                 (status, failed)
@@ -179,6 +355,9 @@ impl Envelope {
             }
             _ => (String::new(), code != 200),
         };
+        let data = found.top[TOP_DATA]
+            .clone()
+            .filter(|range| raw.get(range.start) == Some(&b'{'));
         Ok(Self {
             task_id,
             callback_type,
@@ -190,61 +369,19 @@ impl Envelope {
             } else {
                 Outcome::Success
             },
+            parts: Parts {
+                msg: found.top[TOP_MSG].clone(),
+                data,
+                repeated: found.repeated_msg,
+            },
         })
     }
-}
-
-/// Whether arrays and objects in `raw` nest deeper than `limit`, counting only
-/// brackets outside strings. No allocation.
-fn nesting_depth_exceeds(raw: &[u8], limit: usize) -> bool {
-    // The depth never exceeds the number of opening brackets. Counting them is a loop
-    // the compiler vectorizes, several times cheaper than the walk below, and every
-    // callback the sender writes has far fewer than `limit`: most bodies stop here.
-    // `[` (0x5b) and `{` (0x7b) are the only bytes that are `{` with bit 0x20 set; a
-    // byte-wide sum over chunks of 255 cannot overflow and runs 16 bytes at a time.
-    let opening: usize = raw
-        .chunks(255)
-        .map(|chunk| {
-            let count = chunk
-                .iter()
-                .fold(0u8, |sum, &byte| sum + u8::from(byte | 0x20 == b'{'));
-            usize::from(count)
-        })
-        .sum();
-    if opening <= limit {
-        return false;
-    }
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in raw {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::scan::MAX_DEPTH;
 
     fn envelope(body: &str) -> Envelope {
         Envelope::parse(body.as_bytes(), None).expect(body)
@@ -351,6 +488,39 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_matched_and_refused_twice_as_serde_does() {
+        // An escape in a key is decoded before the key is matched.
+        let escaped = envelope(
+            r#"{"code":200,"data":{"task\u005fid":"t","callback\u0054ype":"first","data":[{"\u0074ext":"x"}]}}"#,
+        );
+        assert_eq!(
+            (
+                escaped.task_id.as_str(),
+                escaped.stage.as_str(),
+                escaped.family
+            ),
+            ("t", "first", Family::Lyrics)
+        );
+        // A member the envelope reads, given twice, is refused; others are not.
+        for body in [
+            r#"{"code":200,"code":200,"data":{"task_id":"t"}}"#,
+            r#"{"code":200,"data":{"task_id":"t","taskId":"u","task_id":"v"}}"#,
+            r#"{"code":200,"data":{"task_id":"t","images":[],"images":null}}"#,
+            r#"{"code":200,"data":{"task_id":"t","data":[{"text":"a","text":"b"}]}}"#,
+        ] {
+            let error = Envelope::parse(body.as_bytes(), None).expect_err(body);
+            assert!(
+                error.is_json() && error.to_string().contains("duplicate"),
+                "{error}"
+            );
+        }
+        let repeated = envelope(
+            r#"{"code":200,"x":1,"x":2,"data":{"task_id":"t","data":[{"a":1},{"text":1,"text":2}]}}"#,
+        );
+        assert_eq!(repeated.family, Family::Music);
+    }
+
+    #[test]
     fn long_or_unprintable_labels_are_refused() {
         let long = "x".repeat(65);
         for (label, refused) in [
@@ -373,17 +543,6 @@ mod tests {
                 "{label}"
             );
         }
-    }
-
-    #[test]
-    fn depth_is_counted_exactly_on_both_sides_of_the_bracket_count() {
-        // Few brackets: decided by counting them.
-        assert!(!nesting_depth_exceeds(b"[{}]", 2));
-        assert!(nesting_depth_exceeds(b"[{}]", 1));
-        // More brackets than the limit, side by side or quoted: decided by the walk.
-        assert!(!nesting_depth_exceeds(b"[[],[],[]]", 2));
-        assert!(!nesting_depth_exceeds(br#"["[[[[", {"k": "{{{{"}]"#, 2));
-        assert!(nesting_depth_exceeds(br#"[[["\"[[["]]]"#, 2));
     }
 
     #[test]

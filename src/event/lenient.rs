@@ -9,7 +9,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::Deserialize as _;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::track::CreateTime;
@@ -42,25 +41,9 @@ pub(crate) fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Label>, D:
     d.deserialize_any(ScalarVisitor::<LabelScalar>::new())
 }
 
-/// `true` when the field is there at all, whatever its value (`null` included); the
-/// value is skipped without being built.
-pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
-}
-
 /// A list of strings; other elements are skipped, anything but a list is empty.
 pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     d.deserialize_any(StringsVisitor)
-}
-
-/// The first element of a list that is an object, as `T`; the rest of the list is
-/// skipped without being built.
-pub(crate) fn first_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned,
-{
-    d.deserialize_any(FirstObjectVisitor(PhantomData))
 }
 
 /// An object deserialized as `T`; any other JSON value becomes `None`.
@@ -80,6 +63,20 @@ where
     T: DeserializeOwned,
 {
     d.deserialize_any(ListVisitor(PhantomData))
+}
+
+/// One JSON value, alone in `text`, read with `read` (one of the functions above);
+/// `None` when serde refuses it.
+pub(crate) fn read_value<'a, T>(
+    text: &'a str,
+    read: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    ) -> Result<T, serde_json::Error>,
+) -> Option<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = read(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(value)
 }
 
 /// How one scalar field turns each JSON scalar into its value.
@@ -397,49 +394,6 @@ impl<'de> Visitor<'de> for StringsVisitor {
     }
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Vec::new())
-    }
-}
-
-struct FirstObjectVisitor<T>(PhantomData<T>);
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for FirstObjectVisitor<T> {
-    type Value = Option<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while let Some(Element(item)) = seq.next_element::<Element<T>>()? {
-            if item.is_some() {
-                drain_seq(seq)?;
-                return Ok(item);
-            }
-        }
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        drain_map(map).map(|()| None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
     }
 }
 

@@ -12,6 +12,7 @@ mod family;
 mod lenient;
 mod parse;
 mod payload;
+mod scan;
 mod track;
 
 use std::fmt;

@@ -3,16 +3,12 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Parts, decode_msg};
 use super::family::Family;
-use super::payload::{
-    CoverPayload, LyricsPayload, MidiPayload, MusicPayload, Payload, SeparationPayload,
-    VideoPayload, VoicePayload, WavPayload,
-};
-use super::{CallbackEvent, Meta, Stage, lenient};
+use super::payload::{MusicPayload, Payload};
+use super::{CallbackEvent, Meta, Stage};
 
 /// Why a body is not a callback (answered `400`).
 ///
@@ -106,40 +102,63 @@ impl std::error::Error for ParseError {
     }
 }
 
-/// The whole body of one family: `msg` and its `data`.
-#[derive(Deserialize)]
-#[serde(bound = "P: DeserializeOwned + Default")]
-struct WireBody<P> {
-    #[serde(default, deserialize_with = "lenient::string")]
-    msg: Option<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    data: Option<P>,
-}
-
-/// The body's `msg` and its `data` as `P`; on a shape serde cannot read at all (a
-/// duplicated field), `None` and the default payload: the event is still delivered.
-fn read<P: DeserializeOwned + Default>(raw: &[u8]) -> (Option<String>, P) {
-    match from_slice_tolerant::<WireBody<P>>(raw) {
-        Ok(body) => (body.msg, body.data.unwrap_or_default()),
+/// The body's `data` as `P`, parsed from where the envelope found it; the default
+/// payload when it is absent or not an object, or when serde cannot read it (a
+/// duplicated field): the event is still delivered.
+fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
+    if parts.repeated {
+        tracing::debug!("callback payload unreadable (a repeated `msg`); delivered untyped");
+        return P::default();
+    }
+    let Some(data) = parts.data.clone().and_then(|range| raw.get(range)) else {
+        return P::default();
+    };
+    // Checked as UTF-8 once, the text is parsed without checking each string again.
+    let parsed = match std::str::from_utf8(data) {
+        Ok(text) => serde_json::from_str::<P>(text).or_else(|_| from_slice_tolerant(data)),
+        Err(_) => from_slice_tolerant(data),
+    };
+    match parsed {
+        Ok(payload) => payload,
         Err(error) => {
             tracing::debug!(%error, "callback payload unreadable; delivered untyped");
-            (None, P::default())
+            P::default()
         }
     }
 }
 
-/// The typed event of a verified body whose envelope has been read.
+/// The music payload: read with the scanner when `data` is UTF-8 and the scan can
+/// decide (the common case), else as every other payload.
+fn read_music(raw: &[u8], parts: &Parts) -> MusicPayload {
+    let scanned = parts
+        .data
+        .clone()
+        .filter(|_| !parts.repeated)
+        .and_then(|range| raw.get(range))
+        .and_then(|data| std::str::from_utf8(data).ok())
+        .and_then(MusicPayload::scan);
+    scanned.unwrap_or_else(|| read(raw, parts))
+}
+
+/// The typed event of a verified body whose envelope has been read: only `msg` and
+/// `data` are parsed, where the envelope found them.
 pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
-    let (msg, payload) = match envelope.family {
-        Family::Music => wrap(read::<MusicPayload>(&raw), Payload::Music),
-        Family::Lyrics => wrap(read::<LyricsPayload>(&raw), Payload::Lyrics),
-        Family::Wav => wrap(read::<WavPayload>(&raw), Payload::Wav),
-        Family::Separation => wrap(read::<SeparationPayload>(&raw), Payload::Separation),
-        Family::Midi => wrap(read::<MidiPayload>(&raw), Payload::Midi),
-        Family::Video => wrap(read::<VideoPayload>(&raw), Payload::Video),
-        Family::Cover => wrap(read::<CoverPayload>(&raw), Payload::Cover),
-        Family::Voice => wrap(read::<VoicePayload>(&raw), Payload::Voice),
-        Family::Unknown => (read::<MusicPayload>(&raw).0, Payload::Unknown),
+    let parts = &envelope.parts;
+    let payload = match envelope.family {
+        Family::Music => Payload::Music(read_music(&raw, parts)),
+        Family::Lyrics => Payload::Lyrics(read(&raw, parts)),
+        Family::Wav => Payload::Wav(read(&raw, parts)),
+        Family::Separation => Payload::Separation(read(&raw, parts)),
+        Family::Midi => Payload::Midi(read(&raw, parts)),
+        Family::Video => Payload::Video(read(&raw, parts)),
+        Family::Cover => Payload::Cover(read(&raw, parts)),
+        Family::Voice => Payload::Voice(read(&raw, parts)),
+        Family::Unknown => Payload::Unknown,
+    };
+    let msg = if parts.repeated {
+        None
+    } else {
+        decode_msg(&raw, parts.msg.as_ref())
     };
     CallbackEvent {
         meta: Meta {
@@ -153,10 +172,6 @@ pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
         },
         payload,
     }
-}
-
-fn wrap<P>(read: (Option<String>, P), as_payload: fn(P) -> Payload) -> (Option<String>, Payload) {
-    (read.0, as_payload(read.1))
 }
 
 /// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes and bytes
@@ -359,6 +374,93 @@ mod tests {
         )
         .expect("parses");
         assert!(event.is_failure(), "callbackType error is a failure");
+    }
+
+    /// `MusicPayload::scan` against serde, on `data` of `body`: when the scan decides,
+    /// it decides as serde does. Returns whether it decided.
+    fn scan_agrees_with_serde(body: &[u8]) -> bool {
+        let Ok(envelope) = Envelope::parse(body, Some(Family::Music)) else {
+            return false;
+        };
+        let Some(data) = envelope.parts.data.and_then(|range| body.get(range)) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return false;
+        };
+        let Some(scanned) = MusicPayload::scan(text) else {
+            return false;
+        };
+        let serde = from_slice_tolerant::<MusicPayload>(data);
+        assert_eq!(
+            serde.as_ref().ok(),
+            Some(&scanned),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        true
+    }
+
+    #[test]
+    fn the_scanned_music_payload_is_the_one_serde_reads() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/music");
+        let mut paths: Vec<_> = std::fs::read_dir(fixtures)
+            .expect("fixtures")
+            .map(|entry| entry.expect("entry").path())
+            .collect();
+        paths.sort();
+        for path in &paths {
+            let body = std::fs::read(path).expect("fixture");
+            let decided = scan_agrees_with_serde(&body);
+            let has_data = Envelope::parse(&body, Some(Family::Music))
+                .is_ok_and(|envelope| envelope.parts.data.is_some());
+            assert_eq!(decided, has_data, "the scan reads {}", path.display());
+        }
+        // (`data`, whether the scan decides)
+        let odd = [
+            (
+                r#"{"data":[{"id":7,"title":-1.5e3,"tags":true,"prompt":null,"model_name":{},
+                "image_url":[1],"audio_url":"","createTime":"1786343609818","duration":"2.5"},
+                3,null,{"title":"caf\u00e9 \"q\" \ud83c\udfb5","createTime":17.9},{}],
+                "error":42}"#,
+                true,
+            ),
+            (r#"{"error":"e","data":{"id":"not a list"}}"#, true),
+            (
+                r#"{"data":[{"createTime":1E863436098,"duration":-1e400}]}"#,
+                false,
+            ),
+            (r#"{"data":[{"id":"a","id":"b"}]}"#, false),
+            (r#"{"data":[{"\u0069d":"a"}]}"#, false),
+            (r#"{"data":[{"title":"lone \ud83c"}]}"#, false),
+            (r#"{"data":[],"data":[]}"#, false),
+        ];
+        for (data, decides) in odd {
+            let body = format!(r#"{{"code":200,"task_id":"t","data":{data}}}"#);
+            assert_eq!(scan_agrees_with_serde(body.as_bytes()), decides, "{data}");
+        }
+        // Every byte of a callback replaced by each byte that matters to JSON.
+        let body = include_bytes!("../../tests/fixtures/music/add_instrumental_complete.json");
+        let mut changed = body.to_vec();
+        for at in 0..body.len() {
+            for byte in *b"{}[]\",:\\ 0-.etn" {
+                changed[at] = byte;
+                let _ = scan_agrees_with_serde(&changed);
+            }
+            changed[at] = body[at];
+        }
+    }
+
+    #[test]
+    fn a_repeated_msg_is_delivered_untyped_as_serde_would_read_it() {
+        let body = r#"{"code":200,"msg":"a","msg":"b","data":{"task_id":"t","callbackType":"complete",
+            "data":[{"id":"a"}]}}"#;
+        let event = CallbackEvent::from_json(body).expect("the envelope is fine");
+        assert_eq!((event.msg(), event.tracks().len()), (None, 0));
+        let body = r#"{"data":{"task_id":"t","callbackType":"complete","data":[{"id":"a"}]},
+            "msg":"last","code":200}"#;
+        let event = CallbackEvent::from_json(body).expect("members in any order");
+        assert_eq!((event.msg(), event.tracks().len()), (Some("last"), 1));
     }
 
     #[test]

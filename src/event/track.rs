@@ -1,8 +1,13 @@
 //! One generated track, as the music callbacks carry it in `data.data`.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::lenient;
+use super::scan::{ScanError, Scanner};
 
 /// One generated track.
 ///
@@ -23,85 +28,114 @@ use super::lenient;
 /// assert_eq!(track.create_time().and_then(|t| t.epoch_millis()), Some(1786343609818));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct Track {
-    #[serde(default, deserialize_with = "lenient::string")]
-    id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    audio_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    stream_audio_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    image_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    source_audio_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    source_stream_audio_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    source_image_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    prompt: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    model_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    title: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
-    tags: Option<String>,
-    #[serde(
-        rename = "createTime",
-        default,
-        deserialize_with = "lenient::create_time"
-    )]
+    /// Every text field, one after the other: a track costs one allocation for its
+    /// text instead of one per field.
+    text: String,
+    /// Where each field of `TEXT_FIELDS` lies in `text`; `None` when absent or empty.
+    spans: [Option<(u32, u32)>; TEXT_FIELDS.len()],
     create_time: Option<CreateTime>,
-    #[serde(default, deserialize_with = "lenient::float")]
     duration: Option<f64>,
 }
 
+/// The text fields, by their JSON names, in the order of `Track::spans`.
+const TEXT_FIELDS: [&str; 11] = [
+    "id",
+    "audio_url",
+    "stream_audio_url",
+    "image_url",
+    "source_audio_url",
+    "source_stream_audio_url",
+    "source_image_url",
+    "prompt",
+    "model_name",
+    "title",
+    "tags",
+];
+const ID: usize = 0;
+const AUDIO_URL: usize = 1;
+const STREAM_AUDIO_URL: usize = 2;
+const IMAGE_URL: usize = 3;
+const SOURCE_AUDIO_URL: usize = 4;
+const SOURCE_STREAM_AUDIO_URL: usize = 5;
+const SOURCE_IMAGE_URL: usize = 6;
+const PROMPT: usize = 7;
+const MODEL_NAME: usize = 8;
+const TITLE: usize = 9;
+const TAGS: usize = 10;
+
+/// Every field, as serialized.
+const FIELDS: [&str; 13] = [
+    "id",
+    "audio_url",
+    "stream_audio_url",
+    "image_url",
+    "source_audio_url",
+    "source_stream_audio_url",
+    "source_image_url",
+    "prompt",
+    "model_name",
+    "title",
+    "tags",
+    "createTime",
+    "duration",
+];
+
+/// The room a track's text gets when its first field arrives: most tracks fit in a
+/// few doublings of it, and a track of one short field costs little more than before.
+const FIRST_TEXT_CAPACITY: usize = 128;
+
 impl Track {
+    fn text_field(&self, index: usize) -> Option<&str> {
+        let (start, end) = self.spans[index]?;
+        self.text.get(start as usize..end as usize)
+    }
+
     /// The track id (`id`).
     pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.text_field(ID)
     }
     /// The downloadable audio (`audio_url`).
     pub fn audio_url(&self) -> Option<&str> {
-        self.audio_url.as_deref()
+        self.text_field(AUDIO_URL)
     }
     /// The streaming audio (`stream_audio_url`), usually ready before `audio_url`.
     pub fn stream_audio_url(&self) -> Option<&str> {
-        self.stream_audio_url.as_deref()
+        self.text_field(STREAM_AUDIO_URL)
     }
     /// The cover image (`image_url`).
     pub fn image_url(&self) -> Option<&str> {
-        self.image_url.as_deref()
+        self.text_field(IMAGE_URL)
     }
     /// The uploaded source audio, on upload-cover and upload-extend (`source_audio_url`).
     pub fn source_audio_url(&self) -> Option<&str> {
-        self.source_audio_url.as_deref()
+        self.text_field(SOURCE_AUDIO_URL)
     }
     /// The uploaded source's stream (`source_stream_audio_url`).
     pub fn source_stream_audio_url(&self) -> Option<&str> {
-        self.source_stream_audio_url.as_deref()
+        self.text_field(SOURCE_STREAM_AUDIO_URL)
     }
     /// The uploaded source's image (`source_image_url`).
     pub fn source_image_url(&self) -> Option<&str> {
-        self.source_image_url.as_deref()
+        self.text_field(SOURCE_IMAGE_URL)
     }
     /// The prompt or lyrics the track was made from (`prompt`).
     pub fn prompt(&self) -> Option<&str> {
-        self.prompt.as_deref()
+        self.text_field(PROMPT)
     }
     /// The model, for example `chirp-v4-5` (`model_name`).
     pub fn model_name(&self) -> Option<&str> {
-        self.model_name.as_deref()
+        self.text_field(MODEL_NAME)
     }
     /// The title (`title`).
     pub fn title(&self) -> Option<&str> {
-        self.title.as_deref()
+        self.text_field(TITLE)
     }
     /// The style tags, comma separated (`tags`); some pages leave them out.
     pub fn tags(&self) -> Option<&str> {
-        self.tags.as_deref()
+        self.text_field(TAGS)
     }
     /// When the track was created (`createTime`).
     pub fn create_time(&self) -> Option<&CreateTime> {
@@ -110,6 +144,277 @@ impl Track {
     /// The length in seconds (`duration`).
     pub fn duration_seconds(&self) -> Option<f64> {
         self.duration
+    }
+}
+
+/// The index in `FIELDS` of a member named `key`, as `FieldVisitor` matches it.
+fn field_index(key: &[u8]) -> Option<usize> {
+    match key {
+        b"createTime" => Some(TEXT_FIELDS.len()),
+        b"duration" => Some(TEXT_FIELDS.len() + 1),
+        _ => TEXT_FIELDS.iter().position(|field| field.as_bytes() == key),
+    }
+}
+
+/// Why the scan leaves a track to serde: the one reading that decides.
+fn let_serde_decide(scanner: &Scanner<'_>) -> ScanError {
+    ScanError::Syntax("left to serde", scanner.position())
+}
+
+impl Track {
+    /// The track object at the cursor of `scanner`, held at nesting `depth`, read
+    /// exactly as [`Deserialize`] reads it, but without serde for what it needs not:
+    /// a plain string is copied straight from `text` (the scanned text itself), any
+    /// other value is read by serde alone. An error when serde would refuse the track
+    /// or the scan cannot tell (an escaped key): the caller then lets serde read the
+    /// whole payload.
+    pub(super) fn scan(
+        scanner: &mut Scanner<'_>,
+        text: &str,
+        depth: usize,
+    ) -> Result<Self, ScanError> {
+        let mut track = Track::default();
+        let mut seen = [false; FIELDS.len()];
+        let depth = scanner.open(depth)?;
+        scanner.object(|scanner, key, escaped| {
+            if escaped {
+                return Err(let_serde_decide(scanner));
+            }
+            let Some(index) = field_index(key) else {
+                return scanner.value(depth).map(drop);
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ScanError::Duplicate(FIELDS[index]));
+            }
+            if index < TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
+                let (content, escaped) = scanner.string()?;
+                if !escaped {
+                    let value = text.get(content).ok_or_else(|| let_serde_decide(scanner))?;
+                    track.spans[index] = AppendText(&mut track.text).append(value);
+                    return Ok(());
+                }
+                let quoted = text
+                    .get(content.start - 1..content.end + 1)
+                    .ok_or_else(|| let_serde_decide(scanner))?;
+                track.spans[index] =
+                    lenient::read_value(quoted, |d| AppendText(&mut track.text).deserialize(d))
+                        .ok_or_else(|| let_serde_decide(scanner))?;
+                return Ok(());
+            }
+            let range = scanner.value(depth)?;
+            let value = text.get(range).ok_or_else(|| let_serde_decide(scanner))?;
+            let read = match index {
+                _ if index < TEXT_FIELDS.len() => {
+                    lenient::read_value(value, |d| AppendText(&mut track.text).deserialize(d))
+                        .map(|span| track.spans[index] = span)
+                }
+                _ if index == TEXT_FIELDS.len() => {
+                    lenient::read_value(value, |d| lenient::create_time(d))
+                        .map(|time| track.create_time = time)
+                }
+                _ => lenient::read_value(value, |d| lenient::float(d))
+                    .map(|duration| track.duration = duration),
+            };
+            read.ok_or_else(|| let_serde_decide(scanner))
+        })?;
+        Ok(track)
+    }
+}
+
+impl PartialEq for Track {
+    /// Field by field, however the text is laid out.
+    fn eq(&self, other: &Self) -> bool {
+        (0..TEXT_FIELDS.len()).all(|index| self.text_field(index) == other.text_field(index))
+            && self.create_time == other.create_time
+            && self.duration == other.duration
+    }
+}
+
+impl fmt::Debug for Track {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut track = f.debug_struct("Track");
+        for (index, name) in TEXT_FIELDS.iter().enumerate() {
+            track.field(name, &self.text_field(index));
+        }
+        track
+            .field("create_time", &self.create_time)
+            .field("duration", &self.duration)
+            .finish()
+    }
+}
+
+impl Serialize for Track {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut track = serializer.serialize_struct("Track", FIELDS.len())?;
+        for (index, name) in TEXT_FIELDS.iter().enumerate() {
+            track.serialize_field(name, &self.text_field(index))?;
+        }
+        track.serialize_field("createTime", &self.create_time)?;
+        track.serialize_field("duration", &self.duration)?;
+        track.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Track {
+    /// Every field read leniently (see `lenient`); a field given twice is an error, as
+    /// for every other payload type.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("Track", &FIELDS, TrackVisitor)
+    }
+}
+
+/// A member of a track object.
+enum Field {
+    Text(usize),
+    CreateTime,
+    Duration,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl Visitor<'_> for FieldVisitor {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+        Ok(match name {
+            "createTime" => Field::CreateTime,
+            "duration" => Field::Duration,
+            _ => TEXT_FIELDS
+                .iter()
+                .position(|field| *field == name)
+                .map_or(Field::Other, Field::Text),
+        })
+    }
+}
+
+/// `createTime` and `duration`, read as `lenient` reads them.
+struct LenientCreateTime(Option<CreateTime>);
+struct LenientFloat(Option<f64>);
+
+impl<'de> Deserialize<'de> for LenientCreateTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::create_time(d).map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LenientFloat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::float(d).map(Self)
+    }
+}
+
+struct TrackVisitor;
+
+impl<'de> Visitor<'de> for TrackVisitor {
+    type Value = Track;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a track")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Track, A::Error> {
+        let mut track = Track::default();
+        let mut seen = [false; FIELDS.len()];
+        while let Some(field) = map.next_key::<Field>()? {
+            let index = match field {
+                Field::Text(index) => index,
+                Field::CreateTime => TEXT_FIELDS.len(),
+                Field::Duration => TEXT_FIELDS.len() + 1,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(de::Error::duplicate_field(FIELDS[index]));
+            }
+            match field {
+                Field::Text(index) => {
+                    track.spans[index] = map.next_value_seed(AppendText(&mut track.text))?;
+                }
+                Field::CreateTime => {
+                    track.create_time = map.next_value::<LenientCreateTime>()?.0;
+                }
+                Field::Duration => track.duration = map.next_value::<LenientFloat>()?.0,
+                Field::Other => {}
+            }
+        }
+        Ok(track)
+    }
+}
+
+/// Reads a text field as `lenient::string` does (numbers and booleans as their text;
+/// `""`, `null` and containers as absent), appending it to the track's text.
+struct AppendText<'a>(&'a mut String);
+
+impl AppendText<'_> {
+    fn append(self, text: &str) -> Option<(u32, u32)> {
+        if text.is_empty() {
+            return None;
+        }
+        let buffer = self.0;
+        if buffer.capacity() == 0 {
+            buffer.reserve(text.len().max(FIRST_TEXT_CAPACITY));
+        }
+        let start = u32::try_from(buffer.len()).ok()?;
+        let end = u32::try_from(buffer.len() + text.len()).ok()?;
+        buffer.push_str(text);
+        Some((start, end))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AppendText<'_> {
+    type Value = Option<(u32, u32)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendText<'_> {
+    type Value = Option<(u32, u32)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.append(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(self.append(&v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.append(&v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(self.append(&v.to_string()))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(self.append(if v { "true" } else { "false" }))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -284,6 +589,49 @@ mod tests {
             assert_eq!(alone, expected, "alone: {json}");
             assert_eq!(track.create_time().cloned(), expected, "in a track: {json}");
         }
+    }
+
+    #[test]
+    fn one_text_buffer_reads_compares_and_serializes_as_separate_fields() {
+        let a: Track = serde_json::from_str(
+            r#"{"title":"T","id":7,"tags":"","prompt":true,"duration":1.5,
+                "createTime":"2025-01-01 00:00:00","other":{"id":"x"}}"#,
+        )
+        .expect("a track");
+        let b: Track = serde_json::from_str(
+            r#"{"createTime":"2025-01-01 00:00:00","prompt":"true","id":"7","duration":1.5,
+                "title":"T","tags":null}"#,
+        )
+        .expect("a track");
+        assert_eq!(a, b, "equal whatever the order of the fields");
+        assert_ne!(a, Track::default());
+        assert_eq!(
+            (a.id(), a.title(), a.tags(), a.prompt(), a.audio_url()),
+            (Some("7"), Some("T"), None, Some("true"), None)
+        );
+        let mut expected = serde_json::Map::new();
+        for name in FIELDS {
+            expected.insert(name.to_owned(), serde_json::Value::Null);
+        }
+        expected.insert("id".into(), "7".into());
+        expected.insert("prompt".into(), "true".into());
+        expected.insert("title".into(), "T".into());
+        expected.insert("createTime".into(), "2025-01-01 00:00:00".into());
+        expected.insert("duration".into(), 1.5.into());
+        assert_eq!(
+            serde_json::to_value(&a).expect("serializes"),
+            serde_json::Value::Object(expected)
+        );
+        let debug = format!("{a:?}");
+        assert!(
+            debug.starts_with(r#"Track { id: Some("7"), audio_url: None"#),
+            "{debug}"
+        );
+        let error = serde_json::from_str::<Track>(r#"{"id":"a","id":"b"}"#).expect_err("twice");
+        assert!(
+            error.to_string().contains("duplicate field `id`"),
+            "{error}"
+        );
     }
 
     #[test]
