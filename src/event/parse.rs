@@ -121,7 +121,10 @@ fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
     match parsed {
         Ok(payload) => payload,
         Err(error) => {
-            tracing::debug!(%error, "callback payload unreadable; delivered untyped");
+            tracing::debug!(
+                error = ?crate::untrusted::Untrusted(&error.to_string()),
+                "callback payload unreadable; delivered untyped"
+            );
             P::default()
         }
     }
