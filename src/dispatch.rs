@@ -116,9 +116,16 @@ impl Route {
 }
 
 /// The registered handlers, by route, and the fallback.
+///
+/// Stage routes are kept by family, then by stage name, so that choosing a handler
+/// looks a callback's stage up as the `&str` it is, building no [`Route`] per request.
 #[derive(Clone, Default)]
 pub(crate) struct Handlers {
-    routes: HashMap<Route, BoxHandler<CallbackEvent>>,
+    /// [`Route::stage`] handlers.
+    stages: HashMap<Family, HashMap<Box<str>, BoxHandler<CallbackEvent>>>,
+    /// [`Route::success`], [`Route::failure`] and [`Route::any_failure`] handlers, by
+    /// family (`None` for any) and outcome.
+    outcomes: HashMap<(Option<Family>, Outcome), BoxHandler<CallbackEvent>>,
     fallback: Option<BoxHandler<CallbackEvent>>,
 }
 
@@ -145,7 +152,15 @@ impl fmt::Debug for Chosen {
 
 impl Handlers {
     pub(crate) fn insert(&mut self, route: Route, handler: BoxHandler<CallbackEvent>) {
-        self.routes.insert(route, handler);
+        match (route.family, route.stage) {
+            (Some(family), Some(stage)) => {
+                let stages = self.stages.entry(family).or_default();
+                stages.insert(stage.into_boxed_str(), handler);
+            }
+            (family, _) => {
+                self.outcomes.insert((family, route.outcome), handler);
+            }
+        }
     }
 
     pub(crate) fn set_fallback(&mut self, handler: BoxHandler<CallbackEvent>) {
@@ -166,30 +181,35 @@ impl Handlers {
     }
 
     fn choose(&self, family: Family, stage: &str, outcome: Outcome) -> Option<Chosen> {
-        let candidates = match outcome {
-            Outcome::Success => [Route::stage(family, stage), Route::success(family)],
-            Outcome::Failure => [Route::failure(family), Route::any_failure()],
+        let for_stage = || match outcome {
+            Outcome::Success => self.stages.get(&family)?.get(stage),
+            Outcome::Failure => None,
         };
-        candidates
-            .iter()
-            .find_map(|route| self.routes.get(route))
+        let for_outcome = || {
+            let any_family = match outcome {
+                Outcome::Success => None,
+                Outcome::Failure => self.outcomes.get(&(None, outcome)),
+            };
+            self.outcomes.get(&(Some(family), outcome)).or(any_family)
+        };
+        for_stage()
+            .or_else(for_outcome)
             .or(self.fallback.as_ref())
             .map(|handler| Chosen(Arc::clone(handler)))
     }
 
     /// The routes that have a handler, for `Debug`.
     fn registered(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .routes
+        let stages = self.stages.iter().flat_map(|(family, stages)| {
+            stages
+                .keys()
+                .map(move |stage| format!("{} {stage}", family.as_str()))
+        });
+        let outcomes = self
+            .outcomes
             .keys()
-            .map(|route| {
-                let family = route.family.map_or("any", Family::as_str);
-                match &route.stage {
-                    Some(stage) => format!("{family} {stage}"),
-                    None => format!("{family} {}", route.outcome),
-                }
-            })
-            .collect();
+            .map(|(family, outcome)| format!("{} {outcome}", family.map_or("any", Family::as_str)));
+        let mut names: Vec<String> = stages.chain(outcomes).collect();
         names.sort();
         if self.fallback.is_some() {
             names.push("fallback".to_owned());
@@ -234,4 +254,74 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .map(|text| (*text).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handlers registered under `routes` and a fallback, and which of them `choose`
+    /// picks: the route's index, or `fallback`.
+    fn chosen(routes: &[Route], family: Family, stage: &str, outcome: Outcome) -> String {
+        let handler = || boxed(|_event: CallbackEvent| async { Ok(()) });
+        let mut handlers = Handlers::default();
+        let mut registered = Vec::new();
+        for route in routes {
+            let handler = handler();
+            registered.push(Arc::clone(&handler));
+            handlers.insert(route.clone(), handler);
+        }
+        let fallback = handler();
+        handlers.set_fallback(Arc::clone(&fallback));
+        let Chosen(chosen) = handlers.choose(family, stage, outcome).expect("a fallback");
+        if Arc::ptr_eq(&chosen, &fallback) {
+            return "fallback".into();
+        }
+        let index = registered
+            .iter()
+            .position(|handler| Arc::ptr_eq(handler, &chosen));
+        index.expect("a registered handler").to_string()
+    }
+
+    #[test]
+    fn the_most_specific_route_is_chosen() {
+        use Outcome::{Failure, Success};
+        let all = [
+            Route::stage(Family::Music, "complete"),
+            Route::success(Family::Music),
+            Route::failure(Family::Music),
+            Route::any_failure(),
+        ];
+        assert_eq!(chosen(&all, Family::Music, "complete", Success), "0");
+        assert_eq!(chosen(&all, Family::Music, "first", Success), "1");
+        assert_eq!(chosen(&all, Family::Music, "complete", Failure), "2");
+        assert_eq!(chosen(&all, Family::Wav, "complete", Failure), "3");
+        assert_eq!(chosen(&all, Family::Wav, "complete", Success), "fallback");
+        // A stage route takes that stage of its own family only.
+        assert_eq!(
+            chosen(&all[..1], Family::Lyrics, "complete", Success),
+            "fallback"
+        );
+        assert_eq!(chosen(&all[2..3], Family::Unknown, "", Failure), "fallback");
+        assert_eq!(chosen(&all[3..], Family::Unknown, "", Failure), "0");
+    }
+
+    #[test]
+    fn debug_lists_the_registered_routes() {
+        let mut handlers = Handlers::default();
+        for route in [
+            Route::stage(Family::Voice, "wait_validating"),
+            Route::stage(Family::Music, "complete"),
+            Route::success(Family::Wav),
+            Route::failure(Family::Wav),
+            Route::any_failure(),
+        ] {
+            handlers.insert(route, boxed(|_event: CallbackEvent| async { Ok(()) }));
+        }
+        handlers.set_fallback(boxed(|_event: CallbackEvent| async { Ok(()) }));
+        assert_eq!(
+            format!("{handlers:?}"),
+            r#"["any failure", "music complete", "voice wait_validating", "wav failure", "wav success", "fallback"]"#
+        );
+    }
 }
