@@ -48,7 +48,10 @@
 //! ```
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use ::metrics::{Key, Label, Metadata};
 
 use crate::event::Family;
 
@@ -141,54 +144,128 @@ pub fn describe() {
     );
 }
 
-/// The `family` and `stage` labels of one request.
+/// The `family` label values: every known family, then `unknown`.
+const FAMILY_LABELS: [&str; Family::ALL.len() + 1] = {
+    let mut labels = [Family::Unknown.as_str(); Family::ALL.len() + 1];
+    let mut index = 0;
+    while index < Family::ALL.len() {
+        labels[index] = Family::ALL[index].as_str();
+        index += 1;
+    }
+    labels
+};
+
+/// The `stage` label values.
+const STAGE_LABELS: [&str; 13] = [
+    "text",
+    "first",
+    "complete",
+    "error",
+    "wait_processing",
+    "processing_validate",
+    "processing_validate_fail",
+    "wait_validating",
+    "success",
+    "fail",
+    "other",
+    "none",
+    "unknown",
+];
+
+/// How many of [`STAGE_LABELS`] name a stage as the body writes it; after them come
+/// `other`, `none` and `unknown`.
+const NAMED_STAGES: usize = STAGE_LABELS.len() - 3;
+
+/// The `outcome` label values of [`REQUESTS_TOTAL`]: the answer body's `status`.
+const OUTCOME_LABELS: [&str; 9] = [
+    "processed",
+    "accepted",
+    "duplicate",
+    "ignored",
+    "in_flight",
+    "rejected",
+    "invalid",
+    "failed",
+    "unavailable",
+];
+
+/// The `family` and `stage` labels of one request, as indices into [`FAMILY_LABELS`]
+/// and [`STAGE_LABELS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Labels {
-    family: &'static str,
-    stage: &'static str,
+    family: u8,
+    stage: u8,
 }
 
 impl Labels {
     /// A request refused before its body was read as a callback.
     pub(crate) const UNREAD: Self = Self {
-        family: "unknown",
-        stage: "unknown",
+        family: Family::ALL.len() as u8,
+        stage: STAGE_LABELS.len() as u8 - 1,
     };
 
     /// A callback of `family` at `stage` (a `callbackType` or a voice status), mapped
     /// onto the closed set of known stages: anything else is `other`, no stage `none`.
     pub(crate) fn of(family: Family, stage: &str) -> Self {
         let stage = match stage {
-            "text" => "text",
-            "first" => "first",
-            "complete" => "complete",
-            "error" => "error",
-            "wait_processing" => "wait_processing",
-            "processing_validate" => "processing_validate",
-            "processing_validate_fail" => "processing_validate_fail",
-            "wait_validating" => "wait_validating",
-            "success" => "success",
-            "fail" => "fail",
-            "" => "none",
-            _ => "other",
+            "" => NAMED_STAGES + 1,
+            _ => STAGE_LABELS[..NAMED_STAGES]
+                .iter()
+                .position(|known| *known == stage)
+                .unwrap_or(NAMED_STAGES),
         };
+        let family = Family::ALL
+            .iter()
+            .position(|known| *known == family)
+            .unwrap_or(Family::ALL.len());
+        // Both are below 14: the casts cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
         Self {
-            family: family.as_str(),
-            stage,
+            family: family as u8,
+            stage: stage as u8,
         }
+    }
+
+    /// The `family` label value.
+    fn family(self) -> &'static str {
+        FAMILY_LABELS[usize::from(self.family)]
+    }
+
+    /// The `stage` label value.
+    fn stage(self) -> &'static str {
+        STAGE_LABELS[usize::from(self.stage)]
     }
 }
 
+/// The keys of [`REQUESTS_TOTAL`], one per outcome, family and stage, each built on
+/// first use: a request then records without allocating or hashing its key.
+static REQUEST_KEYS: [OnceLock<Key>;
+    OUTCOME_LABELS.len() * FAMILY_LABELS.len() * STAGE_LABELS.len()] =
+    [const { OnceLock::new() }; OUTCOME_LABELS.len() * FAMILY_LABELS.len() * STAGE_LABELS.len()];
+
 /// Counts one answered request; `outcome` is the answer body's `status`.
 pub(crate) fn request(outcome: &'static str, labels: Labels) {
-    ::metrics::counter!(
-        REQUESTS_TOTAL,
-        "outcome" => outcome,
-        "family" => labels.family,
-        "stage" => labels.stage,
-    )
-    .increment(1);
+    let Some(outcome_index) = OUTCOME_LABELS.iter().position(|known| *known == outcome) else {
+        debug_assert!(false, "an outcome missing from OUTCOME_LABELS: {outcome}");
+        return;
+    };
+    let index = (outcome_index * FAMILY_LABELS.len() + usize::from(labels.family))
+        * STAGE_LABELS.len()
+        + usize::from(labels.stage);
+    let key = REQUEST_KEYS[index].get_or_init(|| {
+        let labels = [
+            Label::from_static_parts("outcome", outcome),
+            Label::from_static_parts("family", labels.family()),
+            Label::from_static_parts("stage", labels.stage()),
+        ];
+        Key::from_parts(REQUESTS_TOTAL, labels.to_vec())
+    });
+    ::metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA)).increment(1);
 }
+
+/// The metadata the `metrics` macros give a series of this module.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), ::metrics::Level::INFO, Some(module_path!()));
 
 /// What an inbox worker counts for one event.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -239,8 +316,8 @@ pub(crate) fn poll(family: Family, result: &'static str) {
 pub(crate) fn recovered(labels: Labels) {
     ::metrics::counter!(
         RECOVERED_TOTAL,
-        "family" => labels.family,
-        "stage" => labels.stage,
+        "family" => labels.family(),
+        "stage" => labels.stage(),
     )
     .increment(1);
 }
@@ -250,12 +327,21 @@ pub(crate) fn handler(labels: Labels, succeeded: bool, elapsed: Duration) {
     let result = if succeeded { "succeeded" } else { "failed" };
     ::metrics::histogram!(
         HANDLER_DURATION_SECONDS,
-        "family" => labels.family,
-        "stage" => labels.stage,
+        "family" => labels.family(),
+        "stage" => labels.stage(),
         "result" => result,
     )
     .record(elapsed.as_secs_f64());
 }
+
+/// The store operations [`store_call`] times, and how a call can end.
+const STORE_OPERATIONS: [&str; 3] = ["claim", "complete", "release"];
+const STORE_RESULTS: [&str; 3] = ["ok", "error", "cancelled"];
+
+/// The keys of [`STORE_CALL_DURATION_SECONDS`], by operation and result, each built on
+/// first use.
+static STORE_CALL_KEYS: [OnceLock<Key>; STORE_OPERATIONS.len() * STORE_RESULTS.len()] =
+    [const { OnceLock::new() }; STORE_OPERATIONS.len() * STORE_RESULTS.len()];
 
 /// Runs one store call, recording its latency, and its error's `kind` (given by
 /// `kind_of`) when it fails. A call dropped unfinished is recorded as `cancelled`.
@@ -271,8 +357,8 @@ pub(crate) async fn store_call<T, E>(
     };
     let result = call.await;
     match &result {
-        Ok(_) => recording.finish("ok", None),
-        Err(error) => recording.finish("error", Some(kind_of(error))),
+        Ok(_) => recording.finish(0, None),
+        Err(error) => recording.finish(1, Some(kind_of(error))),
     }
     result
 }
@@ -285,14 +371,33 @@ struct StoreCallRecording {
 }
 
 impl StoreCallRecording {
-    fn finish(&mut self, result: &'static str, error_kind: Option<&'static str>) {
+    /// Records the call as ending in `STORE_RESULTS[result]`.
+    fn finish(&mut self, result: usize, error_kind: Option<&'static str>) {
         self.finished = true;
-        ::metrics::histogram!(
-            STORE_CALL_DURATION_SECONDS,
-            "operation" => self.operation,
-            "result" => result,
-        )
-        .record(self.started.elapsed().as_secs_f64());
+        let elapsed = self.started.elapsed().as_secs_f64();
+        match STORE_OPERATIONS
+            .iter()
+            .position(|known| *known == self.operation)
+        {
+            Some(operation) => {
+                let key =
+                    STORE_CALL_KEYS[operation * STORE_RESULTS.len() + result].get_or_init(|| {
+                        let labels = [
+                            Label::from_static_parts("operation", STORE_OPERATIONS[operation]),
+                            Label::from_static_parts("result", STORE_RESULTS[result]),
+                        ];
+                        Key::from_parts(STORE_CALL_DURATION_SECONDS, labels.to_vec())
+                    });
+                ::metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
+                    .record(elapsed);
+            }
+            None => ::metrics::histogram!(
+                STORE_CALL_DURATION_SECONDS,
+                "operation" => self.operation,
+                "result" => STORE_RESULTS[result],
+            )
+            .record(elapsed),
+        }
         if let Some(kind) = error_kind {
             ::metrics::counter!(
                 STORE_ERRORS_TOTAL,
@@ -307,7 +412,7 @@ impl StoreCallRecording {
 impl Drop for StoreCallRecording {
     fn drop(&mut self) {
         if !self.finished {
-            self.finish("cancelled", Some("cancelled"));
+            self.finish(2, Some("cancelled"));
         }
     }
 }
@@ -317,7 +422,7 @@ mod tests {
     use futures_util::FutureExt as _;
     use metrics_exporter_prometheus::PrometheusBuilder;
 
-    use super::{Family, Labels, store_call};
+    use super::{Family, Labels, OUTCOME_LABELS, request, store_call};
 
     #[test]
     fn store_calls_are_timed_and_their_errors_counted_even_when_dropped() {
@@ -378,16 +483,54 @@ mod tests {
     }
 
     #[test]
+    fn each_request_series_is_counted_under_its_own_labels() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            for outcome in OUTCOME_LABELS {
+                request(outcome, Labels::of(Family::Wav, "complete"));
+            }
+            request("duplicate", Labels::UNREAD);
+            request("duplicate", Labels::UNREAD);
+            request("processed", Labels::of(Family::Voice, ""));
+        });
+        let text = handle.render();
+        let line = |outcome, family, stage, count| {
+            format!(
+                r#"suno_callback_requests_total{{outcome="{outcome}",family="{family}",stage="{stage}"}} {count}"#
+            )
+        };
+        for outcome in OUTCOME_LABELS {
+            let expected = line(outcome, "wav", "complete", 1);
+            assert!(text.contains(&expected), "{expected} in:\n{text}");
+        }
+        for expected in [
+            line("duplicate", "unknown", "unknown", 2),
+            line("processed", "voice", "none", 1),
+        ] {
+            assert!(text.contains(&expected), "{expected} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn stage_labels_are_a_closed_set() {
-        assert_eq!(Labels::of(Family::Music, "complete").stage, "complete");
-        assert_eq!(Labels::of(Family::Music, "").stage, "none");
-        assert_eq!(Labels::of(Family::Music, "<script>\u{7}").stage, "other");
-        assert_eq!(Labels::of(Family::Music, "Complete").stage, "other");
+        assert_eq!(Labels::of(Family::Music, "complete").stage(), "complete");
+        assert_eq!(Labels::of(Family::Music, "").stage(), "none");
+        // The names of the labels for what is not a stage are not stages either.
+        for label in ["none", "other", "unknown"] {
+            assert_eq!(Labels::of(Family::Music, label).stage(), "other", "{label}");
+        }
+        for family in Family::ALL {
+            assert_eq!(Labels::of(family, "").family(), family.as_str());
+        }
+        assert_eq!(Labels::of(Family::Unknown, "").family(), "unknown");
+        assert_eq!(Labels::of(Family::Music, "<script>\u{7}").stage(), "other");
+        assert_eq!(Labels::of(Family::Music, "Complete").stage(), "other");
         assert_eq!(
-            Labels::of(Family::Voice, "wait_validating").stage,
+            Labels::of(Family::Voice, "wait_validating").stage(),
             "wait_validating"
         );
-        assert_eq!(Labels::of(Family::Wav, "").family, "wav");
-        assert_eq!(Labels::UNREAD.family, "unknown");
+        assert_eq!(Labels::of(Family::Wav, "").family(), "wav");
+        assert_eq!(Labels::UNREAD.family(), "unknown");
     }
 }
