@@ -83,9 +83,11 @@ const FIELDS: [&str; 13] = [
     "duration",
 ];
 
-/// The room a track's text gets when its first field arrives: most tracks fit in a
-/// few doublings of it, and a track of one short field costs little more than before.
-const FIRST_TEXT_CAPACITY: usize = 128;
+/// The room a track's text gets when its first field arrives: a track's ids, URLs,
+/// title, tags and model fit in it without growing; a long prompt grows it. A track
+/// left with much more room than text gives it back ([`Track::fit_text`]), so that a
+/// body of many tiny tracks holds no more memory than its text.
+const FIRST_TEXT_CAPACITY: usize = 512;
 
 impl Track {
     fn text_field(&self, index: usize) -> Option<&str> {
@@ -217,7 +219,15 @@ impl Track {
             };
             read.ok_or_else(|| let_serde_decide(scanner))
         })?;
+        track.fit_text();
         Ok(track)
+    }
+
+    /// Gives back the room of a text buffer holding less than half of it.
+    fn fit_text(&mut self) {
+        if self.text.capacity() > 2 * self.text.len() {
+            self.text.shrink_to_fit();
+        }
     }
 }
 
@@ -349,6 +359,7 @@ impl<'de> Visitor<'de> for TrackVisitor {
                 Field::Other => {}
             }
         }
+        track.fit_text();
         Ok(track)
     }
 }
@@ -632,6 +643,34 @@ mod tests {
             error.to_string().contains("duplicate field `id`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_track_holds_little_more_room_than_its_text() {
+        let read_both = |json: &str| {
+            let by_serde: Track = serde_json::from_str(json).expect("a track");
+            let by_scan = Track::scan(&mut Scanner::new(json.as_bytes()), json, 0)
+                .expect("the scan reads a plain track");
+            assert_eq!(by_serde, by_scan, "{json}");
+            [by_serde, by_scan]
+        };
+        for track in read_both(r#"{"id":"a","title":"b"}"#) {
+            assert_eq!(track.id(), Some("a"));
+            assert!(track.text.capacity() <= 2 * track.text.len(), "{track:?}");
+        }
+        let url = format!("https://cdn.example/{}.mp3", "x".repeat(80));
+        let typical = format!(
+            r#"{{"id":"{id}","audio_url":"{url}","stream_audio_url":"{url}","image_url":"{url}","title":"Song","tags":"pop"}}"#,
+            id = "e".repeat(36)
+        );
+        for track in read_both(&typical) {
+            assert!(track.text.len() > 300, "{}", track.text.len());
+            assert_eq!(
+                track.text.capacity(),
+                FIRST_TEXT_CAPACITY,
+                "a typical track keeps its room"
+            );
+        }
     }
 
     #[test]
