@@ -34,6 +34,12 @@ pub(crate) fn create_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Crea
     d.deserialize_any(ScalarVisitor::<CreateTimeScalar>::new())
 }
 
+/// `createTime` given as a string (its content, unescaped), read as [`create_time`]
+/// reads it.
+pub(crate) fn create_time_text(text: &str) -> Option<CreateTime> {
+    CreateTimeScalar::from_str(text)
+}
+
 /// A short label (`callbackType`, a voice status): [`Label::Invalid`] when it is longer
 /// than [`MAX_LABEL_LEN`] bytes or has a character outside printable ASCII, without
 /// copying it.

@@ -158,6 +158,14 @@ fn field_index(key: &[u8]) -> Option<usize> {
     }
 }
 
+/// A scanned JSON number that is a plain integer of at most 18 digits
+/// (`-?[0-9]{1,18}`): read exactly, as serde reads it, without serde.
+fn plain_integer(number: &str) -> Option<i64> {
+    let digits = number.strip_prefix('-').unwrap_or(number);
+    let plain = (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| number.parse().ok()).flatten()
+}
+
 /// Why the scan leaves a track to serde: the one reading that decides.
 fn let_serde_decide(scanner: &Scanner<'_>) -> ScanError {
     ScanError::Syntax("left to serde", scanner.position())
@@ -188,6 +196,17 @@ impl Track {
             if std::mem::replace(&mut seen[index], true) {
                 return Err(ScanError::Duplicate(FIELDS[index]));
             }
+            if index == TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
+                let (content, escaped) = scanner.string()?;
+                let quoted = content.start - 1..content.end + 1;
+                let read = match text.get(if escaped { quoted } else { content }) {
+                    Some(plain) if !escaped => Some(lenient::create_time_text(plain)),
+                    Some(quoted) => lenient::read_value(quoted, |d| lenient::create_time(d)),
+                    None => None,
+                };
+                track.create_time = read.ok_or_else(|| let_serde_decide(scanner))?;
+                return Ok(());
+            }
             if index < TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
                 let (content, escaped) = scanner.string()?;
                 if !escaped {
@@ -210,10 +229,14 @@ impl Track {
                     lenient::read_value(value, |d| AppendText(&mut track.text).deserialize(d))
                         .map(|span| track.spans[index] = span)
                 }
-                _ if index == TEXT_FIELDS.len() => {
-                    lenient::read_value(value, |d| lenient::create_time(d))
-                        .map(|time| track.create_time = time)
-                }
+                _ if index == TEXT_FIELDS.len() => match plain_integer(value) {
+                    Some(millis) => {
+                        track.create_time = Some(CreateTime::EpochMillis(millis));
+                        Some(())
+                    }
+                    None => lenient::read_value(value, |d| lenient::create_time(d))
+                        .map(|time| track.create_time = time),
+                },
                 _ => lenient::read_value(value, |d| lenient::float(d))
                     .map(|duration| track.duration = duration),
             };
@@ -645,15 +668,63 @@ mod tests {
         );
     }
 
+    /// The track in `json` as serde reads it and as the scan does, held equal.
+    fn read_both(json: &str) -> [Track; 2] {
+        let by_serde: Track = serde_json::from_str(json).expect("a track");
+        let by_scan = Track::scan(&mut Scanner::new(json.as_bytes()), json, 0)
+            .expect("the scan reads a plain track");
+        assert_eq!(by_serde, by_scan, "{json}");
+        assert_eq!(by_serde.create_time, by_scan.create_time, "{json}");
+        [by_serde, by_scan]
+    }
+
+    #[test]
+    fn the_scan_reads_create_time_as_serde_does() {
+        let cases = [
+            (
+                "1786343609818",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            ("-5", Some(CreateTime::EpochMillis(-5))),
+            ("0", Some(CreateTime::EpochMillis(0))),
+            ("-0", Some(CreateTime::EpochMillis(0))),
+            (
+                "999999999999999999",
+                Some(CreateTime::EpochMillis(999_999_999_999_999_999)),
+            ),
+            ("9999999999999999999", None),
+            (
+                "1786343609818.9",
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            ("1e3", Some(CreateTime::EpochMillis(1000))),
+            ("-1.5E2", Some(CreateTime::EpochMillis(-150))),
+            (
+                r#""2025-01-01 00:00:00""#,
+                Some(CreateTime::Text("2025-01-01 00:00:00".into())),
+            ),
+            (
+                r#""1786343609818.5""#,
+                Some(CreateTime::EpochMillis(1_786_343_609_818)),
+            ),
+            (r#"" 12 ""#, Some(CreateTime::EpochMillis(12))),
+            (r#""""#, None),
+            (r#""abc""#, Some(CreateTime::Text("abc".into()))),
+        ];
+        for (number, expected) in cases {
+            let [track, _] = read_both(&format!(r#"{{"id":"a","createTime":{number}}}"#));
+            assert_eq!(track.create_time, expected, "{number}");
+        }
+        let [track, _] = read_both(r#"{"createTime":"a\u0062c"}"#);
+        assert_eq!(track.create_time, Some(CreateTime::Text("abc".into())));
+        assert_eq!(plain_integer("1786343609818"), Some(1_786_343_609_818));
+        for not_plain in ["", "-", "1.0", "1e3", "9999999999999999999", "+1", " 1"] {
+            assert_eq!(plain_integer(not_plain), None, "{not_plain}");
+        }
+    }
+
     #[test]
     fn a_track_holds_little_more_room_than_its_text() {
-        let read_both = |json: &str| {
-            let by_serde: Track = serde_json::from_str(json).expect("a track");
-            let by_scan = Track::scan(&mut Scanner::new(json.as_bytes()), json, 0)
-                .expect("the scan reads a plain track");
-            assert_eq!(by_serde, by_scan, "{json}");
-            [by_serde, by_scan]
-        };
         for track in read_both(r#"{"id":"a","title":"b"}"#) {
             assert_eq!(track.id(), Some("a"));
             assert!(track.text.capacity() <= 2 * track.text.len(), "{track:?}");
