@@ -109,21 +109,22 @@ fn db_millis(ms: u64) -> i64 {
 
 /// A row of `(task_id, family, registered_at)`, or `None` (logged) if unreadable.
 fn read_task(task_id: String, family: &str, registered_at: i64) -> Option<ExpectedTask> {
-    match family.parse::<TaskFamily>() {
-        Ok(family) => Some(ExpectedTask::new(
-            task_id,
-            family,
-            u64::try_from(registered_at).unwrap_or(0),
-        )),
-        Err(_) => {
-            tracing::warn!(
-                task_id = ?crate::untrusted::Untrusted(&task_id),
-                family = ?crate::untrusted::Untrusted(family),
-                "expected task of an unknown family in the inbox registry; skipped"
-            );
-            None
-        }
+    let family = parse_family(&task_id, family)?;
+    let registered_at = u64::try_from(registered_at).unwrap_or(0);
+    Some(ExpectedTask::new(task_id, family, registered_at))
+}
+
+/// The stored family of `task_id`, or `None` (logged) if this version does not know it.
+fn parse_family(task_id: &str, family: &str) -> Option<TaskFamily> {
+    let parsed = family.parse::<TaskFamily>().ok();
+    if parsed.is_none() {
+        tracing::warn!(
+            task_id = ?crate::untrusted::Untrusted(task_id),
+            family = ?crate::untrusted::Untrusted(family),
+            "expected task of an unknown family in the inbox registry; skipped"
+        );
     }
+    parsed
 }
 
 /// Runs `$body` with `$pool` and `$sql` (the [`Statements`]) of the backend in use.
@@ -224,9 +225,7 @@ impl TaskRegistry for InboxRegistry {
                     .await
                     .map_err(RegistryError::new)?
             });
-            Ok(family
-                .and_then(|family| read_task(task_id.to_owned(), &family, 0))
-                .map(|task| task.family()))
+            Ok(family.and_then(|family| parse_family(task_id, &family)))
         })
     }
 }
