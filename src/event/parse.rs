@@ -491,6 +491,57 @@ mod tests {
         assert_eq!(track["title"], "1e999", "a string is left alone");
     }
 
+    /// Review finding: serde_json (built without `float_roundtrip`) overflows on some
+    /// numbers that Rust's `f64` parse rounds to `f64::MAX`, such as
+    /// `1.7976931348623158e308` (the usual text of `f64::MAX`). The scan accepts the
+    /// body, but `replace_numbers_out_of_range` asks Rust whether a number is in range,
+    /// leaves this one, and the tolerant retry fails again: `raw_json()` is `null` for
+    /// a delivered event (the `envelope` fuzz target's assertion).
+    #[test]
+    fn a_number_serde_overflows_but_rust_rounds_to_max_still_gives_a_raw_value() {
+        assert!(serde_json::from_str::<serde_json::Value>("1.7976931348623158e308").is_err());
+        assert!("1.7976931348623158e308".parse::<f64>().is_ok_and(f64::is_finite));
+        let body = r#"{"code":200,"msg":"ok","data":{"task_id":"t"},"x":1.7976931348623158e308}"#;
+        let event = CallbackEvent::from_json(body).expect("delivered");
+        assert!(!event.raw_json().is_null(), "raw_json() is null");
+    }
+
+    /// Review finding, same cause: such a number in one track's `duration` makes the
+    /// scan leave the payload to serde, serde refuses it, the repair does not replace
+    /// it, and every track of the callback is lost (`1E400` in its place is read as
+    /// `None` and the tracks are kept).
+    #[test]
+    fn a_number_serde_overflows_on_does_not_cost_the_tracks() {
+        for number in ["1E400", "1.7976931348623158e308"] {
+            let body = format!(
+                r#"{{"code":200,"data":{{"task_id":"t","callbackType":"complete",
+                "data":[{{"id":"a","duration":{number}}},{{"id":"b"}}]}}}}"#
+            );
+            let event = CallbackEvent::from_json(body).expect("delivered");
+            assert_eq!(event.tracks().len(), 2, "{number}: the tracks are lost");
+        }
+    }
+
+    /// Review finding, the other direction: serde reads `1.79769313486231585e308` as
+    /// `f64::MAX`, Rust's parse as infinity. When the tolerant retry runs for another
+    /// reason (a lone surrogate elsewhere in `data`), the number serde read is replaced
+    /// by `null`: the same `duration` reads `Some` or `None` depending on an unrelated
+    /// title.
+    #[test]
+    fn a_number_serde_reads_is_not_replaced_by_the_repair() {
+        let number = "1.79769313486231585e308";
+        let expected = serde_json::from_str::<f64>(number).ok();
+        assert!(expected.is_some());
+        for title in ["plain", r"lone \ud83c"] {
+            let body = format!(
+                r#"{{"code":200,"data":{{"task_id":"t","callbackType":"complete",
+                "data":[{{"id":"a","title":"{title}","duration":{number}}}]}}}}"#
+            );
+            let event = CallbackEvent::from_json(body).expect("delivered");
+            assert_eq!(event.tracks()[0].duration_seconds(), expected, "{title}");
+        }
+    }
+
     #[test]
     fn only_numbers_beyond_range_are_replaced() {
         assert_eq!(
