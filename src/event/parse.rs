@@ -245,10 +245,12 @@ fn replace_numbers_out_of_range(raw: &[u8]) -> Option<Vec<u8>> {
             .iter()
             .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
             .map_or(raw.len(), |length| at + length);
-        let out_of_range = std::str::from_utf8(&raw[at..end])
-            .ok()
-            .and_then(|token| token.parse::<f64>().ok())
-            .is_some_and(|number| !number.is_finite());
+        // Out of range as serde_json reads it (its `f64` rounding is not Rust's): a
+        // JSON number (which `IgnoredAny` checks, range aside) that it refuses as `f64`.
+        let out_of_range = std::str::from_utf8(&raw[at..end]).is_ok_and(|token| {
+            serde_json::from_str::<serde::de::IgnoredAny>(token).is_ok()
+                && serde_json::from_str::<f64>(token).is_err()
+        });
         if out_of_range {
             let out = repaired.get_or_insert_with(|| Vec::with_capacity(raw.len()));
             out.extend_from_slice(&raw[copied_up_to..at]);
