@@ -13,7 +13,6 @@ mod common;
 mod fake_provider;
 mod inbox_db;
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +24,11 @@ use libtest_mimic::Arguments;
 use suno_callback::SunoCallbacks;
 use suno_callback::inbox::Inbox;
 use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskFamily, TaskRegistry};
+use suno_callback::testing::registry_conformance;
 
 async fn conformance(db: &Db) {
     let inbox = db.inbox(Inbox::builder()).await;
-    suno_callback::testing::registry_conformance::run_all(Arc::new(inbox.task_registry())).await;
+    registry_conformance::run_all(Arc::new(inbox.task_registry())).await;
     inbox.close().await;
 }
 
@@ -39,51 +39,24 @@ async fn replicas_share_the_due_tasks(db: &Db) {
         db.inbox(Inbox::builder()).await,
         db.inbox(Inbox::builder()).await,
     );
-    let (a, b) = (a.task_registry(), b.task_registry());
-    for n in 0..60 {
-        let task = ExpectedTask::new(format!("shared-{n}"), TaskFamily::Music, 0);
-        a.expect(task, 0).await.expect("expect");
-    }
-    let mut seen = Vec::new();
-    loop {
-        let (from_a, from_b) = tokio::join!(a.take_due(10, 7, 60_000), b.take_due(10, 7, 60_000));
-        let (from_a, from_b) = (from_a.expect("take a"), from_b.expect("take b"));
-        if from_a.is_empty() && from_b.is_empty() {
-            break;
-        }
-        seen.extend(
-            from_a
-                .into_iter()
-                .chain(from_b)
-                .map(|t| t.task_id().to_owned()),
-        );
-    }
-    let distinct: HashSet<&String> = seen.iter().collect();
-    assert_eq!(distinct.len(), seen.len(), "a task went to two replicas");
-    assert_eq!(seen.len(), 60);
+    let replicas = [a.task_registry(), b.task_registry()].map(Arc::new);
+    registry_conformance::replicas_never_share_a_task(&replicas).await;
+    a.close().await;
+    b.close().await;
 }
 
 /// The tasks are in the database: a new process (a new inbox on the same database)
 /// finds them due, with their family and registration time.
 async fn the_registry_outlives_its_process(db: &Db) {
     let first = db.inbox(Inbox::builder()).await;
-    first
-        .task_registry()
-        .expect(ExpectedTask::new("kept", TaskFamily::Video, 7), 0)
-        .await
-        .expect("expect");
-    first.close().await;
-    let second = db.inbox(Inbox::builder()).await;
-    let registry = second.task_registry();
-    assert_eq!(
-        registry.take_due(1, 10, 10).await.expect("take_due"),
-        [ExpectedTask::new("kept", TaskFamily::Video, 7)]
-    );
-    assert_eq!(
-        registry.family_of("kept").await.expect("family_of"),
-        Some(TaskFamily::Video)
-    );
-    second.close().await;
+    let registry = first.task_registry();
+    registry_conformance::a_task_outlives_its_registry(registry, |registry| async move {
+        drop(registry);
+        first.close().await;
+        // The second inbox's pool lives as long as the registry made from it.
+        db.inbox(Inbox::builder()).await.task_registry()
+    })
+    .await;
 }
 
 /// A row of a family this version does not know is skipped, not a panic nor an error

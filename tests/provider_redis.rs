@@ -14,6 +14,7 @@ use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Counter;
@@ -21,9 +22,10 @@ use fake_provider::{FakeProvider, Reply, provider_fixture};
 use libtest_mimic::{Arguments, Failed, Trial};
 use suno_callback::SunoCallbacks;
 use suno_callback::provider::{
-    ExpectedTask, ProviderClient, Reconciler, RedisRegistry, TaskFamily, TaskRegistry,
+    ProviderClient, Reconciler, RedisRegistry, TaskFamily, TaskRegistry,
 };
 use suno_callback::store::ClaimToken;
+use suno_callback::testing::registry_conformance;
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
 
@@ -83,55 +85,24 @@ where
 /// The registry conformance suite, on a key prefix of its own.
 async fn conformance() {
     let registry = registry(&unique_prefix("conformance")).await;
-    suno_callback::testing::registry_conformance::run_all(std::sync::Arc::new(registry)).await;
+    registry_conformance::run_all(Arc::new(registry)).await;
 }
 
+/// Two replicas, each with its own connection to one Redis under one prefix.
 async fn replicas_share_the_due_tasks() {
     let prefix = unique_prefix("replicas");
-    let (a, b) = (registry(&prefix).await, registry(&prefix).await);
-    for n in 0..40 {
-        let task = ExpectedTask::new(format!("t{n}"), TaskFamily::Music, 0);
-        a.expect(task, 0).await.unwrap();
-    }
-    let mut seen = Vec::new();
-    loop {
-        let (from_a, from_b) = tokio::join!(a.take_due(10, 7, 60_000), b.take_due(10, 7, 60_000));
-        let (from_a, from_b) = (from_a.unwrap(), from_b.unwrap());
-        if from_a.is_empty() && from_b.is_empty() {
-            break;
-        }
-        seen.extend(
-            from_a
-                .into_iter()
-                .chain(from_b)
-                .map(|t| t.task_id().to_owned()),
-        );
-    }
-    seen.sort();
-    let before = seen.len();
-    seen.dedup();
-    assert_eq!(before, seen.len(), "a task went to two replicas");
-    assert_eq!(seen.len(), 40);
-    for task in &seen {
-        a.done(task).await.unwrap();
-    }
+    let replicas = [registry(&prefix).await, registry(&prefix).await].map(Arc::new);
+    registry_conformance::replicas_never_share_a_task(&replicas).await;
 }
 
 async fn the_registry_outlives_its_process() {
     let prefix = unique_prefix("restart");
-    {
-        let first = registry(&prefix).await;
-        first
-            .expect(ExpectedTask::new("kept", TaskFamily::Video, 7), 0)
-            .await
-            .unwrap();
-    }
-    let second = registry(&prefix).await;
-    assert_eq!(
-        second.take_due(1, 10, 10).await.unwrap(),
-        [ExpectedTask::new("kept", TaskFamily::Video, 7)]
-    );
-    second.done("kept").await.unwrap();
+    let first = registry(&prefix).await;
+    registry_conformance::a_task_outlives_its_registry(first, |first| async move {
+        drop(first);
+        registry(&prefix).await
+    })
+    .await;
 }
 
 async fn the_reconciler_polls_through_redis() {

@@ -502,7 +502,11 @@ mod tests {
     #[test]
     fn a_number_serde_overflows_but_rust_rounds_to_max_still_gives_a_raw_value() {
         assert!(serde_json::from_str::<serde_json::Value>("1.7976931348623158e308").is_err());
-        assert!("1.7976931348623158e308".parse::<f64>().is_ok_and(f64::is_finite));
+        assert!(
+            "1.7976931348623158e308"
+                .parse::<f64>()
+                .is_ok_and(f64::is_finite)
+        );
         let body = r#"{"code":200,"msg":"ok","data":{"task_id":"t"},"x":1.7976931348623158e308}"#;
         let event = CallbackEvent::from_json(body).expect("delivered");
         assert!(!event.raw_json().is_null(), "raw_json() is null");

@@ -17,6 +17,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::provider::{ExpectedTask, TaskFamily, TaskRegistry};
@@ -155,19 +156,41 @@ pub async fn take_due_honours_the_limit_and_the_order<R: TaskRegistry>(registry:
 /// Of concurrent `take_due` calls (replicas polling at once), each due task goes to
 /// exactly one.
 pub async fn concurrent_takers_never_share_a_task<R: TaskRegistry>(registry: Arc<R>) {
+    replicas_never_share_a_task(&[registry]).await;
+}
+
+/// [`concurrent_takers_never_share_a_task`] across replicas: registries on one shared
+/// store (one key prefix, one database) with a connection each. The tasks are
+/// registered through the first; six takers, spread over the replicas, poll at once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use suno_callback::provider::MemoryRegistry;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let shared = Arc::new(MemoryRegistry::new());
+/// suno_callback::testing::registry_conformance::replicas_never_share_a_task(&[
+///     Arc::clone(&shared),
+///     shared,
+/// ])
+/// .await;
+/// # });
+/// ```
+pub async fn replicas_never_share_a_task<R: TaskRegistry>(replicas: &[Arc<R>]) {
     const TASKS: usize = 60;
     const TAKERS: usize = 6;
+    let first = replicas.first().expect("at least one replica");
     let tasks: Vec<ExpectedTask> = (0..TASKS)
         .map(|_| unique_task("race", TaskFamily::Music, 1))
         .collect();
     for task in &tasks {
-        registry.expect(task.clone(), 20).await.expect("expect");
+        first.expect(task.clone(), 20).await.expect("expect");
     }
     let ours: HashSet<String> = tasks.iter().map(|t| t.task_id().to_owned()).collect();
     let barrier = Arc::new(tokio::sync::Barrier::new(TAKERS));
     let mut takers = Vec::with_capacity(TAKERS);
-    for _ in 0..TAKERS {
-        let (registry, barrier) = (Arc::clone(&registry), Arc::clone(&barrier));
+    for (registry, _) in replicas.iter().cycle().zip(0..TAKERS) {
+        let (registry, barrier) = (Arc::clone(registry), Arc::clone(&barrier));
         takers.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut taken = Vec::new();
@@ -190,8 +213,48 @@ pub async fn concurrent_takers_never_share_a_task<R: TaskRegistry>(registry: Arc
         assert_eq!(counted.get(id), Some(&1), "task {id} taken once");
     }
     for task in &tasks {
-        registry.done(task.task_id()).await.expect("done");
+        first.done(task.task_id()).await.expect("done");
     }
+}
+
+/// A registered task outlives its registry: `reopen` drops or closes `first` and opens
+/// the store again (a restarted process), where the task is due, with its family and
+/// registration time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use suno_callback::provider::MemoryRegistry;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // A memory registry lives as long as its `Arc`: "reopening" keeps it.
+/// let registry = Arc::new(MemoryRegistry::new());
+/// suno_callback::testing::registry_conformance::a_task_outlives_its_registry(
+///     registry,
+///     |first| async move { first },
+/// )
+/// .await;
+/// # });
+/// ```
+pub async fn a_task_outlives_its_registry<R, F, Fut>(first: R, reopen: F)
+where
+    R: TaskRegistry,
+    F: FnOnce(R) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let task = unique_task("restart", TaskFamily::Video, 7);
+    first.expect(task.clone(), 1).await.expect("expect");
+    let second = reopen(first).await;
+    let taken = second.take_due(100, 2, LATER).await.expect("take_due");
+    assert_eq!(
+        only(taken, &[&task]),
+        [task.clone()],
+        "due after the restart"
+    );
+    assert_eq!(
+        second.family_of(task.task_id()).await.expect("family_of"),
+        Some(TaskFamily::Video)
+    );
+    second.done(task.task_id()).await.expect("done");
 }
 
 /// Runs every check, one after another, against one registry.
