@@ -247,7 +247,7 @@ where
     let taken = second.take_due(100, 2, LATER).await.expect("take_due");
     assert_eq!(
         only(taken, &[&task]),
-        [task.clone()],
+        std::slice::from_ref(&task),
         "due after the restart"
     );
     assert_eq!(
