@@ -71,7 +71,7 @@ impl Handler<(HttpRequest, web::Payload)> for CallbackHandler {
         let family = crate::event::Family::from_path(request.path());
         let body = StreamBody::new(payload.map_ok(Frame::data));
         Box::pin(async move {
-            let answer = pipeline.receive(&method, headers, peer, family, body).await;
+            let answer = pipeline.receive(method, headers, peer, family, body).await;
             response(answer.render())
         })
     }

@@ -72,8 +72,9 @@ pub(crate) struct Inbound {
 }
 
 impl Pipeline {
-    /// Runs every stage on an HTTP request.
-    pub(crate) async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Answer
+    /// Runs every stage on an HTTP request. Not an `async fn`: the future is
+    /// [`receive`](Self::receive)'s own, with no layer around it to enlarge and copy.
+    pub(crate) fn handle<B>(self: Arc<Self>, request: Request<B>) -> impl Future<Output = Answer>
     where
         B: Body + Send,
         B::Data: Send,
@@ -82,15 +83,14 @@ impl Pipeline {
         let (parts, body) = request.into_parts();
         let peer = intake::peer_addr(&parts.extensions);
         let family = Family::from_path(parts.uri.path());
-        self.receive(&parts.method, parts.headers, peer, family, body)
-            .await
+        self.receive(parts.method, parts.headers, peer, family, body)
     }
 
     /// Runs every stage on a request given by its parts, for mountings whose request
     /// type is not an [`http::Request`] (actix-web). The body is read once.
     pub(crate) async fn receive<B>(
         self: Arc<Self>,
-        method: &Method,
+        method: Method,
         headers: HeaderMap,
         peer: Option<SocketAddr>,
         family: Option<Family>,
@@ -100,7 +100,7 @@ impl Pipeline {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        if let Err(answer) = intake::check_head(method, &headers, self.body_limit) {
+        if let Err(answer) = intake::check_head(&method, &headers, self.body_limit) {
             return log_intake(answer);
         }
         let body = match intake::read_body(body, self.body_limit).await {

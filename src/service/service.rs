@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::FutureExt as _;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -50,11 +51,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let pipeline = Arc::clone(&self.pipeline);
-        ResponseFuture::new(async move {
-            let answer = pipeline.handle(request).await;
-            answer.render().map(AnswerBody::new)
-        })
+        let answer = Arc::clone(&self.pipeline).handle(request);
+        ResponseFuture::new(answer.map(|answer| answer.render().map(AnswerBody::new)))
     }
 }
 
