@@ -221,10 +221,12 @@ impl MemoryStore {
         to_ticks(self.inner.epoch.elapsed().as_nanos(), false)
     }
 
-    /// Now plus `duration`, rounded up: the lease or TTL never ends early.
-    fn deadline_after(&self, duration: Duration) -> Ticks {
+    /// Now, as [`now`](Self::now) reads it, and now plus `duration` rounded up (the
+    /// lease or TTL never ends early), from one reading of the clock.
+    fn now_and_deadline(&self, duration: Duration) -> (Ticks, Ticks) {
         let elapsed = self.inner.epoch.elapsed().as_nanos();
-        to_ticks(elapsed.saturating_add(duration.as_nanos()), true)
+        let deadline = to_ticks(elapsed.saturating_add(duration.as_nanos()), true);
+        (to_ticks(elapsed, false), deadline)
     }
 
     /// The key's four fields, hashed without copying them (`str` hashes end with a
@@ -310,8 +312,7 @@ impl MemoryStore {
 
     fn claim_now(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
         let fingerprint = self.fingerprint(key);
-        let now = self.now();
-        let deadline = self.deadline_after(lease);
+        let (now, deadline) = self.now_and_deadline(lease);
         let home = self.shard_index(fingerprint);
         // Room is made in the key's own shard first; if it has nothing to evict (all
         // its keys in flight), in the others, and the claim is tried once more.
@@ -374,8 +375,7 @@ impl MemoryStore {
     ) -> Result<(), StoreError> {
         let own = self.own_token(token).ok_or_else(StoreError::claim_lost)?;
         let fingerprint = self.fingerprint(key);
-        let now = self.now();
-        let deadline = self.deadline_after(ttl);
+        let (now, deadline) = self.now_and_deadline(ttl);
         let mut shard = self.shard(fingerprint);
         match shard.entries.get_mut(&fingerprint) {
             Some(entry) if entry.token == own && entry.deadline > now => {
@@ -452,7 +452,7 @@ impl MemoryStore {
 
     fn bind_now(&self, signature: &SignatureUse, ttl: Duration) -> Binding {
         let (key, use_hash) = self.signature_fingerprint(signature);
-        let now = self.now();
+        let (now, deadline) = self.now_and_deadline(ttl);
         let mut bindings = lock(&self.inner.bindings);
         if now >= bindings.next_sweep {
             bindings.entries.retain(|_, bound| bound.deadline > now);
@@ -476,7 +476,6 @@ impl MemoryStore {
                 }
             }
         }
-        let deadline = self.deadline_after(ttl);
         bindings.entries.insert(key, Bound { deadline, use_hash });
         Binding::First
     }
@@ -617,7 +616,9 @@ mod tests {
         assert_eq!(to_ticks(u128::MAX, true), Ticks::MAX, "saturates");
         // A deadline made now for a lease has not passed now.
         let store = MemoryStore::new();
-        assert!(store.deadline_after(Duration::from_nanos(1)) > store.now());
+        let (now, deadline) = store.now_and_deadline(Duration::from_nanos(1));
+        assert!(deadline > now);
+        assert!(now <= store.now(), "now is read as `now` reads it");
     }
 
     #[test]
