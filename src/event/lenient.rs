@@ -49,7 +49,7 @@ pub(crate) fn label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Label>, D:
 
 /// A list of strings; other elements are skipped, anything but a list is empty.
 pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    d.deserialize_any(StringsVisitor)
+    d.deserialize_any(ListVisitor::<Text>(PhantomData))
 }
 
 /// An object deserialized as `T`; any other JSON value becomes `None`.
@@ -68,7 +68,7 @@ where
     D: Deserializer<'de>,
     T: DeserializeOwned,
 {
-    d.deserialize_any(ListVisitor(PhantomData))
+    d.deserialize_any(ListVisitor::<Element<T>>(PhantomData))
 }
 
 /// One JSON value, alone in `text`, read with `read` (one of the functions above);
@@ -312,7 +312,15 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ObjectVisitor<T> {
     }
 }
 
-struct ListVisitor<T>(PhantomData<T>);
+/// A lenient list of items read as `I` (an [`Item`]): the items `I` keeps, in order.
+struct ListVisitor<I>(PhantomData<I>);
+
+/// One element of a lenient list, as [`ListVisitor`] reads it: what it keeps of the
+/// element, if anything.
+trait Item<'de>: de::Deserialize<'de> {
+    type Kept;
+    fn kept(self) -> Option<Self::Kept>;
+}
 
 /// One element of a lenient list: an object as `T`, anything else skipped.
 struct Element<T>(Option<T>);
@@ -323,57 +331,30 @@ impl<'de, T: DeserializeOwned> de::Deserialize<'de> for Element<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Visitor<'de> for ListVisitor<T> {
-    type Value = Vec<T>;
+impl<'de, T: DeserializeOwned> Item<'de> for Element<T> {
+    type Kept = T;
+    fn kept(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<'de> Item<'de> for Text {
+    type Kept = String;
+    fn kept(self) -> Option<String> {
+        self.0
+    }
+}
+
+impl<'de, I: Item<'de>> Visitor<'de> for ListVisitor<I> {
+    type Value = Vec<I::Kept>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(Element(item)) = seq.next_element::<Element<T>>()? {
-            items.extend(item);
-        }
-        Ok(items)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        drain_map(map).map(|()| Vec::new())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-}
-
-struct StringsVisitor;
-
-impl<'de> Visitor<'de> for StringsVisitor {
-    type Value = Vec<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of strings")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(Text(item)) = seq.next_element::<Text>()? {
-            items.extend(item);
+        while let Some(item) = seq.next_element::<I>()? {
+            items.extend(item.kept());
         }
         Ok(items)
     }
