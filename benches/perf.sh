@@ -13,13 +13,23 @@ seconds="${2:-4}"
 cargo bench --bench loopback --no-run 2>/dev/null
 bin=$(ls -t target/release/deps/loopback-* | grep -v '\.d$' | head -n 1)
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 mkfifo "$out/stdin"
 taskset -c 0 perf record -q -F 2999 -o "$out/perf.data" "$bin" serve \
     < "$out/stdin" > "$out/addr" 2> "$out/perf.log" &
 recorder=$!
 exec 3> "$out/stdin"
-while [ ! -s "$out/addr" ]; do sleep 0.2; done
+while [ ! -s "$out/addr" ]; do
+    if ! kill -0 "$recorder" 2> /dev/null; then
+        echo "the server under perf did not start:" >&2
+        cat "$out/perf.log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
 addr=$(head -n 1 "$out/addr")
+# The load's server-CPU column needs the server's pid; perf stands between them, so
+# a placeholder pid is given and that column is not used.
 taskset -c 1 "$bin" load "$addr" 1 --only "$phase" --rounds 1 --seconds "$seconds" > /dev/null
 exec 3>&-
 wait "$recorder" || true
@@ -44,4 +54,3 @@ perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio 2> /dev/
     END {
         for (part in total) printf "  %-44s %5.1f %%\n", part, total[part]
     }' | sort -k1,1
-rm -rf "$out"

@@ -234,6 +234,45 @@ mod tests {
     }
 
     #[test]
+    fn every_answer_is_an_outcome_the_requests_counter_knows() {
+        let key = || DedupKey::new("t", Family::Music, "complete", Outcome::Success);
+        #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_mut))]
+        let mut answers = vec![
+            Answer::Processed(key()),
+            Answer::Duplicate(key()),
+            Answer::Ignored(key()),
+            Answer::InFlight(key()),
+            Answer::Rejected(VerifyError::custom("no")),
+            Answer::invalid(StatusCode::BAD_REQUEST, "no"),
+            Answer::Failed(key(), "handler failed"),
+            Answer::Unavailable(key()),
+            Answer::Unconfirmed(key()),
+        ];
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        answers.extend([Answer::Accepted(key()), Answer::InboxUnavailable(key())]);
+        for answer in &answers {
+            // Naming every variant: a new one does not compile until it is listed above.
+            match answer {
+                Answer::Processed(_)
+                | Answer::Accepted(_)
+                | Answer::Duplicate(_)
+                | Answer::Ignored(_)
+                | Answer::InFlight(_)
+                | Answer::Rejected(_)
+                | Answer::Invalid(..)
+                | Answer::Failed(..)
+                | Answer::Unavailable(_)
+                | Answer::InboxUnavailable(_)
+                | Answer::Unconfirmed(_) => {}
+            }
+            assert!(
+                crate::metrics::OUTCOME_LABELS.contains(&answer.label()),
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_body_is_the_json_serde_would_write() {
         let hostile = "quote\" backslash\\ newline\n nul\u{0} emoji\u{1F3B5} \u{7f}";
         let answers = [

@@ -175,9 +175,15 @@ const STAGE_LABELS: [&str; 13] = [
 /// How many of [`STAGE_LABELS`] name a stage as the body writes it; after them come
 /// `other`, `none` and `unknown`.
 const NAMED_STAGES: usize = STAGE_LABELS.len() - 3;
+/// The index in [`STAGE_LABELS`] of `other`: a stage this version does not name.
+const OTHER_STAGE: usize = NAMED_STAGES;
+/// The index in [`STAGE_LABELS`] of `none`: no stage.
+const NO_STAGE: usize = NAMED_STAGES + 1;
+/// The index in [`STAGE_LABELS`] of `unknown`: a request whose body was not read.
+const UNREAD_STAGE: usize = NAMED_STAGES + 2;
 
 /// The `outcome` label values of [`REQUESTS_TOTAL`]: the answer body's `status`.
-const OUTCOME_LABELS: [&str; 9] = [
+pub(crate) const OUTCOME_LABELS: [&str; 9] = [
     "processed",
     "accepted",
     "duplicate",
@@ -201,18 +207,18 @@ impl Labels {
     /// A request refused before its body was read as a callback.
     pub(crate) const UNREAD: Self = Self {
         family: Family::ALL.len() as u8,
-        stage: STAGE_LABELS.len() as u8 - 1,
+        stage: UNREAD_STAGE as u8,
     };
 
     /// A callback of `family` at `stage` (a `callbackType` or a voice status), mapped
     /// onto the closed set of known stages: anything else is `other`, no stage `none`.
     pub(crate) fn of(family: Family, stage: &str) -> Self {
         let stage = match stage {
-            "" => NAMED_STAGES + 1,
+            "" => NO_STAGE,
             _ => STAGE_LABELS[..NAMED_STAGES]
                 .iter()
                 .position(|known| *known == stage)
-                .unwrap_or(NAMED_STAGES),
+                .unwrap_or(OTHER_STAGE),
         };
         let family = Family::ALL
             .iter()
@@ -243,10 +249,18 @@ static REQUEST_KEYS: [OnceLock<Key>;
     OUTCOME_LABELS.len() * FAMILY_LABELS.len() * STAGE_LABELS.len()] =
     [const { OnceLock::new() }; OUTCOME_LABELS.len() * FAMILY_LABELS.len() * STAGE_LABELS.len()];
 
-/// Counts one answered request; `outcome` is the answer body's `status`.
+/// Counts one answered request; `outcome` is the answer body's `status`. An outcome
+/// missing from [`OUTCOME_LABELS`] is still counted, with a key built for the call.
 pub(crate) fn request(outcome: &'static str, labels: Labels) {
     let Some(outcome_index) = OUTCOME_LABELS.iter().position(|known| *known == outcome) else {
         debug_assert!(false, "an outcome missing from OUTCOME_LABELS: {outcome}");
+        ::metrics::counter!(
+            REQUESTS_TOTAL,
+            "outcome" => outcome,
+            "family" => labels.family(),
+            "stage" => labels.stage(),
+        )
+        .increment(1);
         return;
     };
     let index = (outcome_index * FAMILY_LABELS.len() + usize::from(labels.family))
@@ -334,9 +348,19 @@ pub(crate) fn handler(labels: Labels, succeeded: bool, elapsed: Duration) {
     .record(elapsed.as_secs_f64());
 }
 
-/// The store operations [`store_call`] times, and how a call can end.
+/// The store operations [`store_call`] times.
 const STORE_OPERATIONS: [&str; 3] = ["claim", "complete", "release"];
+
+/// How a store call ended: the `result` label, by [`StoreResult`].
 const STORE_RESULTS: [&str; 3] = ["ok", "error", "cancelled"];
+
+/// How a store call ended, as an index into [`STORE_RESULTS`].
+#[derive(Clone, Copy)]
+enum StoreResult {
+    Ok,
+    Error,
+    Cancelled,
+}
 
 /// The keys of [`STORE_CALL_DURATION_SECONDS`], by operation and result, each built on
 /// first use.
@@ -357,8 +381,8 @@ pub(crate) async fn store_call<T, E>(
     };
     let result = call.await;
     match &result {
-        Ok(_) => recording.finish(0, None),
-        Err(error) => recording.finish(1, Some(kind_of(error))),
+        Ok(_) => recording.finish(StoreResult::Ok, None),
+        Err(error) => recording.finish(StoreResult::Error, Some(kind_of(error))),
     }
     result
 }
@@ -371,9 +395,10 @@ struct StoreCallRecording {
 }
 
 impl StoreCallRecording {
-    /// Records the call as ending in `STORE_RESULTS[result]`.
-    fn finish(&mut self, result: usize, error_kind: Option<&'static str>) {
+    /// Records the call as ending in `result`.
+    fn finish(&mut self, result: StoreResult, error_kind: Option<&'static str>) {
         self.finished = true;
+        let result = result as usize;
         let elapsed = self.started.elapsed().as_secs_f64();
         match STORE_OPERATIONS
             .iter()
@@ -412,7 +437,7 @@ impl StoreCallRecording {
 impl Drop for StoreCallRecording {
     fn drop(&mut self) {
         if !self.finished {
-            self.finish(2, Some("cancelled"));
+            self.finish(StoreResult::Cancelled, Some("cancelled"));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Trust only what is signed: the findings of the adversarial review, each replayed as
+//! Trust only what is signed: each attack on a captured signature, replayed as
 //! an attacker would, against the receiver's defaults.
 //!
 //! The sender signs `task_id + "." + timestamp`, never the body, so whoever captures
@@ -442,7 +442,7 @@ fn failing_once(urls: &Runs, first_run_takes: Duration) -> SunoCallbacks {
         .expect("valid configuration")
 }
 
-/// Review finding R2 (b): a forged body of the same family, stage and outcome, sent
+/// A forged body of the same family, stage and outcome, sent
 /// with a captured signature right after the genuine run failed, used to claim the
 /// released key and run before the sender's retry.
 #[tokio::test]
@@ -475,7 +475,7 @@ async fn a_forged_body_of_the_same_stage_cannot_run_after_a_failed_genuine_run()
     assert_eq!(callbacks.reused_signatures(), 1);
 }
 
-/// Review finding R2 (a): the same forged body, sent while the genuine run was in
+/// The same forged body, sent while the genuine run was in
 /// flight, used to wait as the standby body of its key and run in the genuine run's
 /// place when that failed.
 #[tokio::test]

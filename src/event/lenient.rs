@@ -318,8 +318,10 @@ struct ListVisitor<I>(PhantomData<I>);
 /// One element of a lenient list, as [`ListVisitor`] reads it: what it keeps of the
 /// element, if anything.
 trait Item<'de>: de::Deserialize<'de> {
+    /// What the list holds of an element.
     type Kept;
-    fn kept(self) -> Option<Self::Kept>;
+    /// What the list keeps of this element; `None` skips it.
+    fn into_kept(self) -> Option<Self::Kept>;
 }
 
 /// One element of a lenient list: an object as `T`, anything else skipped.
@@ -333,14 +335,14 @@ impl<'de, T: DeserializeOwned> de::Deserialize<'de> for Element<T> {
 
 impl<'de, T: DeserializeOwned> Item<'de> for Element<T> {
     type Kept = T;
-    fn kept(self) -> Option<T> {
+    fn into_kept(self) -> Option<T> {
         self.0
     }
 }
 
 impl<'de> Item<'de> for Text {
     type Kept = String;
-    fn kept(self) -> Option<String> {
+    fn into_kept(self) -> Option<String> {
         self.0
     }
 }
@@ -354,7 +356,7 @@ impl<'de, I: Item<'de>> Visitor<'de> for ListVisitor<I> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
         while let Some(item) = seq.next_element::<I>()? {
-            items.extend(item.kept());
+            items.extend(item.into_kept());
         }
         Ok(items)
     }

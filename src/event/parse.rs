@@ -493,12 +493,12 @@ mod tests {
         assert_eq!(track["title"], "1e999", "a string is left alone");
     }
 
-    /// Review finding: serde_json (built without `float_roundtrip`) overflows on some
-    /// numbers that Rust's `f64` parse rounds to `f64::MAX`, such as
-    /// `1.7976931348623158e308` (the usual text of `f64::MAX`). The scan accepts the
-    /// body, but `replace_numbers_out_of_range` asks Rust whether a number is in range,
-    /// leaves this one, and the tolerant retry fails again: `raw_json()` is `null` for
-    /// a delivered event (the `envelope` fuzz target's assertion).
+    /// serde_json (built without `float_roundtrip`) overflows on some numbers that
+    /// Rust's `f64` parse rounds to `f64::MAX`, such as `1.7976931348623158e308` (the
+    /// usual text of `f64::MAX`). The scan accepts the body; the repair must replace
+    /// such a number as serde_json reads it, or the tolerant retry fails again and
+    /// `raw_json()` is `null` for a delivered event (the `envelope` fuzz target's
+    /// assertion).
     #[test]
     fn a_number_serde_overflows_but_rust_rounds_to_max_still_gives_a_raw_value() {
         assert!(serde_json::from_str::<serde_json::Value>("1.7976931348623158e308").is_err());
@@ -512,12 +512,11 @@ mod tests {
         assert!(!event.raw_json().is_null(), "raw_json() is null");
     }
 
-    /// Review finding, same cause: such a number in one track's `duration` makes the
-    /// scan leave the payload to serde, serde refuses it, the repair does not replace
-    /// it, and every track of the callback is lost (`1E400` in its place is read as
-    /// `None` and the tracks are kept).
+    /// Such a number in one track's `duration` makes the scan leave the payload to
+    /// serde, which refuses it: unless the repair replaces it, every track of the
+    /// callback is lost (`1E400` in its place is read as `None` and the tracks kept).
     #[test]
-    fn a_number_serde_overflows_on_does_not_cost_the_tracks() {
+    fn a_number_serde_cannot_read_does_not_cost_the_tracks() {
         for number in ["1E400", "1.7976931348623158e308"] {
             let body = format!(
                 r#"{{"code":200,"data":{{"task_id":"t","callbackType":"complete",
@@ -528,11 +527,10 @@ mod tests {
         }
     }
 
-    /// Review finding, the other direction: serde reads `1.79769313486231585e308` as
-    /// `f64::MAX`, Rust's parse as infinity. When the tolerant retry runs for another
-    /// reason (a lone surrogate elsewhere in `data`), the number serde read is replaced
-    /// by `null`: the same `duration` reads `Some` or `None` depending on an unrelated
-    /// title.
+    /// The other direction: serde reads `1.79769313486231585e308` as `f64::MAX`,
+    /// Rust's parse as infinity. When the tolerant retry runs for another reason (a
+    /// lone surrogate elsewhere in `data`), a number serde reads must be kept, or the
+    /// same `duration` reads `Some` or `None` depending on an unrelated title.
     #[test]
     fn a_number_serde_reads_is_not_replaced_by_the_repair() {
         let number = "1.79769313486231585e308";

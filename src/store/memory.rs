@@ -224,9 +224,7 @@ impl MemoryStore {
     /// Now, as [`now`](Self::now) reads it, and now plus `duration` rounded up (the
     /// lease or TTL never ends early), from one reading of the clock.
     fn now_and_deadline(&self, duration: Duration) -> (Ticks, Ticks) {
-        let elapsed = self.inner.epoch.elapsed().as_nanos();
-        let deadline = to_ticks(elapsed.saturating_add(duration.as_nanos()), true);
-        (to_ticks(elapsed, false), deadline)
+        now_and_deadline_at(self.inner.epoch.elapsed().as_nanos(), duration)
     }
 
     /// The key's four fields, hashed without copying them (`str` hashes end with a
@@ -510,6 +508,13 @@ fn to_ticks(nanos: u128, round_up: bool) -> Ticks {
     Ticks::try_from(ticks).unwrap_or(Ticks::MAX)
 }
 
+/// [`MemoryStore::now_and_deadline`] at `elapsed` nanoseconds since the store's epoch:
+/// now rounded down, now plus `duration` rounded up.
+fn now_and_deadline_at(elapsed: u128, duration: Duration) -> (Ticks, Ticks) {
+    let deadline = to_ticks(elapsed.saturating_add(duration.as_nanos()), true);
+    (to_ticks(elapsed, false), deadline)
+}
+
 /// The shards hold plain data and run no user code under the lock, so a poisoned
 /// lock still guards consistent entries.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -618,7 +623,22 @@ mod tests {
         let store = MemoryStore::new();
         let (now, deadline) = store.now_and_deadline(Duration::from_nanos(1));
         assert!(deadline > now);
-        assert!(now <= store.now(), "now is read as `now` reads it");
+        // One reading of the clock: now rounded down, the deadline rounded up.
+        let nanos = |d: Duration| d.as_nanos();
+        let one_ns = Duration::from_nanos(1);
+        assert_eq!(
+            now_and_deadline_at(tick, one_ns),
+            (1, 2),
+            "on a tick boundary"
+        );
+        assert_eq!(now_and_deadline_at(tick - 1, one_ns), (0, 1));
+        assert_eq!(now_and_deadline_at(tick + 1, Duration::ZERO), (1, 2));
+        assert_eq!(now_and_deadline_at(tick, Duration::ZERO), (1, 1));
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            now_and_deadline_at(3 * tick + 1, second),
+            (3, to_ticks(3 * tick + 1 + nanos(second), true))
+        );
     }
 
     #[test]

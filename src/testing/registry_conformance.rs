@@ -244,7 +244,8 @@ where
     let task = unique_task("restart", TaskFamily::Video, 7);
     first.expect(task.clone(), 1).await.expect("expect");
     let second = reopen(first).await;
-    let taken = second.take_due(100, 2, LATER).await.expect("take_due");
+    // Due at 1, taken at 2, among up to 1000 due tasks, leased for a second.
+    let taken = second.take_due(2, 1_000, 1_000).await.expect("take_due");
     assert_eq!(
         only(taken, &[&task]),
         std::slice::from_ref(&task),
