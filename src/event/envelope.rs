@@ -144,7 +144,8 @@ impl Found {
 
 /// The index of `key` among `names`, decoding its escapes if it has any (as serde
 /// matches a field name).
-fn key_index(names: &[&str], key: &[u8], escaped: bool) -> Option<usize> {
+#[inline]
+pub(super) fn key_index(names: &[&str], key: &[u8], escaped: bool) -> Option<usize> {
     if !escaped {
         return names.iter().position(|name| name.as_bytes() == key);
     }

@@ -110,7 +110,7 @@ fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
         tracing::debug!("callback payload unreadable (a repeated `msg`); delivered untyped");
         return P::default();
     }
-    let Some(data) = parts.data.clone().and_then(|range| raw.get(range)) else {
+    let Some(data) = data_of(raw, parts) else {
         return P::default();
     };
     // Checked as UTF-8 once, the text is parsed without checking each string again.
@@ -133,14 +133,16 @@ fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
 /// The music payload: read with the scanner when `data` is UTF-8 and the scan can
 /// decide (the common case), else as every other payload.
 fn read_music(raw: &[u8], parts: &Parts) -> MusicPayload {
-    let scanned = parts
-        .data
-        .clone()
+    let scanned = data_of(raw, parts)
         .filter(|_| !parts.repeated)
-        .and_then(|range| raw.get(range))
         .and_then(|data| std::str::from_utf8(data).ok())
         .and_then(MusicPayload::scan);
     scanned.unwrap_or_else(|| read(raw, parts))
+}
+
+/// The bytes of `data` in `raw`, where the envelope found it.
+fn data_of<'a>(raw: &'a [u8], parts: &Parts) -> Option<&'a [u8]> {
+    parts.data.clone().and_then(|range| raw.get(range))
 }
 
 /// The typed event of a verified body whose envelope has been read: only `msg` and

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use super::lenient;
-use super::scan::{ScanError, Scanner};
+use super::scan::Scanner;
 use super::track::Track;
 
 /// The typed content of a callback, by family. A failure carries what its body has
@@ -80,33 +80,31 @@ impl MusicPayload {
         let mut payload = Self::default();
         let (mut seen_data, mut seen_error) = (false, false);
         let mut scanner = Scanner::new(data.as_bytes());
-        let read = scanner.document(|scanner, key, escaped| {
-            let left_to_serde = ScanError::Syntax("left to serde", scanner.position());
-            match (key, escaped) {
-                (_, true) => Err(left_to_serde),
-                (b"data", _) if std::mem::replace(&mut seen_data, true) => Err(left_to_serde),
-                (b"error", _) if std::mem::replace(&mut seen_error, true) => Err(left_to_serde),
-                (b"data", _) if scanner.peek() == Some(b'[') => {
-                    let depth = scanner.open(1)?;
-                    scanner.array(|scanner, _| {
-                        if scanner.peek() == Some(b'{') {
-                            payload.data.push(Track::scan(scanner, data, depth)?);
-                            Ok(())
-                        } else {
-                            scanner.value(depth).map(drop)
-                        }
-                    })
-                }
-                (b"error", _) => {
-                    let range = scanner.value(1)?;
-                    let value = data.get(range).ok_or(left_to_serde)?;
-                    let error = lenient::read_value(value, |d| lenient::string(d));
-                    payload.error = error
-                        .ok_or_else(|| ScanError::Syntax("left to serde", scanner.position()))?;
-                    Ok(())
-                }
-                _ => scanner.value(1).map(drop),
+        let read = scanner.document(|scanner, key, escaped| match (key, escaped) {
+            (_, true) => Err(scanner.left_to_serde()),
+            (b"data", _) if std::mem::replace(&mut seen_data, true) => Err(scanner.left_to_serde()),
+            (b"error", _) if std::mem::replace(&mut seen_error, true) => {
+                Err(scanner.left_to_serde())
             }
+            (b"data", _) if scanner.peek() == Some(b'[') => {
+                let depth = scanner.open(1)?;
+                scanner.array(|scanner, _| {
+                    if scanner.peek() == Some(b'{') {
+                        payload.data.push(Track::scan(scanner, data, depth)?);
+                        Ok(())
+                    } else {
+                        scanner.value(depth).map(drop)
+                    }
+                })
+            }
+            (b"error", _) => {
+                let range = scanner.value(1)?;
+                let value = data.get(range).ok_or_else(|| scanner.left_to_serde())?;
+                let error = lenient::read_value(value, |d| lenient::string(d));
+                payload.error = error.ok_or_else(|| scanner.left_to_serde())?;
+                Ok(())
+            }
+            _ => scanner.value(1).map(drop),
         });
         read.ok().map(|()| payload)
     }

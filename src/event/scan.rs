@@ -134,6 +134,13 @@ impl<'a> Scanner<'a> {
         self.at
     }
 
+    /// The error of a reader that leaves what is at the cursor to serde (an escaped
+    /// key, a duplicated member, a value it does not read itself): its caller then
+    /// reads the whole value with serde, which decides.
+    pub(crate) fn left_to_serde(&self) -> ScanError {
+        ScanError::Syntax("left to serde", self.at)
+    }
+
     /// Skips the value at the cursor (whitespace before it skipped), checked, held by a
     /// container at nesting `depth`; returns where it lies.
     pub(crate) fn value(&mut self, depth: usize) -> Result<Range<usize>, ScanError> {

@@ -6,6 +6,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
+use super::envelope::key_index;
 use super::lenient;
 use super::scan::{ScanError, Scanner};
 
@@ -65,6 +66,9 @@ const PROMPT: usize = 7;
 const MODEL_NAME: usize = 8;
 const TITLE: usize = 9;
 const TAGS: usize = 10;
+/// The indices in `FIELDS` of the two fields that are not text.
+const CREATE_TIME: usize = TEXT_FIELDS.len();
+const DURATION: usize = TEXT_FIELDS.len() + 1;
 
 /// Every field, as serialized.
 const FIELDS: [&str; 13] = [
@@ -149,26 +153,12 @@ impl Track {
     }
 }
 
-/// The index in `FIELDS` of a member named `key`, as `FieldVisitor` matches it.
-fn field_index(key: &[u8]) -> Option<usize> {
-    match key {
-        b"createTime" => Some(TEXT_FIELDS.len()),
-        b"duration" => Some(TEXT_FIELDS.len() + 1),
-        _ => TEXT_FIELDS.iter().position(|field| field.as_bytes() == key),
-    }
-}
-
 /// A scanned JSON number that is a plain integer of at most 18 digits
 /// (`-?[0-9]{1,18}`): read exactly, as serde reads it, without serde.
 fn plain_integer(number: &str) -> Option<i64> {
     let digits = number.strip_prefix('-').unwrap_or(number);
     let plain = (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
     plain.then(|| number.parse().ok()).flatten()
-}
-
-/// Why the scan leaves a track to serde: the one reading that decides.
-fn let_serde_decide(scanner: &Scanner<'_>) -> ScanError {
-    ScanError::Syntax("left to serde", scanner.position())
 }
 
 impl Track {
@@ -188,48 +178,48 @@ impl Track {
         let depth = scanner.open(depth)?;
         scanner.object(|scanner, key, escaped| {
             if escaped {
-                return Err(let_serde_decide(scanner));
+                return Err(scanner.left_to_serde());
             }
-            let Some(index) = field_index(key) else {
+            let Some(index) = key_index(&FIELDS, key, false) else {
                 return scanner.value(depth).map(drop);
             };
             if std::mem::replace(&mut seen[index], true) {
                 return Err(ScanError::Duplicate(FIELDS[index]));
             }
-            if index == TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
+            if index <= CREATE_TIME && scanner.peek() == Some(b'"') {
+                // A string: its text as it is, or, with escapes, read by serde.
                 let (content, escaped) = scanner.string()?;
                 let quoted = content.start - 1..content.end + 1;
-                let read = match text.get(if escaped { quoted } else { content }) {
-                    Some(plain) if !escaped => Some(lenient::create_time_text(plain)),
-                    Some(quoted) => lenient::read_value(quoted, |d| lenient::create_time(d)),
-                    None => None,
+                let read = match (index, escaped) {
+                    (CREATE_TIME, false) => text
+                        .get(content)
+                        .map(|plain| track.create_time = lenient::create_time_text(plain)),
+                    (CREATE_TIME, true) => text
+                        .get(quoted)
+                        .and_then(|quoted| lenient::read_value(quoted, |d| lenient::create_time(d)))
+                        .map(|time| track.create_time = time),
+                    (_, false) => text.get(content).map(|plain| {
+                        track.spans[index] = AppendText(&mut track.text).append(plain);
+                    }),
+                    (_, true) => text
+                        .get(quoted)
+                        .and_then(|quoted| {
+                            lenient::read_value(quoted, |d| {
+                                AppendText(&mut track.text).deserialize(d)
+                            })
+                        })
+                        .map(|span| track.spans[index] = span),
                 };
-                track.create_time = read.ok_or_else(|| let_serde_decide(scanner))?;
-                return Ok(());
-            }
-            if index < TEXT_FIELDS.len() && scanner.peek() == Some(b'"') {
-                let (content, escaped) = scanner.string()?;
-                if !escaped {
-                    let value = text.get(content).ok_or_else(|| let_serde_decide(scanner))?;
-                    track.spans[index] = AppendText(&mut track.text).append(value);
-                    return Ok(());
-                }
-                let quoted = text
-                    .get(content.start - 1..content.end + 1)
-                    .ok_or_else(|| let_serde_decide(scanner))?;
-                track.spans[index] =
-                    lenient::read_value(quoted, |d| AppendText(&mut track.text).deserialize(d))
-                        .ok_or_else(|| let_serde_decide(scanner))?;
-                return Ok(());
+                return read.ok_or_else(|| scanner.left_to_serde());
             }
             let range = scanner.value(depth)?;
-            let value = text.get(range).ok_or_else(|| let_serde_decide(scanner))?;
+            let value = text.get(range).ok_or_else(|| scanner.left_to_serde())?;
             let read = match index {
                 _ if index < TEXT_FIELDS.len() => {
                     lenient::read_value(value, |d| AppendText(&mut track.text).deserialize(d))
                         .map(|span| track.spans[index] = span)
                 }
-                _ if index == TEXT_FIELDS.len() => match plain_integer(value) {
+                CREATE_TIME => match plain_integer(value) {
                     Some(millis) => {
                         track.create_time = Some(CreateTime::EpochMillis(millis));
                         Some(())
@@ -240,7 +230,7 @@ impl Track {
                 _ => lenient::read_value(value, |d| lenient::float(d))
                     .map(|duration| track.duration = duration),
             };
-            read.ok_or_else(|| let_serde_decide(scanner))
+            read.ok_or_else(|| scanner.left_to_serde())
         })?;
         track.fit_text();
         Ok(track)
@@ -361,8 +351,8 @@ impl<'de> Visitor<'de> for TrackVisitor {
         while let Some(field) = map.next_key::<Field>()? {
             let index = match field {
                 Field::Text(index) => index,
-                Field::CreateTime => TEXT_FIELDS.len(),
-                Field::Duration => TEXT_FIELDS.len() + 1,
+                Field::CreateTime => CREATE_TIME,
+                Field::Duration => DURATION,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
