@@ -94,8 +94,8 @@ struct ReadmeDoctests;
 pub use crate::dispatch::Route;
 pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
-    CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, LyricsPayload,
-    LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
+    ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument,
+    LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
     SeparationPayload, Stage, Stem, Track, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
 };
 pub use crate::intake::{DEFAULT_BODY_LIMIT, PeerAddr};

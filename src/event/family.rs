@@ -123,3 +123,51 @@ impl fmt::Display for Outcome {
         f.write_str(self.as_str())
     }
 }
+
+/// Which of the provider's APIs a task was created through, and so what shape its
+/// callbacks and task details have.
+///
+/// ```
+/// use suno_callback::ApiRoute;
+///
+/// assert_eq!(ApiRoute::Jobs.as_str(), "jobs");
+/// assert_eq!(ApiRoute::from_name("classic"), Some(ApiRoute::Classic));
+/// assert_eq!(ApiRoute::default(), ApiRoute::Classic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ApiRoute {
+    /// One endpoint per family (`/api/v1/generate`, `/api/v1/wav/generate`, …), the
+    /// provider's "old version" pages: callbacks carry `data.callbackType` or the
+    /// family's own fields.
+    #[default]
+    Classic,
+    /// The generic jobs route (`POST /api/v1/jobs/createTask` with a `model` name):
+    /// callbacks carry `data.model`, `data.state` and `data.resultJson`.
+    Jobs,
+}
+
+impl ApiRoute {
+    /// `"classic"` or `"jobs"`, as registries store it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApiRoute::Classic => "classic",
+            ApiRoute::Jobs => "jobs",
+        }
+    }
+
+    /// The route named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn from_name(name: &str) -> Option<ApiRoute> {
+        match name {
+            "classic" => Some(ApiRoute::Classic),
+            "jobs" => Some(ApiRoute::Jobs),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub(crate) use envelope::Envelope;
 pub use failure::FailureReason;
-pub use family::{Family, Outcome};
+pub use family::{ApiRoute, Family, Outcome};
 pub use parse::ParseError;
 pub use payload::{
     CoverPayload, Instrument, LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note,
@@ -91,6 +91,7 @@ struct Meta {
     family: Family,
     stage: Stage,
     outcome: Outcome,
+    route: ApiRoute,
     code: i64,
     msg: Option<String>,
     raw: Bytes,
@@ -103,6 +104,7 @@ impl fmt::Debug for Meta {
             .field("family", &self.family)
             .field("stage", &self.stage)
             .field("outcome", &self.outcome)
+            .field("route", &self.route)
             .field("code", &self.code)
             .field("msg", &self.msg)
             .field("raw_len", &self.raw.len())
@@ -187,6 +189,12 @@ impl CallbackEvent {
     /// Success or failure.
     pub fn outcome(&self) -> Outcome {
         self.meta.outcome
+    }
+
+    /// Which of the provider's APIs the task was created through, as the callback's
+    /// shape tells it.
+    pub fn api_route(&self) -> ApiRoute {
+        self.meta.route
     }
 
     /// Whether the callback reports a failure.

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::envelope::{Envelope, Parts, decode_msg};
+use super::family::ApiRoute;
 use super::family::Family;
 use super::payload::{MusicPayload, Payload};
 use super::{CallbackEvent, Meta, Stage};
@@ -171,6 +172,7 @@ pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
             task_id: envelope.task_id,
             family: envelope.family,
             outcome: envelope.outcome,
+            route: ApiRoute::Classic,
             code: envelope.code,
             msg,
             raw,
