@@ -27,6 +27,8 @@ mod lenient;
 mod markers;
 mod model;
 mod payload;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod reference;
 mod scan;
 mod shape;
 mod stage;
