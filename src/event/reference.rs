@@ -117,7 +117,8 @@ pub fn envelope_readers_agree(body: &[u8]) -> Result<(), String> {
 ///
 /// Both payloads, when they differ.
 pub fn music_payload_agrees(body: &[u8]) -> Result<(), String> {
-    let Ok(envelope) = super::envelope::Envelope::parse(body, Some(super::Family::Music)) else {
+    let Ok(envelope) = super::envelope::Envelope::parse(body, Some(super::family::Family::Music))
+    else {
         return Ok(());
     };
     let Some(data) = envelope.parts.data.and_then(|range| body.get(range)) else {
@@ -155,8 +156,9 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-fn view_of_found(raw: &[u8], found: &Found) -> Result<EnvelopeView, super::ParseError> {
-    let text = |range| Ok::<_, super::ParseError>(decode::<Text>(raw, range)?.and_then(|t| t.0));
+fn view_of_found(raw: &[u8], found: &Found) -> Result<EnvelopeView, super::error::ParseError> {
+    let text =
+        |range| Ok::<_, super::error::ParseError>(decode::<Text>(raw, range)?.and_then(|t| t.0));
     Ok(EnvelopeView {
         code: decode::<Integer>(raw, found.top.get(Top::Code))?.and_then(|i| i.0),
         task_ids: [
