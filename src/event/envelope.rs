@@ -9,6 +9,11 @@
 //! pass also records where `msg` and `data` are, so the typed event of a verified
 //! request ([`super::CallbackEvent::build`]) parses only them, once, without reading the
 //! body again.
+//!
+//! The pass is hand-written rather than a serde derive with `IgnoredAny` because it
+//! costs fewer instructions (13,013 against 16,435 for a two-track callback), gives the
+//! ranges the typed event reads, and keeps the depth limit; `reference` holds the
+//! serde-derived definition it is tested and fuzzed against, and the figures.
 
 use std::ops::Range;
 

@@ -10,16 +10,25 @@
 //!
 //! # Why the hand-written pass stays
 //!
-//! Measured in one run of `cargo bench --bench pipeline -- envelope/` (criterion, on the
-//! shared two-core machine; the music fixture `add_instrumental_complete.json`, 2 tracks,
-//! 2.7 kB, and the jobs-route `music_generate_success.json`, 2.2 kB): see the figures in
-//! `BENCHMARKS.md` ("envelope: scan or serde"). The scan is faster because it decodes
-//! nothing it does not keep (serde's derive matches every key through a visitor and
-//! reads every marker's value, where the scan records a range), and because it also
-//! records where `msg` and `data` lie, which the derive cannot without
-//! `serde_json/raw_value`; and the derive needs a second pass besides: serde_json skips
-//! an ignored value without a depth limit, so a body nested deeper than a
-//! `serde_json::Value` can be built would be accepted by it and give no `raw_json()`.
+//! Both readers measured in one run of `benches/envelope.sh` (callgrind, instructions
+//! per read of the view, so steady on a shared machine; the same fixtures as the
+//! `envelope/` group of `benches/pipeline.rs`):
+//!
+//! | body | scan | serde | serde / scan |
+//! |---|---:|---:|---:|
+//! | classic music, 2 tracks (`music/add_instrumental_complete.json`, 2.7 kB) | 13,013 | 16,435 | 1.26 |
+//! | jobs route, 2 tracks in `resultJson` (`market/music_generate_success.json`) | 17,891 | 21,506 | 1.20 |
+//! | classic wav (`wav/success.json`) | 3,913 | 4,007 | 1.02 |
+//!
+//! The serde version is slower though it does less: serde's derive matches every key
+//! through its visitors where the scan compares bytes, and it gives no ranges, so the
+//! typed event would have to parse the body again from its start (the scan records
+//! where `msg` and `data` lie), or the crate take on `serde_json/raw_value`; and it
+//! lacks the depth limit: serde_json skips an ignored value without one, so a body
+//! nested deeper than a `serde_json::Value` can be built would pass it and give no
+//! `raw_json()`, and a second pass would be needed for that alone. Criterion's timings
+//! of the same run (`cargo bench --bench pipeline -- envelope/`) go the same way on the
+//! jobs and wav bodies and are too noisy on a loaded machine to tell the classic one.
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
