@@ -561,6 +561,19 @@ impl SunoCallbacksBuilder {
     }
 
     /// Checks the configuration and builds the receiver.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] when:
+    ///
+    /// - nothing verifies callbacks (no key, no verifier) and
+    ///   [`dangerously_accept_unverified_callbacks`](Self::dangerously_accept_unverified_callbacks)
+    ///   was not called ([`BuildError::is_no_verification`]);
+    /// - a key is empty ([`BuildError::is_empty_key`]);
+    /// - a setting is out of range ([`BuildError::is_invalid_setting`]): a zero handler timeout, store timeout, done TTL
+    ///   or body limit; a claim lease not longer than the handler timeout plus the
+    ///   store timeout; a done TTL shorter than a signature can be replayed (twice the
+    ///   timestamp tolerance plus [`BINDING_MARGIN`](crate::verify::BINDING_MARGIN)).
     pub fn build(self) -> Result<SunoCallbacks, BuildError> {
         let timing = self.timing;
         if timing.handler_timeout.is_zero() {
