@@ -13,8 +13,10 @@ use super::future::SunoCallbackFuture;
 use super::service::CallbackService;
 use crate::error::BoxError;
 
-/// A layer that answers callbacks on one path and passes every other request to the
-/// wrapped service. Made by [`SunoCallbacks::layer_at`](crate::SunoCallbacks::layer_at).
+/// A layer that answers callbacks on one path and one segment below it
+/// (`/callbacks/suno/wav`, ...), and passes every other request to the wrapped
+/// service. Made by [`SunoCallbacks::layer_at`](crate::SunoCallbacks::layer_at), whose
+/// docs say which paths it answers and how to mount it inside axum's `Router::nest`.
 ///
 /// ```
 /// use axum::{Router, routing::get};
