@@ -334,6 +334,28 @@ async fn nested_under_axum_nest_every_mounting_answers_alike() {
     }
 }
 
+/// What the README warns of: a layer on a router given to `Router::nest` never sees a
+/// callback, since axum drops the nested router's fallback. Should axum change that,
+/// this fails and the README's warning goes.
+#[tokio::test]
+async fn a_layer_on_a_router_given_to_nest_sees_no_callback() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let callbacks = recording_receiver(&seen);
+    let api = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .layer(callbacks.layer_at(PATH));
+    let addr = mounted::serve_axum(Router::new().nest("/api", api)).await;
+    for path in [format!("/api{PATH}"), format!("/api{PATH}/wav")] {
+        let answer = http_send(
+            addr,
+            common::signed_to(&path, callback_body("nest-inner", "complete", 200)),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(seen.lock().expect("lock").is_empty());
+}
+
 #[tokio::test]
 async fn router_at_and_layer_at_answer_the_same_paths() {
     let seen = Arc::new(Mutex::new(Vec::new()));
