@@ -95,8 +95,8 @@ impl SunoCallbacks {
     /// axum's `Router::nest`, a request reaches a nested router's layers only on a
     /// route of that router (the nested router's fallback is dropped): put the layer on
     /// the outer router with the full path, nest with `nest_service`, or merge the
-    /// routes of [`router_at`](Self::router_at) (feature `axum`) into the nested
-    /// router. See the README's "Mounting".
+    /// routes of `router_at` (feature `axum`) into the nested router. See the README's
+    /// "Mounting".
     pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
         SunoCallbackLayer::new(path.into(), self.service())
     }
