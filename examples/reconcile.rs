@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use axum::Router;
 use common::PATH;
-use suno_callback::provider::{ConfirmMode, ProviderClient, Reconciler, TaskFamily};
+use suno_callback::Family;
+use suno_callback::provider::{ConfirmMode, ProviderClient, Reconciler};
 use suno_callback::verify::IpAllowlist;
 use suno_callback::{CallbackEvent, EventSource, SunoCallbacks};
 use tokio::net::TcpListener;
@@ -83,7 +84,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// `SUNO_EXPECT`: `family:task_id` pairs.
-fn expected_tasks() -> Result<Vec<(String, TaskFamily)>, Box<dyn Error>> {
+fn expected_tasks() -> Result<Vec<(String, Family)>, Box<dyn Error>> {
     let Ok(list) = std::env::var("SUNO_EXPECT") else {
         return Ok(Vec::new());
     };
@@ -94,7 +95,7 @@ fn expected_tasks() -> Result<Vec<(String, TaskFamily)>, Box<dyn Error>> {
             let (family, task_id) = pair
                 .split_once(':')
                 .ok_or_else(|| format!("SUNO_EXPECT: {pair:?} is not family:task_id"))?;
-            Ok((task_id.trim().to_owned(), family.parse::<TaskFamily>()?))
+            Ok((task_id.trim().to_owned(), family.parse::<Family>()?))
         })
         .collect()
 }

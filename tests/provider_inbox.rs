@@ -21,9 +21,10 @@ use common::Counter;
 use fake_provider::{FakeProvider, Reply, provider_fixture};
 use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
 use libtest_mimic::Arguments;
+use suno_callback::Family;
 use suno_callback::SunoCallbacks;
 use suno_callback::inbox::Inbox;
-use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskFamily, TaskRegistry};
+use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskRegistry};
 use suno_callback::testing::registry_conformance;
 
 async fn conformance(db: &Db) {
@@ -65,7 +66,7 @@ async fn an_unknown_family_in_the_table_is_skipped(db: &Db) {
     let inbox = db.inbox(Inbox::builder()).await;
     let registry = inbox.task_registry();
     registry
-        .expect(ExpectedTask::new("good", TaskFamily::Wav, 1), 0)
+        .expect(ExpectedTask::new("good", Family::Wav, 1), 0)
         .await
         .expect("expect");
     db.exec(
@@ -75,7 +76,7 @@ async fn an_unknown_family_in_the_table_is_skipped(db: &Db) {
     .await;
     assert_eq!(
         registry.take_due(5, 10, 10).await.expect("take_due"),
-        [ExpectedTask::new("good", TaskFamily::Wav, 1)]
+        [ExpectedTask::new("good", Family::Wav, 1)]
     );
     assert_eq!(registry.family_of("odd").await.expect("family_of"), None);
     inbox.close().await;
@@ -109,7 +110,7 @@ async fn the_reconciler_polls_through_the_inbox_registry(db: &Db) {
         [Reply::ok(provider_fixture("music_success", "inbox-task"))],
     );
     reconciler
-        .expect("inbox-task", TaskFamily::Music)
+        .expect("inbox-task", Family::Music)
         .await
         .expect("expect");
     assert_eq!(

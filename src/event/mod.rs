@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub(crate) use envelope::Envelope;
 pub use failure::FailureReason;
-pub use family::{ApiRoute, Family, Outcome};
+pub use family::{ApiRoute, Family, Outcome, UnknownFamily};
 pub use parse::ParseError;
 pub use payload::{
     CoverPayload, Instrument, LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note,

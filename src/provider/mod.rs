@@ -11,6 +11,8 @@
 //! | module | job |
 //! |---|---|
 //! | `client` | [`ProviderClient`]: requests, retries, timeouts |
+//! | `family` | where each family's (and the jobs route's) task details are |
+//! | `submit` | [`JobsTask`], [`SubmitError`]: creating a jobs-route task |
 //! | `rate` | the global and per-task request rates |
 //! | `status`, `answer` | [`TaskStatus`], [`TaskAnswer`]: reading an answer |
 //! | `map` | [`SyntheticCallback`]: an answer as a callback body |
@@ -31,6 +33,7 @@ mod registry;
 #[cfg(feature = "redis")]
 mod registry_redis;
 mod status;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +45,7 @@ pub use client::{
 };
 pub use confirm::ConfirmMode;
 pub use error::{AnswerError, ProviderError};
-pub use family::{TaskFamily, UnknownFamily};
+pub use family::record_info_path;
 pub use map::{Outcome, SyntheticCallback};
 pub use reconcile::{
     DEFAULT_MAX_AGE, DEFAULT_MAX_RECONCILE_INTERVAL, DEFAULT_RECONCILE_AFTER,
@@ -56,7 +59,9 @@ pub use registry::{
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use registry_redis::{DEFAULT_REGISTRY_PREFIX, RedisRegistry};
 pub use status::TaskStatus;
+pub use submit::{JobsTask, SubmitError};
 
+pub(crate) use family::stored_family;
 pub(crate) use map::is_final;
 
 use bytes::Bytes;
@@ -111,7 +116,8 @@ impl ProviderHooks {
         };
         reused
             || stage.mode.applies_to_all()
-            || TaskFamily::from_family(family).is_none_or(|family| stage.mode.applies_to(family))
+            || family == crate::Family::Unknown
+            || stage.mode.applies_to(family)
     }
 
     /// The confirm stage on a verified callback (`reused`: its signature was first

@@ -11,8 +11,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::family::TaskFamily;
 use crate::error::BoxError;
+use crate::event::{ApiRoute, Family};
 
 /// A boxed future of a registry call.
 pub type RegistryFuture<'a, T> =
@@ -30,37 +30,57 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One expected task.
+/// One expected task: its id, family and route, and when it was registered.
 ///
 /// ```
-/// use suno_callback::provider::{ExpectedTask, TaskFamily};
+/// use suno_callback::{ApiRoute, Family};
+/// use suno_callback::provider::ExpectedTask;
 ///
-/// let task = ExpectedTask::new("2fac7b1e", TaskFamily::Music, 1_700_000_000_000);
+/// let task = ExpectedTask::new("2fac7b1e", Family::Music, 1_700_000_000_000);
 /// assert_eq!(task.task_id(), "2fac7b1e");
-/// assert_eq!(task.family(), TaskFamily::Music);
+/// assert_eq!(task.family(), Family::Music);
+/// assert_eq!(task.route(), ApiRoute::Classic);
+/// let jobs = task.with_route(ApiRoute::Jobs);
+/// assert_eq!(jobs.route(), ApiRoute::Jobs);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedTask {
     task_id: String,
-    family: TaskFamily,
+    family: Family,
+    route: ApiRoute,
     registered_at_ms: u64,
 }
 
 impl ExpectedTask {
-    /// A task of `family`, registered at `registered_at_ms` (Unix milliseconds).
-    pub fn new(task_id: impl Into<String>, family: TaskFamily, registered_at_ms: u64) -> Self {
+    /// A task of `family` created on the classic route, registered at
+    /// `registered_at_ms` (Unix milliseconds).
+    pub fn new(task_id: impl Into<String>, family: Family, registered_at_ms: u64) -> Self {
         Self {
             task_id: task_id.into(),
             family,
+            route: ApiRoute::Classic,
             registered_at_ms,
         }
+    }
+    /// The same task, created on `route`. A jobs-route task is polled at
+    /// `/api/v1/jobs/recordInfo` whatever its family (which may be
+    /// [`Family::Unknown`]: the answer's model tells it); a classic one at its
+    /// family's endpoint.
+    #[must_use]
+    pub fn with_route(mut self, route: ApiRoute) -> Self {
+        self.route = route;
+        self
+    }
+    /// The route the task was created through.
+    pub fn route(&self) -> ApiRoute {
+        self.route
     }
     /// The task id.
     pub fn task_id(&self) -> &str {
         &self.task_id
     }
     /// The task's family.
-    pub fn family(&self) -> TaskFamily {
+    pub fn family(&self) -> Family {
         self.family
     }
     /// When it was registered, in Unix milliseconds.
@@ -103,6 +123,8 @@ impl std::error::Error for RegistryError {
 /// share one registry.
 pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
     /// Registers `task`, first due at `due_ms`. Registering it again replaces it.
+    /// Everything the task holds (id, family, route, registration time) comes back
+    /// from [`take_due`](Self::take_due) as it was given.
     fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()>;
 
     /// Takes at most `limit` tasks due at `now_ms` and leases them: none of them is due
@@ -121,7 +143,7 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
     fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()>;
 
     /// The family of a registered task.
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>>;
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>>;
 }
 
 /// A shared registry: the receiver and your own code can hold the same one.
@@ -143,7 +165,7 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
     fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
         (**self).done(task_id)
     }
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>> {
         (**self).family_of(task_id)
     }
 }
@@ -152,11 +174,12 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
 /// 100 000); registering more fails.
 ///
 /// ```
-/// use suno_callback::provider::{ExpectedTask, MemoryRegistry, TaskFamily, TaskRegistry};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{ExpectedTask, MemoryRegistry, TaskRegistry};
 ///
 /// # async fn run() -> Result<(), suno_callback::provider::RegistryError> {
 /// let registry = MemoryRegistry::new();
-/// registry.expect(ExpectedTask::new("t1", TaskFamily::Wav, 0), 10).await?;
+/// registry.expect(ExpectedTask::new("t1", Family::Wav, 0), 10).await?;
 /// assert!(registry.take_due(9, 10, 1_000).await?.is_empty());
 /// assert_eq!(registry.take_due(10, 10, 1_000).await?.len(), 1);
 /// // Leased: not due again before 1 010.
@@ -265,7 +288,7 @@ impl TaskRegistry for MemoryRegistry {
         Box::pin(async { Ok(()) })
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>> {
         let family = self.lock().get(task_id).map(|(task, _)| task.family);
         Box::pin(async move { Ok(family) })
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
-use super::family::TaskFamily;
+use super::family::stored_family;
 use super::registry::{ExpectedTask, RegistryError, RegistryFuture, TaskRegistry};
+use crate::event::{ApiRoute, Family};
 
 /// The key prefix by default.
 pub const DEFAULT_REGISTRY_PREFIX: &str = "suno-callback:expected";
@@ -35,7 +36,7 @@ return out
 ";
 
 /// A [`TaskRegistry`] in Redis: a sorted set of task ids by due time
-/// (`<prefix>:due`) and a hash of their family and registration time
+/// (`<prefix>:due`) and a hash of their family, registration time and route
 /// (`<prefix>:tasks`). Taking due tasks moves them a lease ahead in the same Lua
 /// script, which is the per-task lease: a replica that dies mid-poll leaves the task
 /// due again when the lease ends.
@@ -107,18 +108,24 @@ impl RedisRegistry {
     }
 }
 
-/// `family:registered_at_ms`, the hash's value.
+/// `family:registered_at_ms`, the hash's value, followed by `:jobs` for a jobs-route
+/// task (a classic one keeps the value of the versions that kept no route).
 fn encode(task: &ExpectedTask) -> String {
-    format!("{}:{}", task.family(), task.registered_at_ms())
+    match task.route() {
+        ApiRoute::Classic => format!("{}:{}", task.family(), task.registered_at_ms()),
+        route => format!("{}:{}:{route}", task.family(), task.registered_at_ms()),
+    }
 }
 
 fn decode(task_id: String, info: &str) -> Option<ExpectedTask> {
-    let (family, at) = info.split_once(':')?;
-    Some(ExpectedTask::new(
-        task_id,
-        family.parse().ok()?,
-        at.parse().ok()?,
-    ))
+    let mut parts = info.splitn(3, ':');
+    let family = stored_family(parts.next()?)?;
+    let at = parts.next()?.parse().ok()?;
+    let route = match parts.next() {
+        None => ApiRoute::Classic,
+        Some(route) => ApiRoute::from_name(route)?,
+    };
+    Some(ExpectedTask::new(task_id, family, at).with_route(route))
 }
 
 impl TaskRegistry for RedisRegistry {
@@ -188,7 +195,7 @@ impl TaskRegistry for RedisRegistry {
         })
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let mut command = redis::cmd("HGET");
