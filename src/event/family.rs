@@ -86,47 +86,6 @@ impl Family {
     }
 }
 
-impl Family {
-    /// The family of a jobs-route model name (`ai-music-api/generate` is
-    /// [`Family::Music`]); [`Family::Unknown`] for a name outside the table (another
-    /// provider's model, a Suno model added later): never guessed as another family.
-    ///
-    /// ```
-    /// use suno_callback::Family;
-    ///
-    /// assert_eq!(Family::from_jobs_model("ai-music-api/extend"), Family::Music);
-    /// assert_eq!(Family::from_jobs_model("ai-music-api/convert-to-wav-format"), Family::Wav);
-    /// assert_eq!(Family::from_jobs_model("sora-2-text-to-video"), Family::Unknown);
-    /// ```
-    pub fn from_jobs_model(model: &str) -> Family {
-        let Some(name) = model.trim().strip_prefix("ai-music-api/") else {
-            return Family::Unknown;
-        };
-        match name {
-            "generate"
-            | "extend"
-            | "upload-and-cover-audio"
-            | "upload-and-extend-audio"
-            | "add-instrumental"
-            | "add-vocals"
-            | "mashup"
-            | "replace-section"
-            | "sounds"
-            | "suno-recovery-audio" => Family::Music,
-            "generate-lyrics" | "timeStamped-lyrics" => Family::Lyrics,
-            "convert-to-wav-format" => Family::Wav,
-            "separate-vocals" => Family::Separation,
-            "generate-midi-from-audio" => Family::Midi,
-            "create-music-video" => Family::Video,
-            "cover-generate" => Family::Cover,
-            "validation-phrase" | "regenerate-phrase" | "create-voice" | "check-voice" => {
-                Family::Voice
-            }
-            _ => Family::Unknown,
-        }
-    }
-}
-
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

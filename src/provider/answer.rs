@@ -154,7 +154,7 @@ impl TaskAnswer {
     /// Reads an answer of the jobs route's endpoint (`/api/v1/jobs/recordInfo`): the
     /// status from `data.state` (`waiting`, `queuing`, `generating` pending;
     /// `success`, `fail` final), the family from `data.model`
-    /// ([`Family::from_jobs_model`]), the reason of a failure from `failCode` and
+    /// ([`Family::from_model`]), the reason of a failure from `failCode` and
     /// `failMsg`.
     ///
     /// ```
@@ -181,7 +181,7 @@ impl TaskAnswer {
             .and_then(text)
             .filter(|model| !model.is_empty())
             .ok_or(AnswerError::missing("model"))?;
-        let family = Family::from_jobs_model(&model);
+        let family = Family::from_model(&model).unwrap_or(Family::Unknown);
         let status = TaskStatus::from_jobs_state(data.get("state").unwrap_or(&Value::Null))?;
         Ok(Self {
             route: ApiRoute::Jobs,

@@ -147,7 +147,7 @@ impl Reconciler {
 
     /// Registers a task created on the jobs route (`POST /api/v1/jobs/createTask`):
     /// polled at `/api/v1/jobs/recordInfo`, whatever `family` (the model's,
-    /// [`Family::from_jobs_model`]; [`Family::Unknown`] when not known: the answer's
+    /// [`Family::from_model`]; [`Family::Unknown`] when not known: the answer's
     /// model tells it). [`submit`](Self::submit) creates and registers in one call.
     ///
     /// # Errors

@@ -56,10 +56,10 @@ impl JobsTask {
         &self.model
     }
 
-    /// The model's family ([`Family::from_jobs_model`]): [`Family::Unknown`] for a
+    /// The model's family ([`Family::from_model`]): [`Family::Unknown`] for a
     /// model outside the table.
     pub fn family(&self) -> Family {
-        Family::from_jobs_model(&self.model)
+        Family::from_model(&self.model).unwrap_or(Family::Unknown)
     }
 
     /// The `input` object.
