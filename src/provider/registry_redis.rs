@@ -205,3 +205,20 @@ impl TaskRegistry for RedisRegistry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_without_a_route_are_classic_and_unknown_routes_unreadable() {
+        let classic = ExpectedTask::new("t", Family::Wav, 7);
+        assert_eq!(encode(&classic), "wav:7", "the value of earlier versions");
+        assert_eq!(decode("t".into(), "wav:7"), Some(classic));
+        let jobs = ExpectedTask::new("t", Family::Unknown, 8).with_route(ApiRoute::Jobs);
+        assert_eq!(encode(&jobs), "unknown:8:jobs");
+        assert_eq!(decode("t".into(), "unknown:8:jobs"), Some(jobs));
+        assert_eq!(decode("t".into(), "music:8:pigeon"), None);
+        assert_eq!(decode("t".into(), "hologram:8"), None);
+    }
+}
