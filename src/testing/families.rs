@@ -4,12 +4,10 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::music::{remove_pointer, set_pointer};
-use super::{MusicCallback, Signer, TaskIdAt, unsigned_request};
+use super::{MusicCallback, TaskIdAt};
 use crate::Family;
 
 /// A callback body of any family, success or failure, with the defaults of the pages
@@ -253,31 +251,10 @@ impl FamilyCallback {
         }
         body
     }
+}
 
-    /// The body as bytes.
-    pub fn body(&self) -> Bytes {
-        Bytes::from(self.to_json().to_string())
-    }
-
-    /// An unsigned `POST` of the body to `uri`.
-    pub fn request(&self, uri: &str) -> Request<Full<Bytes>> {
-        unsigned_request(uri, self.body())
-    }
-
-    /// A `POST` of the body to `uri`, signed by `signer` and timestamped now.
-    pub fn signed_request(&self, signer: &Signer, uri: &str) -> Request<Full<Bytes>> {
-        signer.request(uri, self.body())
-    }
-
-    /// Like [`signed_request`](Self::signed_request), timestamped `unix_seconds`.
-    pub fn signed_request_at(
-        &self,
-        signer: &Signer,
-        uri: &str,
-        unix_seconds: i64,
-    ) -> Request<Full<Bytes>> {
-        signer.request_at(uri, self.body(), unix_seconds)
-    }
+impl FamilyCallback {
+    super::request::body_and_requests!();
 }
 
 impl From<MusicCallback> for FamilyCallback {

@@ -48,6 +48,7 @@ mod music;
 #[cfg(feature = "provider-api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
 pub mod registry_conformance;
+mod request;
 mod signer;
 
 pub use self::families::FamilyCallback;
