@@ -6,7 +6,6 @@ use std::fmt;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-
 /// The failure codes the docs list for the music callbacks: 400, 408, 413, 451
 /// (sunoapi.org), 500, 501 and 531.
 ///

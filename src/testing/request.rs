@@ -16,7 +16,10 @@ macro_rules! body_and_requests {
 
         /// An unsigned `POST` of the body to `uri` with `Content-Type:
         /// application/json`, for a receiver without verification.
-        pub fn request(&self, uri: &str) -> ::http::Request<::http_body_util::Full<::bytes::Bytes>> {
+        pub fn request(
+            &self,
+            uri: &str,
+        ) -> ::http::Request<::http_body_util::Full<::bytes::Bytes>> {
             $crate::testing::unsigned_request(uri, self.body())
         }
 
