@@ -133,8 +133,12 @@ fn describe(plan: &Plan) -> String {
     } else {
         format!("retries after {}", intervals.join(", "))
     };
+    let route = match &plan.model {
+        Some(model) => format!(" (jobs route, model {model})"),
+        None => String::new(),
+    };
     format!(
-        "playing {} task(s) against {}: {}; signature {}; storm {}, duplicates {}; \
+        "playing {} task(s) against {}: {}{route}; signature {}; storm {}, duplicates {}; \
          timeout {}, {retries}",
         plan.tasks,
         plan.url,
