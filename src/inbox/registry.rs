@@ -7,7 +7,7 @@ use std::fmt;
 use super::Inbox;
 use super::backend::Backend;
 use crate::event::{ApiRoute, Family};
-use crate::provider::{ExpectedTask, RegistryError, RegistryFuture, TaskRegistry};
+use crate::provider::{ExpectedTask, RegistryError, TaskRegistry};
 
 /// The registry's statements in one backend's placeholder syntax.
 struct Statements {
@@ -164,87 +164,77 @@ macro_rules! with_pool {
 }
 
 impl TaskRegistry for InboxRegistry {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.expect)
-                    .bind(task.task_id())
-                    .bind(task.family().as_str())
-                    .bind(db_millis(task.registered_at_ms()))
-                    .bind(db_millis(due_ms))
-                    .bind(task.route().as_str())
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.expect)
+                .bind(task.task_id())
+                .bind(task.family().as_str())
+                .bind(db_millis(task.registered_at_ms()))
+                .bind(db_millis(due_ms))
+                .bind(task.route().as_str())
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn take_due(
+    async fn take_due(
         &self,
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
-        Box::pin(async move {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let leased_until = db_millis(now_ms.saturating_add(lease_ms));
-            let rows: Vec<(String, String, i64, String)> = with_pool!(&self.backend, pool, sql => {
-                sqlx::query_as(sql.take_due)
-                    .bind(db_millis(now_ms))
-                    .bind(limit)
-                    .bind(leased_until)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(RegistryError::new)?
-            });
-            Ok(rows
-                .into_iter()
-                .filter_map(|(task_id, family, registered_at, route)| {
-                    read_task(task_id, &family, registered_at, &route)
-                })
-                .collect())
-        })
+    ) -> Result<Vec<ExpectedTask>, RegistryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leased_until = db_millis(now_ms.saturating_add(lease_ms));
+        let rows: Vec<(String, String, i64, String)> = with_pool!(&self.backend, pool, sql => {
+            sqlx::query_as(sql.take_due)
+                .bind(db_millis(now_ms))
+                .bind(limit)
+                .bind(leased_until)
+                .fetch_all(pool)
+                .await
+                .map_err(RegistryError::new)?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(task_id, family, registered_at, route)| {
+                read_task(task_id, &family, registered_at, &route)
+            })
+            .collect())
     }
 
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.reschedule)
-                    .bind(task_id)
-                    .bind(db_millis(due_ms))
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.reschedule)
+                .bind(task_id)
+                .bind(db_millis(due_ms))
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.done)
-                    .bind(task_id)
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.done)
+                .bind(task_id)
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>> {
-        Box::pin(async move {
-            let family: Option<String> = with_pool!(&self.backend, pool, sql => {
-                sqlx::query_scalar(sql.family_of)
-                    .bind(task_id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(RegistryError::new)?
-            });
-            Ok(family.and_then(|family| parse_family(task_id, &family)))
-        })
+    async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+        let family: Option<String> = with_pool!(&self.backend, pool, sql => {
+            sqlx::query_scalar(sql.family_of)
+                .bind(task_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(RegistryError::new)?
+        });
+        Ok(family.and_then(|family| parse_family(task_id, &family)))
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::client::ProviderClient;
 use super::map::SyntheticCallback;
-use super::registry::TaskRegistry;
+use super::registry::DynRegistry;
 use crate::event::{ApiRoute, CallbackEvent, Family};
 
 /// Which families confirm mode applies to.
@@ -84,7 +84,7 @@ impl ConfirmStage {
     pub(crate) async fn run(
         &self,
         event: &CallbackEvent,
-        registry: &dyn TaskRegistry,
+        registry: &dyn DynRegistry,
         reused: bool,
     ) -> Confirmation {
         // A callback in the jobs shape is asked about at the jobs route's endpoint,
@@ -92,7 +92,7 @@ impl ConfirmStage {
         let route = event.api_route();
         // Else the registered family first; else the event's (its path's, or its
         // shape's).
-        let family = match (route, registry.family_of(event.task_id()).await) {
+        let family = match (route, registry.family_of_boxed(event.task_id()).await) {
             (ApiRoute::Jobs, _) => Some(event.family()),
             (_, Ok(Some(family))) if family != Family::Unknown => Some(family),
             _ => Some(event.family()).filter(|family| *family != Family::Unknown),

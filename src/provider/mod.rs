@@ -52,8 +52,7 @@ pub use reconcile::{
     DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
 };
 pub use registry::{
-    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,
-    TaskRegistry,
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, TaskRegistry,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -63,6 +62,7 @@ pub use submit::{JobsTask, SubmitError};
 
 pub(crate) use family::stored_family;
 pub(crate) use map::is_final;
+pub(crate) use registry::DynRegistry;
 
 use bytes::Bytes;
 
@@ -92,13 +92,13 @@ pub(crate) enum Confirmed {
 /// tasks.
 #[derive(Debug)]
 pub(crate) struct ProviderHooks {
-    pub(crate) registry: Arc<dyn TaskRegistry>,
+    pub(crate) registry: Arc<dyn DynRegistry>,
     pub(crate) confirm: Option<ConfirmStage>,
 }
 
 impl ProviderHooks {
     pub(crate) fn new(
-        registry: Option<Arc<dyn TaskRegistry>>,
+        registry: Option<Arc<dyn DynRegistry>>,
         confirm: Option<(ProviderClient, ConfirmMode)>,
     ) -> Self {
         Self {
@@ -157,7 +157,7 @@ impl ProviderHooks {
 
     /// The task is no longer expected: its final outcome reached the handlers.
     pub(crate) async fn settled(&self, task_id: &str) {
-        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done(task_id)).await {
+        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done_boxed(task_id)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),
             Err(_elapsed) => tracing::warn!("task registry timed out marking the task done"),

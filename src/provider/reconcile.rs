@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::client::ProviderClient;
 use super::map::SyntheticCallback;
-use super::registry::{ExpectedTask, RegistryError, TaskRegistry, millis, unix_millis};
+use super::registry::{DynRegistry, ExpectedTask, RegistryError, millis, unix_millis};
 use super::submit::{JobsTask, SubmitError};
 use crate::answer::Answer;
 use crate::event::{ApiRoute, Family};
@@ -124,7 +124,7 @@ impl Reconciler {
         }
     }
 
-    fn registry(&self) -> &dyn TaskRegistry {
+    fn registry(&self) -> &dyn DynRegistry {
         &*self.inner.pipeline.provider.registry
     }
 
@@ -166,7 +166,7 @@ impl Reconciler {
         let due = task
             .registered_at_ms()
             .saturating_add(millis(self.inner.after));
-        self.registry().expect(task, due).await
+        self.registry().expect_boxed(task, due).await
     }
 
     /// Creates a task on the jobs route and registers it for recovery before it
@@ -226,7 +226,7 @@ impl Reconciler {
         let now = unix_millis();
         let tasks = self
             .registry()
-            .take_due(now, inner.batch, millis(inner.lease))
+            .take_due_boxed(now, inner.batch, millis(inner.lease))
             .await?;
         let mut report = PollReport::default();
         for task in tasks {
@@ -286,7 +286,7 @@ impl Reconciler {
             if let Some(handler) = &inner.on_overdue {
                 handler(task);
             }
-            return self.registry().done(task.task_id()).await;
+            return self.registry().done_boxed(task.task_id()).await;
         }
         report.polled += 1;
         let answer = match inner
@@ -306,13 +306,13 @@ impl Reconciler {
                 if let Some(handler) = &inner.on_overdue {
                     handler(task);
                 }
-                return self.registry().done(task.task_id()).await;
+                return self.registry().done_boxed(task.task_id()).await;
             }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll failed; will retry");
                 metrics::poll(task.family(), "request_failed");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let synthetic = match SyntheticCallback::from_answer(&answer) {
@@ -320,19 +320,19 @@ impl Reconciler {
             Ok(None) => {
                 metrics::poll(task.family(), "pending");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
             Ok(Some(_)) => {
                 tracing::warn!(task_id = ?task.task_id(), "provider answered about another task");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll answer cannot be mapped; will retry");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let event = match synthetic.to_event() {
@@ -341,7 +341,7 @@ impl Reconciler {
                 tracing::warn!(task_id = ?task.task_id(), %error, "synthetic callback does not parse");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let labels = Labels::of(event.family(), event.stage().as_str());
@@ -392,9 +392,9 @@ impl Reconciler {
         if delivered && synthetic.is_final() {
             // The pipeline marked it done already; this covers a registry that was
             // briefly unavailable then.
-            self.registry().done(task.task_id()).await
+            self.registry().done_boxed(task.task_id()).await
         } else {
-            self.registry().reschedule(task.task_id(), next).await
+            self.registry().reschedule_boxed(task.task_id(), next).await
         }
     }
 }

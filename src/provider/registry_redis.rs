@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
 use super::family::stored_family;
-use super::registry::{ExpectedTask, RegistryError, RegistryFuture, TaskRegistry};
+use super::registry::{ExpectedTask, RegistryError, TaskRegistry};
 use crate::event::{ApiRoute, Family};
 
 /// The key prefix by default.
@@ -129,80 +129,70 @@ fn decode(task_id: String, info: &str) -> Option<ExpectedTask> {
 }
 
 impl TaskRegistry for RedisRegistry {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .hset(&self.tasks_key, task.task_id(), encode(&task))
-                .ignore()
-                .zadd(&self.due_key, task.task_id(), due_ms)
-                .ignore();
-            Self::call(pipe.query_async::<()>(&mut connection)).await
-        })
+    async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&self.tasks_key, task.task_id(), encode(&task))
+            .ignore()
+            .zadd(&self.due_key, task.task_id(), due_ms)
+            .ignore();
+        Self::call(pipe.query_async::<()>(&mut connection)).await
     }
 
-    fn take_due(
+    async fn take_due(
         &self,
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut invocation = self.take_script.key(&self.due_key);
-            invocation
-                .key(&self.tasks_key)
-                .arg(now_ms)
-                .arg(limit)
-                .arg(now_ms.saturating_add(lease_ms));
-            let flat: Vec<String> = Self::call(invocation.invoke_async(&mut connection)).await?;
-            let mut tasks = Vec::with_capacity(flat.len() / 2);
-            let mut items = flat.into_iter();
-            while let (Some(id), Some(info)) = (items.next(), items.next()) {
-                match decode(id, &info) {
-                    Some(task) => tasks.push(task),
-                    None => tracing::warn!("unreadable expected task in the Redis registry"),
-                }
+    ) -> Result<Vec<ExpectedTask>, RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.take_script.key(&self.due_key);
+        invocation
+            .key(&self.tasks_key)
+            .arg(now_ms)
+            .arg(limit)
+            .arg(now_ms.saturating_add(lease_ms));
+        let flat: Vec<String> = Self::call(invocation.invoke_async(&mut connection)).await?;
+        let mut tasks = Vec::with_capacity(flat.len() / 2);
+        let mut items = flat.into_iter();
+        while let (Some(id), Some(info)) = (items.next(), items.next()) {
+            match decode(id, &info) {
+                Some(task) => tasks.push(task),
+                None => tracing::warn!("unreadable expected task in the Redis registry"),
             }
-            Ok(tasks)
-        })
+        }
+        Ok(tasks)
     }
 
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut command = redis::cmd("ZADD");
-            command
-                .arg(&self.due_key)
-                .arg("XX")
-                .arg(due_ms)
-                .arg(task_id);
-            Self::call(command.query_async::<()>(&mut connection)).await
-        })
+    async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("ZADD");
+        command
+            .arg(&self.due_key)
+            .arg("XX")
+            .arg(due_ms)
+            .arg(task_id);
+        Self::call(command.query_async::<()>(&mut connection)).await
     }
 
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .zrem(&self.due_key, task_id)
-                .ignore()
-                .hdel(&self.tasks_key, task_id)
-                .ignore();
-            Self::call(pipe.query_async::<()>(&mut connection)).await
-        })
+    async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(&self.due_key, task_id)
+            .ignore()
+            .hdel(&self.tasks_key, task_id)
+            .ignore();
+        Self::call(pipe.query_async::<()>(&mut connection)).await
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<Family>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut command = redis::cmd("HGET");
-            command.arg(&self.tasks_key).arg(task_id);
-            let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
-            Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
-        })
+    async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("HGET");
+        command.arg(&self.tasks_key).arg(task_id);
+        let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
+        Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
     }
 }
 
