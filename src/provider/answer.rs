@@ -90,7 +90,8 @@ impl TaskPayload {
 /// One task-details answer, read.
 ///
 /// ```
-/// use suno_callback::provider::{TaskAnswer, Family, TaskPayload, TaskStatus};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{TaskAnswer, TaskPayload, TaskStatus};
 ///
 /// let body = br#"{"code":200,"msg":"success","data":{"taskId":"t1","successFlag":"SUCCESS",
 ///     "response":{"audioWavUrl":"https://cdn.example.net/a.wav"}}}"#;

@@ -20,7 +20,8 @@ pub(crate) fn cut(text: &str) -> String {
 /// such an answer is reported, never delivered.
 ///
 /// ```
-/// use suno_callback::provider::{TaskAnswer, Family};
+/// use suno_callback::Family;
+/// use suno_callback::provider::TaskAnswer;
 ///
 /// let error = TaskAnswer::from_json(Family::Wav, br#"{"code":200,"data":{"taskId":"t1","successFlag":"MAYBE"}}"#)
 ///     .unwrap_err();

@@ -20,7 +20,8 @@ pub use crate::event::Outcome;
 ///
 /// ```
 /// use suno_callback::CallbackEvent;
-/// use suno_callback::provider::{Outcome, SyntheticCallback, TaskAnswer, Family};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{Outcome, SyntheticCallback, TaskAnswer};
 ///
 /// let body = br#"{"code":200,"data":{"taskId":"t1","successFlag":"SUCCESS",
 ///     "response":{"videoUrl":"https://cdn.example.net/v.mp4"}}}"#;

@@ -10,7 +10,8 @@ use crate::event::Family;
 /// Where a task stands, as the provider's task-details answer says.
 ///
 /// ```
-/// use suno_callback::provider::{Family, TaskStatus};
+/// use suno_callback::Family;
+/// use suno_callback::provider::TaskStatus;
 ///
 /// let status = TaskStatus::from_wire(Family::Music, &serde_json::json!("FIRST_SUCCESS"))?;
 /// assert_eq!(status, TaskStatus::First);
