@@ -1310,9 +1310,9 @@ fn a_poll_of_every_family_is_the_event_its_callback_is() {
             .expect(answer_name)
             .to_event()
             .expect(answer_name);
-        let called = CallbackEvent::from_json_as(family.into(), fixture(callback_name))
-            .expect(callback_name);
-        assert_eq!(polled.family(), Family::from(family), "{answer_name}");
+        let called =
+            CallbackEvent::from_json_as(family, fixture(callback_name)).expect(callback_name);
+        assert_eq!(polled.family(), family, "{answer_name}");
         assert_eq!(polled.family(), called.family(), "{answer_name}");
         assert_eq!(polled.stage(), called.stage(), "{answer_name}");
         assert_eq!(polled.outcome(), called.outcome(), "{answer_name}");

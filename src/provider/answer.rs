@@ -235,8 +235,11 @@ impl TaskAnswer {
     }
 }
 
+/// A JSON object.
+type Object = Map<String, Value>;
+
 /// The answer's root, its `data` object and its task id, once its `code` is `200`.
-fn envelope(body: &[u8]) -> Result<(Map<String, Value>, Map<String, Value>, String), AnswerError> {
+fn envelope(body: &[u8]) -> Result<(Object, Object, String), AnswerError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| AnswerError::json(&e))?;
     let Value::Object(mut root) = root else {
         return Err(AnswerError::missing("data"));
