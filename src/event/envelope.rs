@@ -75,7 +75,7 @@ pub(super) fn decode_msg(raw: &[u8], range: Option<&Range<usize>>) -> Option<Str
 }
 
 /// One pass over `raw`: checks it, and finds the envelope's members.
-fn scan(raw: &[u8]) -> Result<Found, ScanError> {
+pub(super) fn scan(raw: &[u8]) -> Result<Found, ScanError> {
     let mut found = Found::default();
     let mut scanner = Scanner::new(raw);
     scanner.document(|scanner, key, escaped| {

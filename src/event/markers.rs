@@ -77,7 +77,7 @@ members! {
 
 members! {
     /// A member of `data`: the ids, the labels, and the keys whose presence names a
-    /// shape (each shape lists its own, `super::shape`).
+    /// shape (each shape file lists its own).
     Key {
         /// `callbackType` (music, lyrics).
         CallbackType = "callbackType",

@@ -27,6 +27,8 @@ mod lenient;
 mod markers;
 mod model;
 mod payload;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod reference;
 mod scan;
 mod shape;
 mod stage;
@@ -47,3 +49,82 @@ pub use payload::{
 pub use stage::Stage;
 pub use time::CreateTime;
 pub use track::Track;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The modules of `src/event/` and which of them each one names (`super::x`,
+    /// `crate::event::x`), test code aside: no module may reach itself.
+    #[test]
+    fn no_module_of_the_event_layer_imports_one_that_imports_it() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/event");
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut files = vec![std::path::PathBuf::from(root)];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(
+                    std::fs::read_dir(&path)
+                        .expect("dir")
+                        .map(|e| e.expect("entry").path()),
+                );
+                continue;
+            }
+            let relative = path.strip_prefix(root).expect("under the root");
+            let module = relative.with_extension("");
+            let module = module
+                .to_string_lossy()
+                .replace("/mod", "")
+                .replace('/', "::");
+            let in_folder = module.contains("::") || relative.ends_with("mod.rs");
+            let text = std::fs::read_to_string(&path).expect("source");
+            let code = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            let names = graph.entry(module.clone()).or_default();
+            for (prefix, nested) in [("crate::event::", false), ("super::", true)] {
+                for (at, _) in code.match_indices(prefix) {
+                    let rest = &code[at + prefix.len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let target = match (
+                        nested && in_folder && !relative.ends_with("mod.rs"),
+                        module.split_once("::"),
+                    ) {
+                        (true, Some((folder, _))) => format!("{folder}::{name}"),
+                        _ => name,
+                    };
+                    if target != module && !target.is_empty() {
+                        names.insert(target);
+                    }
+                }
+            }
+        }
+        // `mod.rs` files declare their children: an edge too.
+        for (module, _) in graph.clone() {
+            if let Some((folder, _)) = module.split_once("::") {
+                graph.entry(folder.to_owned()).or_default().insert(module);
+            }
+        }
+        fn reaches(
+            graph: &BTreeMap<String, BTreeSet<String>>,
+            from: &str,
+            to: &str,
+            seen: &mut BTreeSet<String>,
+        ) -> bool {
+            graph.get(from).into_iter().flatten().any(|next| {
+                next == to || (seen.insert(next.clone()) && reaches(graph, next, to, seen))
+            })
+        }
+        assert!(graph.len() > 20, "{graph:?}");
+        for module in graph.keys() {
+            assert!(
+                !reaches(&graph, module, module, &mut BTreeSet::new()),
+                "{module} imports a module that imports it: {graph:#?}"
+            );
+        }
+    }
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 /// assert_eq!(text.epoch_millis(), millis.epoch_millis());
 /// ```
 ///
-/// The same rules apply inside a [`Track`] and alone: a number, or a numeric string,
+/// The same rules apply inside a [`Track`](crate::Track) and alone: a number, or a numeric string,
 /// is epoch milliseconds (a fraction is dropped).
 ///
 /// ```
