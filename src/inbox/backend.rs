@@ -203,10 +203,31 @@ impl Backend {
         route!(self, b => b.release(id, token).await)
     }
 
-    /// SQLite: every running event belongs to a dead previous run of this process; put
-    /// them back to pending. PostgreSQL: nothing (leases expire).
-    pub(crate) async fn recover_after_restart(&self) -> Result<u64, InboxError> {
-        route!(self, b => b.recover_after_restart().await)
+    /// The file whose lock makes a SQLite inbox's workers one process's (`None` on
+    /// PostgreSQL, whose replicas share the table under their leases).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn lock_path(&self) -> Option<&std::path::Path> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(b) => b.lock_path(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// SQLite: puts back to pending the events a process that held the workers' lock
+    /// left running when it died (their lease-token `prefix`). PostgreSQL: nothing.
+    #[cfg(feature = "sqlite")]
+    pub(crate) async fn take_back(&self, prefix: &str) -> Result<u64, InboxError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(b) => b.take_back(prefix).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => {
+                let _ = prefix;
+                Ok(0)
+            }
+        }
     }
 
     pub(crate) async fn replay(&self, which: &Replay) -> Result<u64, InboxError> {

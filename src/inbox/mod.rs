@@ -57,7 +57,10 @@
 
 mod backend;
 mod context;
+mod decision;
 mod error;
+#[cfg(feature = "sqlite")]
+mod lock;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;

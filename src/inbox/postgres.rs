@@ -133,9 +133,13 @@ impl PgBackend {
         ))
         .bind(millis(lease))
         .bind(token)
-        .fetch_optional(&self.pool)
+        // Every row, not the first: the lease runs only once its statement has run to
+        // its end and committed.
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row.first() else {
+            return Ok(None);
+        };
         Ok(Some(Leased {
             id: row.try_get(0)?,
             task_id: row.try_get(1)?,
@@ -250,12 +254,6 @@ impl PgBackend {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Other replicas may hold running events: they are left to their leases.
-    #[allow(clippy::unused_async)]
-    pub(crate) async fn recover_after_restart(&self) -> Result<u64, InboxError> {
-        Ok(0)
     }
 
     pub(crate) async fn replay(&self, which: &Replay) -> Result<u64, InboxError> {

@@ -2,6 +2,7 @@
 //! SQLite runs one write at a time, so the lease (`UPDATE … WHERE id = (SELECT … LIMIT
 //! 1) RETURNING …`) is atomic without row locks.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -15,7 +16,6 @@ use super::backend::{Leased, NewEvent, Tx, from_millis, millis, stored_event};
 use super::error::InboxError;
 use super::migrate::{CREATE_VERSIONS, SQLITE};
 use super::types::{InboxStats, Replay, StoredEvent};
-use crate::store::ClaimToken;
 
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,18 +23,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteBackend {
     pool: SqlitePool,
+    /// The workers' lock file (`None` for an in-memory database).
+    lock_path: Option<PathBuf>,
 }
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
-}
-
-/// The part of this process's lease tokens that no other process shares.
-fn process_prefix() -> String {
-    let token = ClaimToken::new_unique().to_string();
-    token.get(..16).unwrap_or_default().to_owned()
 }
 
 const COLUMNS: &str = "id, task_id, family, stage, outcome, body, state, attempts, last_error";
@@ -64,6 +60,12 @@ impl SqliteBackend {
         options: SqliteConnectOptions,
         config: &Config,
     ) -> Result<Self, InboxError> {
+        let filename = options.get_filename();
+        let in_memory = filename.as_os_str() == ":memory:"
+            || filename
+                .to_str()
+                .is_some_and(|name| name.starts_with("file:"));
+        let lock_path = (!in_memory).then(|| super::lock::lock_path(filename));
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -75,7 +77,12 @@ impl SqliteBackend {
         } else {
             pool.connect_lazy_with(options)
         };
-        Ok(Self { pool })
+        Ok(Self { pool, lock_path })
+    }
+
+    /// The file whose lock makes the workers one process's.
+    pub(crate) fn lock_path(&self) -> Option<&Path> {
+        self.lock_path.as_deref()
     }
 
     pub(crate) async fn migrate(&self) -> Result<(), InboxError> {
@@ -135,9 +142,13 @@ impl SqliteBackend {
         .bind(now)
         .bind(millis(lease))
         .bind(token)
-        .fetch_optional(&self.pool)
+        // Every row, not the first: the statement commits (or fails to) only when it
+        // has run to its end, and a lease whose commit failed must not run.
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row.first() else {
+            return Ok(None);
+        };
         Ok(Some(Leased {
             id: row.try_get(0)?,
             task_id: row.try_get(1)?,
@@ -250,15 +261,15 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    /// A SQLite inbox belongs to one process: an event running under a lease of
-    /// another process was left by a run that died, and is taken back at once.
-    pub(crate) async fn recover_after_restart(&self) -> Result<u64, InboxError> {
+    /// Puts back to pending the events left running under the lease-token `prefix` of
+    /// a process that held the workers' lock and is gone.
+    pub(crate) async fn take_back(&self, prefix: &str) -> Result<u64, InboxError> {
         let done = query(
             "UPDATE suno_inbox_events SET state = 'pending', run_after = ?1, lease_token = NULL \
-             WHERE state = 'running' AND substr(lease_token, 1, 16) <> ?2",
+             WHERE state = 'running' AND substr(lease_token, 1, 16) = ?2",
         )
         .bind(now_ms())
-        .bind(process_prefix())
+        .bind(prefix)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
