@@ -67,8 +67,10 @@ mod postgres;
 #[cfg(feature = "provider-api")]
 mod registry;
 mod retry;
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod statements;
 mod types;
 mod worker;
 
@@ -91,7 +93,8 @@ pub use self::worker::Workers;
 /// The sqlx version this crate uses, for the types of [`EventContext`]'s transactions.
 pub use sqlx;
 
-use self::backend::{Backend, NewEvent};
+use self::backend::Backend;
+use self::rows::NewEvent;
 use crate::answer::Answer;
 use crate::metrics::{self, InboxCount};
 use crate::store::DedupKey;

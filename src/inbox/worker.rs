@@ -16,10 +16,11 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use super::Inbox;
-use super::backend::{Leased, Tx};
+use super::backend::Tx;
 use super::context::EventContext;
 use super::decision::{self, Ending, Limits, Transition};
 use super::error::InboxError;
+use super::rows::Leased;
 use super::types::{RunReport, RunResult, cut_error};
 use crate::dispatch::{self, HandlerOutcome};
 use crate::event::{CallbackEvent, Family, ParseError};
