@@ -57,7 +57,6 @@
 
 mod backend;
 mod context;
-mod decision;
 mod error;
 #[cfg(feature = "sqlite")]
 mod lock;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::retry::RetryPolicy;
+use crate::inbox::retry::RetryPolicy;
 
 /// How a run ended, or why it never started.
 #[derive(Debug)]
