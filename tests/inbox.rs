@@ -1370,6 +1370,143 @@ async fn nothing_is_logged_for_an_outcome_not_stored(db: &Db) {
     inbox.close().await;
 }
 
+/// A loopback TCP proxy to PostgreSQL that can stop forwarding, as a connection that
+/// stops answering does.
+struct StallingProxy {
+    addr: std::net::SocketAddr,
+    stalled: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stalled);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::forward(client_read, server_write, Arc::clone(&flag)));
+                tokio::spawn(Self::forward(server_read, client_write, Arc::clone(&flag)));
+            }
+        });
+        Self { addr, stalled }
+    }
+
+    /// Copies one direction, holding what it reads while stalled.
+    async fn forward(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        stalled: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            while stalled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if to.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// PostgreSQL only: the connection stops answering while a handler runs. The run is
+/// dropped before its lease ends (the database still shows it leased), and shutdown
+/// returns within its grace although every database call hangs.
+async fn a_stalled_connection_stops_the_run_and_shutdown_returns(db: &Db) {
+    use suno_callback::inbox::sqlx::{Connection as _, Row as _};
+    let url = db.url();
+    let authority = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the URL")
+        .to_owned();
+    // The schema and the table, through a direct connection.
+    db.inbox(quick()).await.close().await;
+    let proxy = StallingProxy::start(authority.clone()).await;
+    let proxied = url.replacen(&authority, &proxy.addr.to_string(), 1);
+    let inbox = quick()
+        .lease(Duration::from_millis(600))
+        .store_timeout(Duration::from_millis(500))
+        .concurrency(1)
+        .connect(&proxied)
+        .await
+        .expect("connect through the proxy");
+    let alive = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&alive);
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, move |_| {
+        let alive = Alive::new(&flag);
+        async move {
+            let _alive = alive;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(())
+        }
+    });
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-stalled-connection").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    let id = only_event(&inbox, "t-stalled-connection").await.id;
+
+    proxy.stalled.store(true, Ordering::SeqCst);
+    let stalled_at = std::time::Instant::now();
+    while alive.load(Ordering::SeqCst) {
+        assert!(
+            stalled_at.elapsed() < Duration::from_secs(3),
+            "the run outlived its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut direct = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let left: i64 = sqlx::query(&format!(
+        "SELECT run_after - (extract(epoch from clock_timestamp()) * 1000)::bigint \
+         FROM suno_inbox_events WHERE id = {id} AND state = 'running'"
+    ))
+    .fetch_one(&mut direct)
+    .await
+    .expect("the event is still leased")
+    .get(0);
+    assert!(
+        left > 0,
+        "the run was dropped {}ms after its lease ended",
+        -left
+    );
+
+    let started = std::time::Instant::now();
+    let shutdown = tokio::time::timeout(
+        Duration::from_secs(10),
+        workers.shutdown_within(Duration::from_millis(300)),
+    )
+    .await;
+    assert!(shutdown.is_ok(), "shutdown did not return in 10 s");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(800),
+        "shutdown_within(300 ms) took {took:?}"
+    );
+    proxy.stalled.store(false, Ordering::SeqCst);
+    assert_eq!(runs.lock().expect("lock")["t-stalled-connection"], 1);
+    inbox.close().await;
+}
+
 /// SQLite: a second process on the same file does not take over the events the first
 /// is running; its workers wait until the first process is gone (here: killed), then
 /// take its events back at once.
@@ -1717,7 +1854,10 @@ fn main() -> ExitCode {
                 killed_example_finishes_every_event_once,
                 the_example_prints_each_events_family,
             )),
-            Kind::Postgres => suite.extend(suite!(kind; two_examples_on_one_postgres)),
+            Kind::Postgres => suite.extend(suite!(kind;
+                two_examples_on_one_postgres,
+                a_stalled_connection_stops_the_run_and_shutdown_returns,
+            )),
         }
         let ignored = kind == Kind::Postgres && !postgres;
         trials.extend(
