@@ -1017,6 +1017,99 @@ async fn a_full_disk_is_503(db: &Db) {
     inbox.close().await;
 }
 
+/// Sends every body at once, each from a task of its own; the answers' labels in order.
+async fn send_all(callbacks: &SunoCallbacks, bodies: Vec<bytes::Bytes>) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for body in bodies {
+        let service = callbacks.service();
+        tasks.push(tokio::spawn(async move {
+            let answer = send(service, signed(body)).await;
+            format!("{} {}", answer.status.as_u16(), answer.label())
+        }));
+    }
+    let mut labels = Vec::new();
+    for task in tasks {
+        labels.push(task.await.expect("request task"));
+    }
+    labels
+}
+
+/// Concurrent deliveries are stored together (group commit): each callback once, a
+/// callback delivered twice at once is one row, one request `accepted` and the other
+/// `duplicate`.
+async fn concurrent_accepts_store_each_callback_once(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let task = task_of(db, "t-burst");
+    let bodies: Vec<bytes::Bytes> = (0..60)
+        .flat_map(|n| {
+            let body = MusicCallback::complete(format!("{task}-{n}")).body();
+            [body.clone(), body]
+        })
+        .collect();
+    let labels = send_all(&callbacks, bodies).await;
+    for pair in labels.chunks(2) {
+        let mut pair = pair.to_vec();
+        pair.sort();
+        assert_eq!(pair, ["200 accepted", "200 duplicate"], "{labels:?}");
+    }
+    for n in 0..60 {
+        let event = only_event(&inbox, &format!("{task}-{n}")).await;
+        assert_eq!((event.state, event.attempts), (EventState::Pending, 0));
+    }
+    assert_eq!(inbox.stats().await.expect("stats").pending, 60);
+    inbox.close().await;
+}
+
+/// A batch the database refuses is `503` for each of its requests and stores nothing
+/// of it: whatever was answered `200 accepted` is stored, whatever was `503` is not.
+async fn a_refused_batch_stores_none_of_it(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let poison = task_of(db, "t-poison-burst");
+    db.exec(&match db.kind {
+        Kind::Sqlite => format!(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             WHEN NEW.task_id = '{poison}' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+        ),
+        Kind::Postgres => format!(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.task_id = '{poison}' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        ),
+    })
+    .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let task = task_of(db, "t-beside-poison");
+    let mut bodies = vec![MusicCallback::complete(&poison).body()];
+    bodies.extend((0..40).map(|n| MusicCallback::complete(format!("{task}-{n}")).body()));
+    let labels = send_all(&callbacks, bodies).await;
+    assert_eq!(labels[0], "503 unavailable");
+    assert!(
+        inbox
+            .events_of_task(&poison)
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    for (n, label) in labels[1..].iter().enumerate() {
+        let stored = inbox
+            .events_of_task(&format!("{task}-{n}"))
+            .await
+            .expect("events")
+            .len();
+        match label.as_str() {
+            "200 accepted" => assert_eq!(stored, 1, "{labels:?}"),
+            "503 unavailable" => assert_eq!(stored, 0, "{labels:?}"),
+            other => panic!("unexpected answer {other}: {labels:?}"),
+        }
+    }
+    inbox.close().await;
+}
+
 // ---- faults: a stalled database, a commit that fails, a lost lease ---------------
 
 /// Everything the crate logs at `info` and above, from every test of this binary.
@@ -1846,6 +1939,8 @@ fn main() -> ExitCode {
             a_run_stops_before_its_lease_can_pass,
             a_lease_that_cannot_commit_runs_nothing,
             nothing_is_logged_for_an_outcome_not_stored,
+            concurrent_accepts_store_each_callback_once,
+            a_refused_batch_stores_none_of_it,
         );
         match kind {
             Kind::Sqlite => suite.extend(suite!(kind;

@@ -170,6 +170,20 @@ impl Backend {
             .map(Self::Postgres)
     }
 
+    /// How many batches of the intake commit at once: one on SQLite (one writer at a
+    /// time), half the pool on PostgreSQL (the workers keep the rest).
+    pub(crate) fn write_concurrency(&self, config: &Config) -> usize {
+        let _ = config;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => 1,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => usize::try_from(config.max_connections / 2)
+                .unwrap_or(1)
+                .max(1),
+        }
+    }
+
     /// Applies the migrations missing from `suno_inbox_migrations`, in one
     /// transaction, serialized against other processes (SQLite `BEGIN IMMEDIATE`,
     /// PostgreSQL an advisory lock).
@@ -199,17 +213,45 @@ impl Backend {
         })
     }
 
-    /// Stores the event unless its key is present: `true` if it was stored.
-    pub(crate) async fn insert(&self, event: &NewEvent<'_>) -> Result<bool, InboxError> {
+    /// Stores the events whose keys are not present, in one statement: for each event,
+    /// `true` if it was stored. The events' keys must differ.
+    pub(crate) async fn insert_many(
+        &self,
+        events: &[NewEvent<'_>],
+    ) -> Result<Vec<bool>, InboxError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         with_backend!(self, |pool, sql, now, wrap, own| {
-            let statement = query(sql.insert)
-                .bind(event.task_id)
-                .bind(event.family)
-                .bind(event.stage)
-                .bind(event.outcome)
-                .bind(event.body);
-            let done = now(statement).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
+            let text = (sql.insert_many)(events.len());
+            let mut statement = query(&text);
+            for event in events {
+                statement = statement
+                    .bind(event.task_id)
+                    .bind(event.family)
+                    .bind(event.stage)
+                    .bind(event.outcome)
+                    .bind(event.body);
+            }
+            // Every row: the statement commits (or fails to) once it has run to its end.
+            let rows = now(statement).fetch_all(pool).await?;
+            let stored = rows
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>((
+                        row.try_get::<&str, _>(0)?,
+                        row.try_get::<&str, _>(1)?,
+                        row.try_get::<&str, _>(2)?,
+                        row.try_get::<&str, _>(3)?,
+                    ))
+                })
+                .collect::<Result<std::collections::HashSet<_>, _>>()?;
+            Ok(events
+                .iter()
+                .map(|event| {
+                    stored.contains(&(event.task_id, event.family, event.stage, event.outcome))
+                })
+                .collect())
         })
     }
 

@@ -58,6 +58,7 @@
 mod backend;
 mod context;
 mod error;
+mod intake;
 #[cfg(feature = "sqlite")]
 mod lock;
 mod migrate;
@@ -93,6 +94,7 @@ pub use self::worker::Workers;
 pub use sqlx;
 
 use self::backend::Backend;
+use self::intake::Intake;
 use self::rows::NewEvent;
 use crate::answer::Answer;
 use crate::metrics::{self, InboxCount};
@@ -132,6 +134,8 @@ type OutcomeHook = Arc<dyn Fn(&RunReport) + Send + Sync>;
 
 struct Shared {
     backend: Backend,
+    /// Stores the accepted events in batches.
+    intake: Intake,
     config: Config,
     /// Wakes an idle local worker when an event is accepted.
     wake: Notify,
@@ -181,7 +185,7 @@ impl Inbox {
         let new = NewEvent::from_key(key, body);
         let stored = timeout(
             self.shared.config.store_timeout,
-            self.shared.backend.insert(&new),
+            self.shared.intake.store(&new),
         );
         match stored.await {
             Ok(Ok(true)) => {
@@ -481,6 +485,7 @@ impl InboxBuilder {
         }
         Ok(Inbox {
             shared: Arc::new(Shared {
+                intake: Intake::new(backend.clone(), backend.write_concurrency(&self.config)),
                 backend,
                 config: self.config,
                 wake: Notify::new(),

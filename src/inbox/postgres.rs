@@ -23,6 +23,36 @@ macro_rules! set_pending {
     };
 }
 
+/// `rows` events of `(task_id, family, stage, outcome, body)` each, returning the keys
+/// of those stored.
+fn insert_many(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(160 + rows * 120);
+    sql.push_str(
+        "INSERT INTO suno_inbox_events \
+         (task_id, family, stage, outcome, body, received_at, run_after) VALUES ",
+    );
+    for row in 0..rows {
+        let at = row * 5;
+        let comma = if row == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            concat!("{}(${}, ${}, ${}, ${}, ${}, ", now!(), ", ", now!(), ")"),
+            comma,
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4,
+            at + 5
+        );
+    }
+    sql.push_str(
+        " ON CONFLICT (task_id, family, stage, outcome) DO NOTHING \
+         RETURNING task_id, family, stage, outcome",
+    );
+    sql
+}
+
 pub(crate) const STATEMENTS: Statements = Statements {
     migrations: super::migrate::POSTGRES,
     begin: "BEGIN",
@@ -31,15 +61,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     migration_lock: Some("SELECT pg_advisory_xact_lock(6004791780606892081)"),
     migration_applied: "SELECT 1 FROM suno_inbox_migrations WHERE version = $1",
     migration_record: "INSERT INTO suno_inbox_migrations (version, description) VALUES ($1, $2)",
-    insert: concat!(
-        "INSERT INTO suno_inbox_events \
-         (task_id, family, stage, outcome, body, received_at, run_after) \
-         VALUES ($1, $2, $3, $4, $5, ",
-        now!(),
-        ", ",
-        now!(),
-        ") ON CONFLICT (task_id, family, stage, outcome) DO NOTHING"
-    ),
+    insert_many,
     lease: concat!(
         "WITH next AS (SELECT id FROM suno_inbox_events \
               WHERE state IN ('pending', 'running') AND run_after <= ",

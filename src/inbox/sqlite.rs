@@ -25,16 +25,43 @@ macro_rules! set_pending {
     };
 }
 
+/// `rows` events of `(task_id, family, stage, outcome, body)` each, then `now`,
+/// returning the keys of those stored.
+fn insert_many(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let now = rows * 5 + 1;
+    let mut sql = String::with_capacity(160 + rows * 48);
+    sql.push_str(
+        "INSERT INTO suno_inbox_events \
+         (task_id, family, stage, outcome, body, received_at, run_after) VALUES ",
+    );
+    for row in 0..rows {
+        let at = row * 5;
+        let comma = if row == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            "{comma}(?{}, ?{}, ?{}, ?{}, ?{}, ?{now}, ?{now})",
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4,
+            at + 5
+        );
+    }
+    sql.push_str(
+        " ON CONFLICT (task_id, family, stage, outcome) DO NOTHING \
+         RETURNING task_id, family, stage, outcome",
+    );
+    sql
+}
+
 pub(crate) const STATEMENTS: Statements = Statements {
     migrations: super::migrate::SQLITE,
     begin: "BEGIN IMMEDIATE",
     migration_lock: None,
     migration_applied: "SELECT 1 FROM suno_inbox_migrations WHERE version = ?1",
     migration_record: "INSERT INTO suno_inbox_migrations (version, description) VALUES (?1, ?2)",
-    insert: "INSERT INTO suno_inbox_events \
-         (task_id, family, stage, outcome, body, received_at, run_after) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
-         ON CONFLICT (task_id, family, stage, outcome) DO NOTHING",
+    insert_many,
     lease: "UPDATE suno_inbox_events \
          SET state = 'running', attempts = attempts + 1, run_after = ?3 + ?1, lease_token = ?2 \
          WHERE id = (SELECT id FROM suno_inbox_events \

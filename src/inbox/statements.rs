@@ -22,8 +22,10 @@ pub(crate) struct Statements {
     pub(crate) migration_applied: &'static str,
     /// `(version, description)`.
     pub(crate) migration_record: &'static str,
-    /// `(task_id, family, stage, outcome, body, now)`.
-    pub(crate) insert: &'static str,
+    /// The statement that stores `n` events at once: `(task_id, family, stage,
+    /// outcome, body)` for each, then `now`; returning `(task_id, family, stage,
+    /// outcome)` of each event stored (not of those whose key was there).
+    pub(crate) insert_many: fn(usize) -> String,
     /// `(lease_ms, token, now)`, returning `(id, task_id, family, stage, body,
     /// attempts, age_ms, outcome)` of the next due event.
     pub(crate) lease: &'static str,
