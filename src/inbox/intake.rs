@@ -71,16 +71,21 @@ impl Intake {
         }
     }
 
-    /// Stores `event` with whatever else is waiting: `true` if it was stored, `false`
-    /// if its key was already there. Answers only once its batch is committed.
-    pub(crate) async fn store(&self, event: &NewEvent<'_>) -> Result<bool, InboxError> {
+    /// Stores `event` (whose body is `body`) with whatever else is waiting: `true` if
+    /// it was stored, `false` if its key was already there. Answers only once its
+    /// batch is committed.
+    pub(crate) async fn store(
+        &self,
+        event: &NewEvent<'_>,
+        body: &Bytes,
+    ) -> Result<bool, InboxError> {
         let (answer, answered) = oneshot::channel();
         let waiting = Waiting {
             task_id: event.task_id.to_owned(),
             family: event.family.to_owned(),
             stage: event.stage.to_owned(),
             outcome: event.outcome.to_owned(),
-            body: Bytes::copy_from_slice(event.body),
+            body: body.clone(),
             answer,
         };
         self.line()

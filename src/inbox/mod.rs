@@ -185,7 +185,7 @@ impl Inbox {
         let new = NewEvent::from_key(key, body);
         let stored = timeout(
             self.shared.config.store_timeout,
-            self.shared.intake.store(&new),
+            self.shared.intake.store(&new, body),
         );
         match stored.await {
             Ok(Ok(true)) => {
