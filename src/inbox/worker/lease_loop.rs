@@ -42,7 +42,9 @@ impl Worker {
                     self.run_one(run).await;
                 }
                 Ok(Ok(None)) => {
-                    self.health.succeeded();
+                    // Nothing was written: that proves nothing of a database that
+                    // refused writes (on PostgreSQL the failing lease's row is skipped
+                    // as locked).
                     tokio::select! {
                         () = self.inbox.wake().notified() => {}
                         () = sleep(config.poll_interval) => {}
