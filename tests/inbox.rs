@@ -1110,6 +1110,47 @@ async fn a_refused_batch_stores_none_of_it(db: &Db) {
     inbox.close().await;
 }
 
+/// The workers lease several due events in one statement and run each on its own: a
+/// slow handler never holds the others back.
+async fn a_slow_handler_never_holds_others_back(db: &Db) {
+    let inbox = db.inbox(quick().concurrency(3)).await;
+    let slow = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::clone(&slow);
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .fallback(move |event: CallbackEvent| {
+            let release = Arc::clone(&release);
+            let is_slow = event.task_id() == "t-slow";
+            async move {
+                if is_slow {
+                    release.notified().await;
+                }
+                Ok(())
+            }
+        })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration");
+    for task in std::iter::once("t-slow".to_owned()).chain((0..12).map(|n| format!("t-quick-{n}")))
+    {
+        send(
+            callbacks.service(),
+            signed(MusicCallback::complete(task).body()),
+        )
+        .await
+        .expect(200, "accepted");
+    }
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "the quick ones done", |s| {
+        s.done == 12 && s.running == 1
+    })
+    .await;
+    slow.notify_one();
+    wait_for(&inbox, "all done", |s| s.done == 13).await;
+    workers.shutdown().await;
+    inbox.close().await;
+}
+
 // ---- faults: a stalled database, a commit that fails, a lost lease ---------------
 
 /// Everything the crate logs at `info` and above, from every test of this binary.
@@ -1941,6 +1982,7 @@ fn main() -> ExitCode {
             nothing_is_logged_for_an_outcome_not_stored,
             concurrent_accepts_store_each_callback_once,
             a_refused_batch_stores_none_of_it,
+            a_slow_handler_never_holds_others_back,
         );
         match kind {
             Kind::Sqlite => suite.extend(suite!(kind;

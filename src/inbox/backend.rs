@@ -255,30 +255,38 @@ impl Backend {
         })
     }
 
-    /// Leases the next due event (pending and due, or running with an expired lease).
+    /// Leases up to `limit` due events (pending and due, or running with an expired
+    /// lease), all under `token` (each row's id tells them apart), oldest first.
     pub(crate) async fn lease(
         &self,
         token: &str,
         lease: Duration,
-    ) -> Result<Option<Leased>, InboxError> {
+        limit: usize,
+    ) -> Result<Vec<Leased>, InboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         with_backend!(self, |pool, sql, now, wrap, own| {
-            let statement = query(sql.lease).bind(millis(lease)).bind(token);
-            // Every row, not the first: the statement commits (or fails to) only when
-            // it has run to its end, and a lease whose commit failed must not run.
+            let statement = query(sql.lease).bind(millis(lease)).bind(token).bind(limit);
+            // Every row: the statement commits (or fails to) only when it has run to
+            // its end, and a lease whose commit failed must not run.
             let rows = now(statement).fetch_all(pool).await?;
-            let Some(row) = rows.first() else {
-                return Ok(None);
-            };
-            Ok(Some(Leased {
-                id: row.try_get(0)?,
-                task_id: row.try_get(1)?,
-                family: row.try_get(2)?,
-                stage: row.try_get(3)?,
-                body: row.try_get::<Vec<u8>, _>(4)?.into(),
-                attempt: attempt(row.try_get(5)?),
-                age: from_millis(row.try_get(6)?),
-                outcome: row.try_get(7)?,
-            }))
+            let mut leased = rows
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>(Leased {
+                        id: row.try_get(0)?,
+                        task_id: row.try_get(1)?,
+                        family: row.try_get(2)?,
+                        stage: row.try_get(3)?,
+                        body: row.try_get::<Vec<u8>, _>(4)?.into(),
+                        attempt: attempt(row.try_get(5)?),
+                        age: from_millis(row.try_get(6)?),
+                        outcome: row.try_get(7)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // RETURNING gives no order: the oldest first.
+            leased.sort_by_key(|event| event.id);
+            Ok(leased)
         })
     }
 

@@ -66,7 +66,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
         "WITH next AS (SELECT id FROM suno_inbox_events \
               WHERE state IN ('pending', 'running') AND run_after <= ",
         now!(),
-        " ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+        " ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
          UPDATE suno_inbox_events e \
          SET state = 'running', attempts = e.attempts + 1, run_after = ",
         now!(),

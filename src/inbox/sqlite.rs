@@ -1,6 +1,6 @@
 //! The SQLite backend: one file, one process. Times come from this process's clock,
 //! bound as each statement's last parameter. SQLite runs one write at a time, so the
-//! lease (`UPDATE … WHERE id = (SELECT … LIMIT 1) RETURNING …`) is atomic without row
+//! lease (`UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`) is atomic without row
 //! locks.
 
 use std::path::{Path, PathBuf};
@@ -63,11 +63,11 @@ pub(crate) const STATEMENTS: Statements = Statements {
     migration_record: "INSERT INTO suno_inbox_migrations (version, description) VALUES (?1, ?2)",
     insert_many,
     lease: "UPDATE suno_inbox_events \
-         SET state = 'running', attempts = attempts + 1, run_after = ?3 + ?1, lease_token = ?2 \
-         WHERE id = (SELECT id FROM suno_inbox_events \
-                     WHERE state IN ('pending', 'running') AND run_after <= ?3 \
-                     ORDER BY run_after, id LIMIT 1) \
-         RETURNING id, task_id, family, stage, body, attempts, ?3 - received_at, outcome",
+         SET state = 'running', attempts = attempts + 1, run_after = ?4 + ?1, lease_token = ?2 \
+         WHERE id IN (SELECT id FROM suno_inbox_events \
+                      WHERE state IN ('pending', 'running') AND run_after <= ?4 \
+                      ORDER BY run_after, id LIMIT ?3) \
+         RETURNING id, task_id, family, stage, body, attempts, ?4 - received_at, outcome",
     heartbeat: "UPDATE suno_inbox_events SET run_after = ?4 + ?1 \
          WHERE id = ?2 AND lease_token = ?3 AND state = 'running'",
     complete: "UPDATE suno_inbox_events \

@@ -26,8 +26,8 @@ pub(crate) struct Statements {
     /// outcome, body)` for each, then `now`; returning `(task_id, family, stage,
     /// outcome)` of each event stored (not of those whose key was there).
     pub(crate) insert_many: fn(usize) -> String,
-    /// `(lease_ms, token, now)`, returning `(id, task_id, family, stage, body,
-    /// attempts, age_ms, outcome)` of the next due event.
+    /// `(lease_ms, token, limit, now)`, returning `(id, task_id, family, stage, body,
+    /// attempts, age_ms, outcome)` of up to `limit` due events.
     pub(crate) lease: &'static str,
     /// `(lease_ms, id, token, now)`.
     pub(crate) heartbeat: &'static str,

@@ -50,7 +50,7 @@ impl Worker {
     /// Extends the lease every third of its length. Returns only when the lease could
     /// not be extended in time (before a sixth of it is left) or another worker holds
     /// it; the caller then drops the run.
-    pub(super) async fn keep_lease(&self, run: &Run<'_>) -> LeaseEnd {
+    pub(super) async fn keep_lease(&self, run: &Run) -> LeaseEnd {
         let lease = self.inbox.config().lease;
         let margin = lease / 6;
         loop {
@@ -66,7 +66,7 @@ impl Worker {
                 stop_at,
                 self.inbox
                     .backend()
-                    .heartbeat(run.event.id, run.token, lease),
+                    .heartbeat(run.event.id, &run.token, lease),
             )
             .await;
             match extended {

@@ -138,9 +138,9 @@ pub(crate) fn start(inbox: Inbox, pipeline: Arc<Pipeline>) -> Workers {
     let (ready, ready_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(housekeeper(Arc::clone(&worker), ready));
-    for _ in 0..config.concurrency {
+    {
         let worker = Arc::clone(&worker);
-        let mut ready = ready_rx.clone();
+        let mut ready = ready_rx;
         let mut stop = worker.stop.clone();
         tasks.spawn(async move {
             tokio::select! {

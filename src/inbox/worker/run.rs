@@ -30,14 +30,15 @@ fn rebuild(family: &str, body: bytes::Bytes) -> Result<CallbackEvent, ParseError
 }
 
 /// One leased event and what its run learns, for the transition and the report.
-pub(super) struct Run<'a> {
+pub(super) struct Run {
     pub(super) event: Leased,
-    pub(super) token: &'a str,
+    /// The lease token (one per lease statement; the row's id tells its rows apart).
+    pub(super) token: std::sync::Arc<str>,
     pub(super) span: tracing::Span,
     pub(super) lease: LeaseClock,
 }
 
-impl Run<'_> {
+impl Run {
     fn report(&self, result: RunResult, error: Option<String>) -> RunReport {
         RunReport {
             id: self.event.id,
@@ -55,7 +56,7 @@ impl Run<'_> {
 impl Worker {
     /// One leased event: run its handler (unless it cannot run), then store the
     /// transition its end names, and report what was stored, once.
-    pub(super) async fn run_one(&self, run: Run<'_>) {
+    pub(super) async fn run_one(&self, run: Run) {
         let event = &run.event;
         run.span
             .in_scope(|| tracing::info!(inbox_event = "attempt", "inbox event leased"));
@@ -110,7 +111,7 @@ impl Worker {
     /// could not be kept: the run was dropped and nothing is stored.
     async fn execute(
         &self,
-        run: &Run<'_>,
+        run: &Run,
         invocation: dispatch::Invocation,
     ) -> Option<(Ending, Option<String>, Option<Tx>)> {
         let config = self.inbox.config();
@@ -173,14 +174,14 @@ impl Worker {
     /// committed.
     async fn store(
         &self,
-        run: &Run<'_>,
+        run: &Run,
         transition: Transition,
         why: Option<&str>,
         transaction: Option<Tx>,
     ) -> bool {
         let config = self.inbox.config();
         let backend = self.inbox.backend();
-        let (id, token) = (run.event.id, run.token);
+        let (id, token) = (run.event.id, &*run.token);
         let limit = match *self.abort.borrow() {
             Some(deadline) if transition == Transition::Release => deadline,
             _ => (Instant::now() + config.store_timeout).min(run.lease.expires()),
@@ -216,7 +217,7 @@ impl Worker {
     }
 
     /// Logs and reports the run once: what was stored, or that nothing was.
-    fn report(&self, run: &Run<'_>, transition: Transition, stored: bool, why: Option<String>) {
+    fn report(&self, run: &Run, transition: Transition, stored: bool, why: Option<String>) {
         let event = &run.event;
         let span = &run.span;
         let result = match (stored, transition) {
