@@ -47,7 +47,6 @@ fn read_event(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
 
 impl PgBackend {
     /// The connection pool, for the other tables in the inbox's database.
-    #[cfg(feature = "provider-api")]
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -55,7 +55,6 @@ fn read_event(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 
 impl SqliteBackend {
     /// The connection pool, for the other tables in the inbox's database.
-    #[cfg(feature = "provider-api")]
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }

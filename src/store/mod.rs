@@ -15,12 +15,21 @@
 //! with a signature can be swapped by anyone who captured one request; the binding
 //! makes a swapped body fail instead of taking the genuine callback's dedup key.
 //!
-//! [`MemoryStore`] is the default. Every store passes the same conformance suite
+//! [`MemoryStore`] is the default. Several replicas share `RedisStore` (feature
+//! `redis`), `PostgresStore` (feature `postgres`), or, on one machine, `SqliteStore`
+//! (feature `sqlite`); an inbox's own database gives one with
+//! `Inbox::dedup_store`. Every store passes the same conformance suite
 //! (`suno_callback::testing::conformance`, feature `testing`).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use bytes::Bytes;
 use std::fmt;
@@ -31,9 +40,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use self::sql::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL,
+    SqlStore,
+};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 use crate::error::BoxError;
 use crate::event::{Family, Outcome};
 use crate::metrics;
