@@ -122,7 +122,8 @@ conformance_tests!(
     settled_token_is_spent,
     keys_are_independent,
     signature_binds_to_its_first_use,
-    signature_binding_expires
+    signature_binding_expires,
+    bind_and_claim_keeps_both_guarantees
 );
 
 async fn concurrent_claims_have_one_winner(db: &Db) {
@@ -577,6 +578,7 @@ fn suno_callback_tests_suite(kind: Kind) -> Vec<libtest_mimic::Trial> {
         keys_are_independent,
         signature_binds_to_its_first_use,
         signature_binding_expires,
+        bind_and_claim_keeps_both_guarantees,
         concurrent_claims_have_one_winner,
         concurrent_bindings_have_one_winner,
         the_suite_passes_across_two_replicas,

@@ -566,6 +566,32 @@ pub trait DedupStore: Send + Sync + 'static {
         signature: &SignatureUse,
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send;
+
+    /// [`bind_signature`](Self::bind_signature), then, unless the signature is bound
+    /// to [another](Binding::Other) use, [`claim`](Self::claim): what the pipeline does
+    /// with a signed callback in inline mode. The claim is `None` exactly when the
+    /// binding is `Other` (nothing is claimed then).
+    ///
+    /// The default makes the two calls one after the other. A networked store may
+    /// override it to do both in one round trip, as `RedisStore` does with one script;
+    /// each half must keep its own guarantees (the conformance suite checks both
+    /// through this method too).
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        async move {
+            let binding = self.bind_signature(signature, binding_ttl).await?;
+            if binding == Binding::Other {
+                return Ok((binding, None));
+            }
+            let claim = self.claim(key, lease).await?;
+            Ok((binding, Some(claim)))
+        }
+    }
 }
 
 impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
@@ -600,6 +626,16 @@ impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
         (**self).bind_signature(signature, ttl)
+    }
+
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        (**self).bind_and_claim(signature, binding_ttl, key, lease)
     }
 }
 
@@ -726,6 +762,14 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Binding, StoreError>>;
 
+    fn bind_and_claim_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        binding_ttl: Duration,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(Binding, Option<Claim>), StoreError>>;
+
     fn type_name(&self) -> &'static str;
 }
 
@@ -773,6 +817,21 @@ impl<S: DedupStore> DynStore for S {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Binding, StoreError>> {
         Box::pin(self.bind_signature(signature, ttl))
+    }
+
+    fn bind_and_claim_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        binding_ttl: Duration,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(Binding, Option<Claim>), StoreError>> {
+        // Counted as the claim it ends with.
+        Box::pin(metrics::store_call(
+            "claim",
+            self.bind_and_claim(signature, binding_ttl, key, lease),
+            StoreError::kind_label,
+        ))
     }
 
     fn type_name(&self) -> &'static str {

@@ -230,4 +230,16 @@ impl DedupStore for SqlStore {
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
         async move { route!(self, store => store.bind_signature(signature, ttl).await) }
     }
+
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        async move {
+            route!(self, store => store.bind_and_claim(signature, binding_ttl, key, lease).await)
+        }
+    }
 }
