@@ -16,8 +16,9 @@ pub const DEFAULT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// How many expired rows one pruning statement deletes by default.
 pub const DEFAULT_PRUNE_BATCH: u32 = 500;
 /// How long a SQL store waits for a pooled connection by default before a call
-/// counts as unavailable.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// counts as unavailable: longer than the receiver's own store timeout (2 s by
+/// default), which then decides.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The size of a SQL store's own connection pool by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 

@@ -297,7 +297,7 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// How long a call waits for a pooled connection (default 1 s) before it counts
+    /// How long a call waits for a pooled connection (default 5 s) before it counts
     /// as unavailable. Not used with [`from_pool`](Self::from_pool).
     #[must_use]
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
