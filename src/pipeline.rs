@@ -387,6 +387,7 @@ impl Pipeline {
 
     /// Stages 4 to 6 on a routed callback: claim, build the typed event (unless it is
     /// built already), run its handler, settle.
+    #[allow(clippy::too_many_arguments)] // one per thing a delivery carries to its claim
     async fn claim_and_run(
         self: Arc<Self>,
         key: DedupKey,

@@ -199,48 +199,38 @@ impl SqlStore {
 }
 
 impl DedupStore for SqlStore {
-    fn claim(
-        &self,
-        key: &DedupKey,
-        lease: Duration,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
-        async move { route!(self, store => store.claim(key, lease).await) }
+    async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+        route!(self, store => store.claim(key, lease).await)
     }
 
-    fn complete(
+    async fn complete(
         &self,
         key: &DedupKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move { route!(self, store => store.complete(key, token, ttl).await) }
+    ) -> Result<(), StoreError> {
+        route!(self, store => store.complete(key, token, ttl).await)
     }
 
-    fn release(
-        &self,
-        key: &DedupKey,
-        token: ClaimToken,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move { route!(self, store => store.release(key, token).await) }
+    async fn release(&self, key: &DedupKey, token: ClaimToken) -> Result<(), StoreError> {
+        route!(self, store => store.release(key, token).await)
     }
 
-    fn bind_signature(
+    async fn bind_signature(
         &self,
         signature: &SignatureUse,
         ttl: Duration,
-    ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
-        async move { route!(self, store => store.bind_signature(signature, ttl).await) }
+    ) -> Result<Binding, StoreError> {
+        route!(self, store => store.bind_signature(signature, ttl).await)
     }
 
-    fn bind_and_claim(
+    async fn bind_and_claim(
         &self,
         signature: &SignatureUse,
         binding_ttl: Duration,
         key: &DedupKey,
         lease: Duration,
-    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
-        async move {
-            route!(self, store => store.bind_and_claim(signature, binding_ttl, key, lease).await)
-        }
+    ) -> Result<(Binding, Option<Claim>), StoreError> {
+        route!(self, store => store.bind_and_claim(signature, binding_ttl, key, lease).await)
     }
 }
