@@ -22,23 +22,25 @@ macro_rules! now {
     };
 }
 
-/// Takes the key if it is absent or expired, in one statement: the upsert's `WHERE`
-/// decides under the row's lock, so of concurrent claims one wins. The last column
-/// says what the row was before the statement: done (true), in flight (false), or no
-/// live row (NULL: taken at that moment by a concurrent claim, so in flight too).
+/// Takes the key if it is absent or expired, in one statement. The key's live row, if
+/// any, is read first: then nothing is written (a duplicate costs no commit to disk),
+/// and the last column says whether it is done (true) or in flight (false). Without
+/// one, the upsert's `WHERE` decides under the row's lock, so of concurrent claims one
+/// wins; a claim that loses there (last column NULL) lost to a concurrent claim: in
+/// flight.
 const CLAIM: &str = concat!(
-    "WITH claimed AS (\
-       INSERT INTO suno_dedup_keys AS k (key, token, expires_at) VALUES ($1, $2, ",
+    "WITH live AS (SELECT k.token IS NULL AS done FROM suno_dedup_keys k \
+       WHERE k.key = $1 AND k.expires_at > ",
     now!(),
-    " + $3) \
+    "), claimed AS (\
+       INSERT INTO suno_dedup_keys AS k (key, token, expires_at) SELECT $1, $2, ",
+    now!(),
+    " + $3 WHERE NOT EXISTS (SELECT 1 FROM live) \
        ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
        WHERE k.expires_at <= ",
     now!(),
     " RETURNING 1) \
-     SELECT EXISTS (SELECT 1 FROM claimed), \
-       (SELECT k.token IS NULL FROM suno_dedup_keys k WHERE k.key = $1 AND k.expires_at > ",
-    now!(),
-    ")"
+     SELECT EXISTS (SELECT 1 FROM claimed), (SELECT done FROM live)"
 );
 
 const COMPLETE: &str = concat!(
@@ -54,22 +56,21 @@ const RELEASE: &str = concat!(
 );
 
 /// Binds the signature if it is unbound or expired, in one statement, as [`CLAIM`]
-/// takes a key; the last column is the use it was bound to before.
+/// takes a key: a live binding is only read; the last column is the use it is bound to.
 const BIND: &str = concat!(
-    "WITH bound AS (\
-       INSERT INTO suno_signature_bindings AS b (signature, bound_use, expires_at) \
-       VALUES ($1, $2, ",
+    "WITH live AS (SELECT b.bound_use FROM suno_signature_bindings b \
+       WHERE b.signature = $1 AND b.expires_at > ",
     now!(),
-    " + $3) \
+    "), bound AS (\
+       INSERT INTO suno_signature_bindings AS b (signature, bound_use, expires_at) \
+       SELECT $1, $2, ",
+    now!(),
+    " + $3 WHERE NOT EXISTS (SELECT 1 FROM live) \
        ON CONFLICT (signature) DO UPDATE SET bound_use = excluded.bound_use, \
        expires_at = excluded.expires_at WHERE b.expires_at <= ",
     now!(),
     " RETURNING 1) \
-     SELECT EXISTS (SELECT 1 FROM bound), \
-       (SELECT b.bound_use FROM suno_signature_bindings b WHERE b.signature = $1 \
-        AND b.expires_at > ",
-    now!(),
-    ")"
+     SELECT EXISTS (SELECT 1 FROM bound), (SELECT bound_use FROM live)"
 );
 
 /// The binding as it is now (after a concurrent first use this statement could not see).
@@ -100,8 +101,9 @@ const PRUNE_BINDINGS: &str = concat!(
 ///   crate's migrations (the inbox's, `migrations/postgres/`), which
 ///   [`connect`](PostgresStoreBuilder::connect) runs. Rows are keyed by SHA-256
 ///   digests, so no input costs more than a fixed-size row.
-/// - **Claim** is one statement, an `INSERT … ON CONFLICT DO UPDATE … WHERE` the
-///   row is expired: one round trip, atomic under the row's lock. Complete and
+/// - **Claim** is one statement: a read of the key's live row (a duplicate writes
+///   nothing), else an `INSERT … ON CONFLICT DO UPDATE … WHERE` the row is expired:
+///   one round trip, atomic under the row's lock. Complete and
 ///   release are one token-checked `UPDATE` / `DELETE` each. A callback costs three
 ///   round trips with its signature binding (bind, claim, complete), a duplicate two.
 /// - **Time** is the database server's clock, so the replicas' clocks need not agree.
