@@ -67,22 +67,7 @@ pub fn settings() -> Result<Settings, Box<dyn Error>> {
 /// The receiver every example mounts: the settings' key (and allowlist), and a handler
 /// per event that prints one line.
 pub fn receiver(settings: &Settings) -> Result<SunoCallbacks, Box<dyn Error>> {
-    receiver_from(settings, SunoCallbacks::builder())
-}
-
-/// [`receiver`] deduplicating in `store` (unless `REDIS_URL` is set and used).
-pub fn receiver_with_store(
-    settings: &Settings,
-    store: impl suno_callback::store::DedupStore,
-) -> Result<SunoCallbacks, Box<dyn Error>> {
-    receiver_from(settings, SunoCallbacks::builder().store(store))
-}
-
-fn receiver_from(
-    settings: &Settings,
-    builder: suno_callback::SunoCallbacksBuilder,
-) -> Result<SunoCallbacks, Box<dyn Error>> {
-    let mut builder = builder.hmac_key(&settings.key);
+    let mut builder = SunoCallbacks::builder().hmac_key(&settings.key);
     if let Some(ips) = &settings.allowed_ips {
         builder = builder.verifier(IpAllowlist::new(ips.split(',').map(str::trim))?);
     }
@@ -232,7 +217,10 @@ pub fn announce_store(
             "SUNO_WEBHOOK_HMAC_KEY is not set; generated a key for this run: {}",
             settings.key
         );
-        println!("Send a signed `complete` callback (valid for 5 minutes):");
+        println!(
+            "Send a signed `complete` callback (valid for {} minutes, the default timestamp tolerance):",
+            suno_callback::verify::DEFAULT_TOLERANCE.as_secs() / 60
+        );
         println!(
             "{}",
             curl_command(local, &settings.key, &random_hex::<16>()?)
