@@ -17,6 +17,10 @@
 //! - `REDIS_URL`: built with `--features redis`, dedupe in this Redis (`RedisStore`), so
 //!   two copies on two `BIND_ADDR`s behave as one receiver; `REDIS_KEY_PREFIX` sets the
 //!   key prefix.
+//! - `DATABASE_URL`: built with `--features postgres`, naming a PostgreSQL database
+//!   (`postgres://…`) and without `REDIS_URL`: dedupe in that database
+//!   (`PostgresStore`, its tables created on start), so copies sharing it behave as one
+//!   receiver.
 //! - `RUST_LOG`: log filter (default `warn`), for example `suno_callback=info`.
 //!
 //! `GET /metrics` on the same address serves the receiver's metrics in Prometheus'
@@ -60,7 +64,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         None => random_hex::<32>()?,
     };
 
-    let callbacks = receiver(&key)?;
+    let callbacks = receiver(&key).await?;
     let metrics = prometheus()?;
 
     // The shared path, and one per family (`/callbacks/suno/wav`, ...): give each API
@@ -91,7 +95,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// The receiver: the key (and allowlist), the dedup store, and a handler that prints
 /// one line for every event of every family.
-fn receiver(key: &str) -> Result<SunoCallbacks, Box<dyn Error>> {
+async fn receiver(key: &str) -> Result<SunoCallbacks, Box<dyn Error>> {
     let mut builder = SunoCallbacks::builder().hmac_key(key);
     if let Some(ips) = env("SUNO_ALLOWED_IPS") {
         builder = builder.verifier(IpAllowlist::new(ips.split(',').map(str::trim))?);
@@ -105,6 +109,11 @@ fn receiver(key: &str) -> Result<SunoCallbacks, Box<dyn Error>> {
         // Connects on first use: the receiver starts even while Redis is still coming
         // up, and answers 503 until it is reachable.
         builder = builder.store(store.build()?);
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(url) = postgres_url() {
+        // Connects now, and creates the store's tables (the crate's migrations).
+        builder = builder.store(suno_callback::store::PostgresStore::connect(&url).await?);
     }
     // Each family's successes, every failure, and the fallback for the rest (unknown
     // stages, unknown shapes).
@@ -209,8 +218,21 @@ fn store_description() -> String {
         Some(_) => "REDIS_URL is set but this build has no `redis` feature; dedup store \
                     MemoryStore (this process only)"
             .to_owned(),
-        None => "dedup store MemoryStore (this process only)".to_owned(),
+        None => match postgres_url() {
+            Some(url) if cfg!(feature = "postgres") => {
+                let at = url.rsplit('@').next().unwrap_or(&url);
+                let at = at.split("://").last().unwrap_or(at);
+                let at = at.split('?').next().unwrap_or(at);
+                format!("dedup store PostgresStore at {at}, shared by every copy using it")
+            }
+            _ => "dedup store MemoryStore (this process only)".to_owned(),
+        },
     }
+}
+
+/// `DATABASE_URL` when it names a PostgreSQL database and Redis is not asked for.
+fn postgres_url() -> Option<String> {
+    env("DATABASE_URL").filter(|url| url.starts_with("postgres") && env("REDIS_URL").is_none())
 }
 
 /// For a generated key: the key, and a `curl` command posting a signed `complete`

@@ -142,12 +142,14 @@ impl Waiters {
 /// `body`. While another delivery holds the key, waits in the key's group, having
 /// dropped `held` and offered `body` as the group's standby, until the key is done (a
 /// duplicate), free again (this delivery runs the handler with the standby body), or
-/// `timing.in_flight_wait` has passed.
+/// `timing.in_flight_wait` has passed. `first` is the first claim's result when it was
+/// made already, with the signature's binding (then it is not made again).
 pub(crate) async fn claim_or_wait<T>(
     store: &dyn DynStore,
     waiters: &Waiters,
     key: &DedupKey,
     timing: &Timing,
+    first: Option<Claim>,
     held: T,
     body: Bytes,
 ) -> ClaimOutcome<T> {
@@ -156,18 +158,28 @@ pub(crate) async fn claim_or_wait<T>(
     let give_up_at = now
         .checked_add(timing.in_flight_wait)
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
-    let membership = match waiters.join(key, true) {
+    let existing = match first {
+        Some(_) => None,
         // Others here already wait for this key: no need to ask the store.
+        None => waiters.join(key, true),
+    };
+    let membership = match existing {
         Some(membership) => membership,
-        None => match claim_once(store, key, timing).await {
-            Ok(Claim::Acquired(token)) => return ClaimOutcome::Run(token, held),
-            Ok(Claim::Done) => return ClaimOutcome::Duplicate,
-            Err(error) => return ClaimOutcome::Unavailable(error),
-            Ok(Claim::InFlight) => match waiters.join(key, false) {
-                Some(membership) => membership,
-                None => return ClaimOutcome::StillInFlight,
-            },
-        },
+        None => {
+            let claimed = match first {
+                Some(claim) => Ok(claim),
+                None => claim_once(store, key, timing).await,
+            };
+            match claimed {
+                Ok(Claim::Acquired(token)) => return ClaimOutcome::Run(token, held),
+                Ok(Claim::Done) => return ClaimOutcome::Duplicate,
+                Err(error) => return ClaimOutcome::Unavailable(error),
+                Ok(Claim::InFlight) => match waiters.join(key, false) {
+                    Some(membership) => membership,
+                    None => return ClaimOutcome::StillInFlight,
+                },
+            }
+        }
     };
     // A waiting delivery holds nothing of its request: its event goes now, and its
     // body goes to the group only if the group has none.
@@ -372,7 +384,8 @@ mod tests {
             deliveries.push(tokio::spawn(async move {
                 let event = Held(held);
                 let body = Bytes::from(vec![b'x'; 1024 + n]);
-                let outcome = claim_or_wait(&*store, &waiters, &key, &timing(), event, body).await;
+                let outcome =
+                    claim_or_wait(&*store, &waiters, &key, &timing(), None, event, body).await;
                 matches!(outcome, ClaimOutcome::Duplicate)
             }));
         }
@@ -424,7 +437,16 @@ mod tests {
                 Arc::clone(&held),
             );
             tokio::spawn(async move {
-                claim_or_wait(&*store, &waiters, &key, &short, Held(held), Bytes::new()).await
+                claim_or_wait(
+                    &*store,
+                    &waiters,
+                    &key,
+                    &short,
+                    None,
+                    Held(held),
+                    Bytes::new(),
+                )
+                .await
             })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -436,7 +458,16 @@ mod tests {
                 Arc::clone(&held),
             );
             tokio::spawn(async move {
-                claim_or_wait(&*store, &waiters, &key, &timing(), Held(held), Bytes::new()).await
+                claim_or_wait(
+                    &*store,
+                    &waiters,
+                    &key,
+                    &timing(),
+                    None,
+                    Held(held),
+                    Bytes::new(),
+                )
+                .await
             })
         };
         assert!(matches!(
@@ -487,7 +518,7 @@ mod tests {
             );
             deliveries.push(tokio::spawn(async move {
                 let body = Bytes::from_owner(Owner(vec![b'x'; 1 << 20], alive));
-                claim_or_wait(&*store, &waiters, &key, &timing(), (), body).await;
+                claim_or_wait(&*store, &waiters, &key, &timing(), None, (), body).await;
             }));
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;

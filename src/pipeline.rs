@@ -34,7 +34,7 @@ use crate::intake;
 use crate::metrics::{self, Labels};
 use crate::settle::settle;
 use crate::source::{self, EventSource};
-use crate::store::{ClaimToken, DedupKey, DynStore};
+use crate::store::{Claim, ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
 use crate::untrusted::Untrusted;
 use crate::verify::{
@@ -198,21 +198,38 @@ impl Pipeline {
         // Set when the signature was first used by another callback and the policy
         // hands such callbacks over to confirm mode.
         let mut reused = false;
+        // The claim made with the binding, in one store call, when nothing runs
+        // between the two.
+        let mut first_claim = None;
         if let Some(binding) = self
             .binding
             .as_ref()
             .filter(|_| signed.load(Ordering::Relaxed))
         {
-            match binding
-                .bind(
-                    &*self.store,
-                    self.timing.store_timeout,
-                    &headers,
-                    &key,
-                    &body,
-                )
-                .await
-            {
+            let bound = if self.claims_with_binding(&envelope) {
+                binding
+                    .bind_and_claim(
+                        &*self.store,
+                        self.timing.store_timeout,
+                        &headers,
+                        &key,
+                        &body,
+                        self.timing.lease,
+                    )
+                    .await
+                    .map(|claim| first_claim = claim)
+            } else {
+                binding
+                    .bind(
+                        &*self.store,
+                        self.timing.store_timeout,
+                        &headers,
+                        &key,
+                        &body,
+                    )
+                    .await
+            };
+            match bound {
                 Ok(()) => {}
                 Err(Unbound::Reused(SignatureReuse::Refuse)) => {
                     return Answer::Rejected(VerifyError::reused_signature());
@@ -265,6 +282,7 @@ impl Pipeline {
                 body,
                 family,
                 EventSource::Callback,
+                first_claim,
             )
             .await;
         #[cfg(feature = "provider-api")]
@@ -315,12 +333,29 @@ impl Pipeline {
                 body,
                 path_family,
                 source,
+                None,
             )
             .await;
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
             self.provider.settled_key(key).await;
         }
         answer
+    }
+
+    /// Whether a signed callback's binding and claim go to the store in one call: in
+    /// inline mode, for a callback with a handler, when no confirm stage may run
+    /// between them.
+    fn claims_with_binding(&self, envelope: &Envelope) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if self.inbox.is_some() {
+            return false;
+        }
+        // With a reused signature (`true`), any confirm stage may run.
+        #[cfg(feature = "provider-api")]
+        if self.provider.may_confirm(envelope.family, true) {
+            return false;
+        }
+        self.handlers.route(envelope).is_some()
     }
 
     /// Whether the callbacks are processed in the request (no inbox).
@@ -352,6 +387,7 @@ impl Pipeline {
 
     /// Stages 4 to 6 on a routed callback: claim, build the typed event (unless it is
     /// built already), run its handler, settle.
+    #[allow(clippy::too_many_arguments)] // one per thing a delivery carries to its claim
     async fn claim_and_run(
         self: Arc<Self>,
         key: DedupKey,
@@ -360,8 +396,14 @@ impl Pipeline {
         body: Bytes,
         family: Option<Family>,
         source: EventSource,
+        first_claim: Option<Claim>,
     ) -> Answer {
         let Some(chosen) = chosen else {
+            if let Some(Claim::Acquired(token)) = first_claim {
+                // Claimed with the binding, but nothing runs it: hand the key back.
+                let release = self.store.release_boxed(&key, token);
+                let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+            }
             return Answer::Ignored(key);
         };
         // What a claiming delivery holds: its handler and envelope. The typed event is
@@ -371,6 +413,7 @@ impl Pipeline {
             &self.waiters,
             &key,
             &self.timing,
+            first_claim,
             (chosen, unbuilt, body.clone()),
             body,
         )

@@ -154,12 +154,14 @@ fn main() -> ExitCode {
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
         token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
-        signature_binds_to_its_first_use, signature_binding_expires));
+        signature_binds_to_its_first_use, signature_binding_expires,
+        bind_and_claim_keeps_both_guarantees));
     shared_server.extend(conformance_trials!("lua_claim", true;
         claim_is_exclusive, complete_marks_done, release_frees_the_key,
         lease_expiry_frees_the_key, expired_token_cannot_complete, ttl_expiry_forgets_done,
         token_mismatch_is_refused, settled_token_is_spent, keys_are_independent,
-        signature_binds_to_its_first_use, signature_binding_expires));
+        signature_binds_to_its_first_use, signature_binding_expires,
+        bind_and_claim_keeps_both_guarantees));
     shared_server.extend([
         trial(
             "replicas::each_callback_runs_once_across_replicas",
@@ -192,8 +194,12 @@ fn main() -> ExitCode {
             outage_and_recovery,
         ),
         trial(
-            "round_trips::three_per_callback_two_per_duplicate",
+            "round_trips::two_per_callback_one_per_duplicate",
             round_trips,
+        ),
+        trial(
+            "round_trips::scripts_lost_by_the_server_are_loaded_again",
+            scripts_are_loaded_again,
         ),
         trial(
             "outage::a_hung_redis_is_503_within_the_call_timeout",
@@ -774,14 +780,16 @@ impl Monitor {
         Self { lines }
     }
 
-    /// The commands clients sent since the last call (script internals left out).
-    async fn client_commands(&self) -> Vec<String> {
+    /// The commands clients sent since the last call on keys under `prefix` (script
+    /// internals left out): other clients of the server do not count.
+    async fn client_commands(&self, prefix: &str) -> Vec<String> {
         // MONITOR lines arrive asynchronously; give the last ones time to land.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let lines = std::mem::take(&mut *self.lines.lock().expect("lock"));
+        let quoted = format!("\"{prefix}:");
         lines
             .into_iter()
-            .filter(|line| !line.contains(" lua] "))
+            .filter(|line| !line.contains(" lua] ") && line.contains(&quoted))
             .filter_map(|line| Some(line.split_once("] \"")?.1.split('"').next()?.to_uppercase()))
             .collect()
     }
@@ -789,7 +797,12 @@ impl Monitor {
 
 async fn round_trips() {
     let server = PrivateRedis::start();
-    let store = RedisStore::connect(&server.url()).await.expect("connect");
+    let prefix = unique_prefix("round-trips");
+    let store = RedisStore::builder(server.url())
+        .key_prefix(&prefix)
+        .connect()
+        .await
+        .expect("connect");
     let runs = Counter::default();
     let callbacks = counting_receiver(store, &runs);
     // The first callback also loads the scripts into the server.
@@ -801,17 +814,28 @@ async fn round_trips() {
     .expect(200, "processed");
 
     let monitor = Monitor::attach(&server);
+    // Another client's commands on the same server are not counted.
+    let other = RedisStore::builder(server.url())
+        .key_prefix(unique_prefix("round-trips-other"))
+        .connect()
+        .await
+        .expect("connect");
+    let other_key = DedupKey::new("other", Family::Music, "complete", Outcome::Success);
+    other
+        .claim(&other_key, Duration::from_secs(30))
+        .await
+        .expect("claim");
     send(
         callbacks.service(),
         signed(MusicCallback::complete("measured").body()),
     )
     .await
     .expect(200, "processed");
-    let first = monitor.client_commands().await;
+    let first = monitor.client_commands(&prefix).await;
     assert_eq!(
         first,
-        ["SET", "SET", "EVALSHA"],
-        "a first delivery: bind its signature, claim, complete"
+        ["EVALSHA", "EVALSHA"],
+        "a first delivery: bind its signature and claim (one script), complete"
     );
 
     send(
@@ -820,12 +844,50 @@ async fn round_trips() {
     )
     .await
     .expect(200, "duplicate");
-    let duplicate = monitor.client_commands().await;
+    let duplicate = monitor.client_commands(&prefix).await;
     assert_eq!(
         duplicate,
-        ["SET", "SET"],
-        "a duplicate: the binding check and the claim"
+        ["EVALSHA"],
+        "a duplicate: the binding check and the claim, one script"
     );
+    assert_eq!(runs.get(), 2);
+}
+
+/// A server that lost its scripts (restarted, or `SCRIPT FLUSH`) gets them again:
+/// the store keeps answering.
+async fn scripts_are_loaded_again() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix("script-flush");
+    let store = RedisStore::builder(server.url())
+        .key_prefix(&prefix)
+        .connect()
+        .await
+        .expect("connect");
+    let runs = Counter::default();
+    let callbacks = counting_receiver(store, &runs);
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("before-flush").body()),
+    )
+    .await
+    .expect(200, "processed");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.write_all(b"SCRIPT FLUSH\r\n").expect("SCRIPT FLUSH");
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).expect("reply");
+    assert!(reply.starts_with("+OK"), "{reply}");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("after-flush").body()),
+    )
+    .await
+    .expect(200, "processed");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("after-flush").body()),
+    )
+    .await
+    .expect(200, "duplicate");
     assert_eq!(runs.get(), 2);
 }
 

@@ -61,7 +61,7 @@ mod error;
 mod intake;
 #[cfg(feature = "sqlite")]
 mod lock;
-mod migrate;
+pub(crate) mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "provider-api")]
@@ -257,6 +257,36 @@ impl Inbox {
     /// Closes the connection pool (after [`Workers::shutdown`]).
     pub async fn close(&self) {
         self.shared.backend.close().await;
+    }
+
+    /// A dedup store on this inbox's connection pool, in its own database (tables
+    /// created by the same migrations): replicas that share a PostgreSQL inbox then
+    /// share their signature bindings without another engine.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::inbox::Inbox;
+    ///
+    /// let inbox = Inbox::builder().connect("postgres://127.0.0.1:5432/app").await?;
+    /// let callbacks = SunoCallbacks::builder()
+    ///     .hmac_key("webhook-hmac-key")
+    ///     .store(inbox.dedup_store())
+    ///     .inbox(inbox.clone())
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dedup_store(&self) -> crate::store::SqlStore {
+        match self.backend() {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(backend) => crate::store::SqlStore::Sqlite(
+                crate::store::SqliteStore::from_pool(backend.pool().clone()),
+            ),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(backend) => crate::store::SqlStore::Postgres(
+                crate::store::PostgresStore::from_pool(backend.pool().clone()),
+            ),
+        }
     }
 
     pub(crate) fn backend(&self) -> &Backend {

@@ -15,12 +15,21 @@
 //! with a signature can be swapped by anyone who captured one request; the binding
 //! makes a swapped body fail instead of taking the genuine callback's dedup key.
 //!
-//! [`MemoryStore`] is the default. Every store passes the same conformance suite
+//! [`MemoryStore`] is the default. Several replicas share `RedisStore` (feature
+//! `redis`), `PostgresStore` (feature `postgres`), or, on one machine, `SqliteStore`
+//! (feature `sqlite`); an inbox's own database gives one with
+//! `Inbox::dedup_store`. Every store passes the same conformance suite
 //! (`suno_callback::testing::conformance`, feature `testing`).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use bytes::Bytes;
 use std::fmt;
@@ -31,9 +40,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_CALL_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use self::sql::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL,
+    SqlStore,
+};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 use crate::error::BoxError;
 use crate::event::{Family, Outcome};
 use crate::metrics;
@@ -545,6 +566,32 @@ pub trait DedupStore: Send + Sync + 'static {
         signature: &SignatureUse,
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send;
+
+    /// [`bind_signature`](Self::bind_signature), then, unless the signature is bound
+    /// to [another](Binding::Other) use, [`claim`](Self::claim): what the pipeline does
+    /// with a signed callback in inline mode. The claim is `None` exactly when the
+    /// binding is `Other` (nothing is claimed then).
+    ///
+    /// The default makes the two calls one after the other. A networked store may
+    /// override it to do both in one round trip, as `RedisStore` does with one script;
+    /// each half must keep its own guarantees (the conformance suite checks both
+    /// through this method too).
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        async move {
+            let binding = self.bind_signature(signature, binding_ttl).await?;
+            if binding == Binding::Other {
+                return Ok((binding, None));
+            }
+            let claim = self.claim(key, lease).await?;
+            Ok((binding, Some(claim)))
+        }
+    }
 }
 
 impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
@@ -579,6 +626,16 @@ impl<S: DedupStore> DedupStore for std::sync::Arc<S> {
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
         (**self).bind_signature(signature, ttl)
+    }
+
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        (**self).bind_and_claim(signature, binding_ttl, key, lease)
     }
 }
 
@@ -705,6 +762,14 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Binding, StoreError>>;
 
+    fn bind_and_claim_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        binding_ttl: Duration,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(Binding, Option<Claim>), StoreError>>;
+
     fn type_name(&self) -> &'static str;
 }
 
@@ -752,6 +817,21 @@ impl<S: DedupStore> DynStore for S {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Binding, StoreError>> {
         Box::pin(self.bind_signature(signature, ttl))
+    }
+
+    fn bind_and_claim_boxed<'a>(
+        &'a self,
+        signature: &'a SignatureUse,
+        binding_ttl: Duration,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(Binding, Option<Claim>), StoreError>> {
+        // Counted as the claim it ends with.
+        Box::pin(metrics::store_call(
+            "claim",
+            self.bind_and_claim(signature, binding_ttl, key, lease),
+            StoreError::kind_label,
+        ))
     }
 
     fn type_name(&self) -> &'static str {

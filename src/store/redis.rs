@@ -28,6 +28,27 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 ";
 
+/// Binds a signature and claims a key in one round trip. KEYS: the binding, the
+/// claim. ARGV: the use, the binding's TTL, the token, the lease (milliseconds).
+/// Returns the binding (0 first, 1 same, 2 other: nothing claimed) and the claim key's
+/// previous value (`""` when it was free and is now claimed). A script runs alone on
+/// the server, so both halves are as atomic as their own commands.
+const BIND_AND_CLAIM_SCRIPT: &str = r"
+local bound = redis.call('GET', KEYS[1])
+if bound then
+  if bound ~= ARGV[1] then return {2, ''} end
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+local previous = redis.call('GET', KEYS[2])
+if not previous then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  previous = ''
+end
+if bound then return {1, previous} end
+return {0, previous}
+";
+
 /// Marks the key done for the TTL if the caller's token still holds it.
 const COMPLETE_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -55,13 +76,18 @@ return 0
 ///   previous value says whether the key was free, in flight, or done.
 /// - **Complete** and **release** are Lua scripts that act only if the key still holds
 ///   the caller's token, so a replica whose lease expired cannot complete or release
-///   another replica's claim. A callback costs two round trips: claim and complete.
+///   another replica's claim.
 /// - **Keys** are `<prefix>:<sha256 of the task id and the callbackType>`, so no input
 ///   can collide with another key or escape the prefix.
 /// - **Signature bindings** are one atomic `SET <prefix>:sig:<sha256 of task id and
 ///   timestamp> <use> NX PX ttl GET` each (or the same Lua script as claims on older
 ///   servers): the first use of a signature sets it, later ones read it. They expire
 ///   with their TTL, which covers the timestamp's tolerance.
+/// - **Bind and claim together**: a signed callback's binding and claim are one Lua
+///   script ([`DedupStore::bind_and_claim`], sent as `EVALSHA`, loaded again if the
+///   server lost it), so a first delivery costs two round trips (bind and claim,
+///   complete) and a duplicate one. The script touches two keys, so the server must
+///   not be a Redis Cluster (this store never was one: it talks to one server).
 /// - **Faults** fail closed: a call that errors or exceeds the call timeout is
 ///   [`StoreError::unavailable`], which the pipeline answers `503` without running a
 ///   handler. The connection is re-established in the background when Redis is back,
@@ -156,6 +182,7 @@ struct Settings {
     call_timeout: Duration,
     redacted_url: String,
     claim_script: Script,
+    bind_and_claim_script: Script,
     complete_script: Script,
     release_script: Script,
     /// Set once the server refused `SET` with both `NX` and `GET`.
@@ -383,6 +410,52 @@ impl RedisStore {
         })
     }
 
+    async fn bind_and_claim_now(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> Result<(Binding, Option<Claim>), StoreError> {
+        let binding_key = self.binding_key(signature);
+        let redis_key = self.redis_key(key);
+        let mut bound_use = String::with_capacity(64);
+        push_hex(&mut bound_use, &signature.use_digest());
+        let token = ClaimToken::new_unique();
+        let link = self.link.current();
+        let mut connection = link.connection.clone();
+        let mut invocation = self.settings.bind_and_claim_script.key(&binding_key);
+        invocation
+            .key(&redis_key)
+            .arg(&bound_use)
+            .arg(millis(binding_ttl))
+            .arg(token.to_string())
+            .arg(millis(lease));
+        let call = invocation.invoke_async::<(i64, String)>(&mut connection);
+        let (binding, previous) = match tokio::time::timeout(self.settings.call_timeout, call).await
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => return Err(StoreError::unavailable(error)),
+            Err(_elapsed) => {
+                // The script may still run: withdraw its claim, as for a plain claim.
+                self.withdraw_claim(link.connection, &redis_key, token, lease);
+                self.link.replace(link.generation);
+                return Err(StoreError::unavailable("redis call timed out"));
+            }
+        };
+        let binding = match binding {
+            0 => Binding::First,
+            1 => Binding::Same,
+            _ => return Ok((Binding::Other, None)),
+        };
+        let claim = match previous.as_str() {
+            "" => Claim::Acquired(token),
+            DONE => Claim::Done,
+            _ => Claim::InFlight,
+        };
+        Ok((binding, Some(claim)))
+    }
+
     async fn complete_now(
         &self,
         key: &DedupKey,
@@ -506,6 +579,7 @@ impl RedisStoreBuilder {
                 key_prefix: self.key_prefix,
                 call_timeout: self.call_timeout,
                 claim_script: Script::new(CLAIM_SCRIPT),
+                bind_and_claim_script: Script::new(BIND_AND_CLAIM_SCRIPT),
                 complete_script: Script::new(COMPLETE_SCRIPT),
                 release_script: Script::new(RELEASE_SCRIPT),
                 claim_with_script: AtomicBool::new(self.claim_by_script),
@@ -603,6 +677,16 @@ impl DedupStore for RedisStore {
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
         self.bind_now(signature, ttl)
+    }
+
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        self.bind_and_claim_now(signature, binding_ttl, key, lease)
     }
 }
 

@@ -431,6 +431,46 @@ pub async fn concurrent_bindings_have_one_winner<S: DedupStore>(store: Arc<S>) {
     assert_eq!(firsts, 1, "exactly one of {BINDERS} concurrent uses binds");
 }
 
+/// [`DedupStore::bind_and_claim`] binds and claims as the two calls do: a first use
+/// binds and claims, the same use again finds the claim, another use claims nothing.
+pub async fn bind_and_claim_keeps_both_guarantees<S: DedupStore>(store: &S) {
+    let signature = unique_signature("bind-claim", "complete", false);
+    let key = unique_key("bind-claim", "complete");
+    let (binding, claim) = store
+        .bind_and_claim(&signature, TTL, &key, LEASE)
+        .await
+        .expect("bind_and_claim must not fail");
+    assert_eq!(binding, Binding::First, "a new signature binds");
+    let Some(Claim::Acquired(token)) = claim else {
+        panic!("a free key is claimed with the binding, got {claim:?}");
+    };
+    let again = store.bind_and_claim(&signature, TTL, &key, LEASE).await;
+    assert_eq!(
+        again.expect("bind_and_claim"),
+        (Binding::Same, Some(Claim::InFlight)),
+        "the same use again finds the key in flight"
+    );
+    let forged = SignatureUse::new(signature.task_id(), signature.timestamp(), "text", false);
+    let untouched = unique_key("bind-claim-untouched", "text");
+    let refused = store.bind_and_claim(&forged, TTL, &untouched, LEASE).await;
+    assert_eq!(
+        refused.expect("bind_and_claim"),
+        (Binding::Other, None),
+        "another use is refused and claims nothing"
+    );
+    acquire(store, &untouched, LEASE).await;
+    store
+        .complete(&key, token, TTL)
+        .await
+        .expect("the token of the combined claim completes");
+    let done = store.bind_and_claim(&signature, TTL, &key, LEASE).await;
+    assert_eq!(
+        done.expect("bind_and_claim"),
+        (Binding::Same, Some(Claim::Done)),
+        "a replay of a processed callback is a duplicate"
+    );
+}
+
 /// Runs every check, one after another, against one store.
 pub async fn run_all<S: DedupStore>(store: Arc<S>) {
     claim_is_exclusive(&*store).await;
@@ -444,6 +484,7 @@ pub async fn run_all<S: DedupStore>(store: Arc<S>) {
     keys_are_independent(&*store).await;
     signature_binds_to_its_first_use(&*store).await;
     signature_binding_expires(&*store).await;
+    bind_and_claim_keeps_both_guarantees(&*store).await;
     concurrent_bindings_have_one_winner(Arc::clone(&store)).await;
     concurrent_claims_have_one_winner(store).await;
 }
@@ -473,7 +514,7 @@ macro_rules! dedup_store_conformance {
             lease_expiry_frees_the_key, expired_token_cannot_complete,
             ttl_expiry_forgets_done, token_mismatch_is_refused, settled_token_is_spent,
             keys_are_independent, signature_binds_to_its_first_use,
-            signature_binding_expires);
+            signature_binding_expires, bind_and_claim_keeps_both_guarantees);
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_claims_have_one_winner() {

@@ -21,7 +21,7 @@ use tokio::time::timeout;
 use super::Clock;
 use super::hmac::{TIMESTAMP_HEADER, parse_unix_seconds};
 use crate::event::Outcome;
-use crate::store::{Binding, DedupKey, DynStore, SignatureUse, StoreError};
+use crate::store::{Binding, Claim, DedupKey, DynStore, SignatureUse, StoreError};
 use crate::untrusted::Untrusted;
 
 /// How much longer than the timestamp's tolerance a binding is kept, for replicas
@@ -105,6 +105,29 @@ impl BindingStage {
         Duration::from_secs(u64::try_from(remaining).unwrap_or(0)).saturating_add(BINDING_MARGIN)
     }
 
+    /// The use of the request's signature (already verified), and how long to bind
+    /// it; `None` without a timestamp (then nothing is signed, nothing bound).
+    fn signature_use(
+        &self,
+        headers: &HeaderMap,
+        key: &DedupKey,
+        body: &bytes::Bytes,
+    ) -> Option<(SignatureUse, Duration)> {
+        // The HMAC check has accepted this header; without it there is nothing signed.
+        let timestamp = headers.get(TIMESTAMP_HEADER)?;
+        let sent_at = parse_unix_seconds(timestamp.as_bytes())?;
+        let timestamp = timestamp.to_str().ok()?;
+        let signature = SignatureUse::new(
+            key.task_id(),
+            timestamp,
+            key.stage(),
+            key.outcome() == Outcome::Failure,
+        )
+        .with_family(key.family())
+        .with_body(body.clone());
+        Some((signature, self.ttl(sent_at)))
+    }
+
     /// Binds the request's signature (already verified) to its use, or says why not.
     pub(crate) async fn bind(
         &self,
@@ -114,29 +137,10 @@ impl BindingStage {
         key: &DedupKey,
         body: &bytes::Bytes,
     ) -> Result<(), Unbound> {
-        // The HMAC check has accepted this header; without it there is nothing signed.
-        let Some(timestamp) = headers.get(TIMESTAMP_HEADER) else {
+        let Some((signature, ttl)) = self.signature_use(headers, key, body) else {
             return Ok(());
         };
-        let Some(sent_at) = parse_unix_seconds(timestamp.as_bytes()) else {
-            return Ok(());
-        };
-        let Ok(timestamp) = timestamp.to_str() else {
-            return Ok(());
-        };
-        let signature = SignatureUse::new(
-            key.task_id(),
-            timestamp,
-            key.stage(),
-            key.outcome() == Outcome::Failure,
-        )
-        .with_family(key.family())
-        .with_body(body.clone());
-        let bound = match timeout(
-            store_timeout,
-            store.bind_signature_boxed(&signature, self.ttl(sent_at)),
-        )
-        .await
+        let bound = match timeout(store_timeout, store.bind_signature_boxed(&signature, ttl)).await
         {
             Ok(result) => result.map_err(Unbound::Unavailable)?,
             Err(_elapsed) => {
@@ -145,6 +149,52 @@ impl BindingStage {
                 )));
             }
         };
+        self.judge(bound, &signature, key)
+    }
+
+    /// Binds the request's signature and claims `key` for `lease` in one store call
+    /// ([`DedupStore::bind_and_claim`]), for a callback that goes straight to its
+    /// claim. `Ok(None)`: nothing is signed, and nothing was claimed.
+    ///
+    /// [`DedupStore::bind_and_claim`]: crate::store::DedupStore::bind_and_claim
+    pub(crate) async fn bind_and_claim(
+        &self,
+        store: &dyn DynStore,
+        store_timeout: Duration,
+        headers: &HeaderMap,
+        key: &DedupKey,
+        body: &bytes::Bytes,
+        lease: Duration,
+    ) -> Result<Option<Claim>, Unbound> {
+        let Some((signature, ttl)) = self.signature_use(headers, key, body) else {
+            return Ok(None);
+        };
+        let call = store.bind_and_claim_boxed(&signature, ttl, key, lease);
+        let (bound, claim) = match timeout(store_timeout, call).await {
+            Ok(result) => result.map_err(Unbound::Unavailable)?,
+            Err(_elapsed) => {
+                return Err(Unbound::Unavailable(StoreError::unavailable(
+                    "signature binding and claim timed out",
+                )));
+            }
+        };
+        self.judge(bound, &signature, key)?;
+        match claim {
+            Some(claim) => Ok(Some(claim)),
+            // A store that bound the signature must have claimed the key.
+            None => Err(Unbound::Unavailable(StoreError::unavailable(
+                "the store bound the signature without claiming the key",
+            ))),
+        }
+    }
+
+    /// What a binding lets through.
+    fn judge(
+        &self,
+        bound: Binding,
+        signature: &SignatureUse,
+        key: &DedupKey,
+    ) -> Result<(), Unbound> {
         match bound {
             Binding::First | Binding::Same => Ok(()),
             Binding::Other => {
@@ -154,7 +204,7 @@ impl BindingStage {
                     family = key.family().as_str(),
                     stage = ?Untrusted(key.stage()),
                     result = key.outcome().as_str(),
-                    timestamp,
+                    timestamp = signature.timestamp(),
                     policy = ?self.policy,
                     "signature already used by another callback: body not the one it was sent with"
                 );

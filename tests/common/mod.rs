@@ -239,8 +239,8 @@ pub struct RunningExample {
 impl RunningExample {
     /// Starts an example on an ephemeral loopback port with the given environment and
     /// waits for its "listening on http://ADDR/..." line. The example dedupes in
-    /// memory unless `env` gives it a `REDIS_URL`: one inherited from the test's
-    /// environment would share state between test runs.
+    /// memory unless `env` gives it a `REDIS_URL` or `DATABASE_URL`: one inherited
+    /// from the test's environment would share state between test runs.
     pub async fn start(name: &str, env: &[(&str, &str)], remove: &[&str]) -> Self {
         Self::start_with_args(name, &[], env, remove).await
     }
@@ -259,6 +259,7 @@ impl RunningExample {
             .env("BIND_ADDR", "127.0.0.1:0")
             .env_remove("REDIS_URL")
             .env_remove("REDIS_KEY_PREFIX")
+            .env_remove("DATABASE_URL")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
