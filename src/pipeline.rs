@@ -25,7 +25,7 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait, dedup_key};
 use crate::detach::Detachable;
 use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
@@ -132,7 +132,7 @@ impl Pipeline {
                 return answer;
             }
         };
-        let key = DedupKey::new(
+        let key = dedup_key(
             envelope.task_id.as_str(),
             envelope.family,
             envelope.stage.as_str(),
@@ -153,6 +153,11 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        // Counted under the key the callback was processed with: a failure without a
+        // shape counts under the family its task was registered with.
+        let labels = answer
+            .key()
+            .map_or(labels, |key| Labels::of(key.family(), key.stage()));
         metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
@@ -226,6 +231,8 @@ impl Pipeline {
         }
         drop(headers);
         #[cfg(feature = "provider-api")]
+        let (envelope, key, family) = self.with_known_family(envelope, key, family, &body).await;
+        #[cfg(feature = "provider-api")]
         {
             use crate::provider::Confirmed;
             // A callback already processed is a duplicate: it costs no request to the
@@ -286,7 +293,7 @@ impl Pipeline {
         source: EventSource,
     ) -> Answer {
         let family = event.family();
-        let key = DedupKey::new(
+        let key = dedup_key(
             event.task_id(),
             family,
             event.stage().as_str(),
@@ -321,6 +328,33 @@ impl Pipeline {
             self.provider.settled_key(key).await;
         }
         answer
+    }
+
+    /// A verified callback whose body names no family (a failure that carries only its
+    /// task id, on the shared path) takes the family its task is known by (registered,
+    /// or settled here), so it makes the key a poll of the same failure makes, and its
+    /// event is typed as that family.
+    #[cfg(feature = "provider-api")]
+    async fn with_known_family(
+        &self,
+        envelope: Envelope,
+        key: DedupKey,
+        family: Option<Family>,
+        body: &Bytes,
+    ) -> (Envelope, DedupKey, Option<Family>) {
+        if envelope.family != Family::Unknown {
+            return (envelope, key, family);
+        }
+        let Some(known) = self.provider.family_of(key.task_id()).await else {
+            return (envelope, key, family);
+        };
+        match Envelope::parse(body, Some(known)) {
+            Ok(typed) => {
+                let key = dedup_key(&typed.task_id, typed.family, &typed.stage, typed.outcome);
+                (typed, key, Some(known))
+            }
+            Err(_) => (envelope, key, family),
+        }
     }
 
     /// Whether the callbacks are processed in the request (no inbox).

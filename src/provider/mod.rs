@@ -32,7 +32,8 @@ mod registry;
 mod registry_redis;
 mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use answer::{TaskAnswer, TaskPayload};
@@ -89,6 +90,42 @@ pub(crate) enum Confirmed {
 pub(crate) struct ProviderHooks {
     pub(crate) registry: Arc<dyn TaskRegistry>,
     pub(crate) confirm: Option<ConfirmStage>,
+    /// The families of the tasks whose final outcome reached the handlers here, for a
+    /// late callback of such a task (no longer in the registry).
+    settled_families: SettledFamilies,
+}
+
+/// How many settled tasks' families [`SettledFamilies`] keeps at least (and at most
+/// twice as many).
+const SETTLED_FAMILIES: usize = 16_384;
+
+/// The families of recently settled tasks: two generations of at most
+/// [`SETTLED_FAMILIES`] each, the older dropped when the newer is full, so memory is
+/// bounded whatever the traffic.
+#[derive(Debug, Default)]
+struct SettledFamilies {
+    generations: Mutex<[HashMap<String, TaskFamily>; 2]>,
+}
+
+impl SettledFamilies {
+    fn insert(&self, task_id: &str, family: TaskFamily) {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if generations[0].len() >= SETTLED_FAMILIES {
+            generations[1] = std::mem::take(&mut generations[0]);
+        }
+        generations[0].insert(task_id.to_owned(), family);
+    }
+
+    fn get(&self, task_id: &str) -> Option<TaskFamily> {
+        let generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        generations.iter().find_map(|map| map.get(task_id).copied())
+    }
 }
 
 impl ProviderHooks {
@@ -99,7 +136,29 @@ impl ProviderHooks {
         Self {
             registry: registry.unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
             confirm: confirm.map(|(client, mode)| ConfirmStage { client, mode }),
+            settled_families: SettledFamilies::default(),
         }
+    }
+
+    /// The family `task_id` was registered with, or, once its final outcome reached
+    /// the handlers in this process, the family it had. `None` when neither knows it
+    /// (or the registry does not answer in time).
+    pub(crate) async fn family_of(&self, task_id: &str) -> Option<crate::Family> {
+        let registered =
+            match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.family_of(task_id)).await {
+                Ok(Ok(family)) => family,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not read the task's registered family");
+                    None
+                }
+                Err(_elapsed) => {
+                    tracing::warn!("task registry timed out reading the task's family");
+                    None
+                }
+            };
+        registered
+            .or_else(|| self.settled_families.get(task_id))
+            .map(crate::Family::from)
     }
 
     /// Whether the confirm stage may ask the provider about a callback of `family`
@@ -145,6 +204,9 @@ impl ProviderHooks {
     /// duplicate or ignored): a final outcome means the task is no longer expected.
     pub(crate) async fn settled_key(&self, key: &DedupKey) {
         if is_final(key.stage(), key.outcome()) {
+            if let Some(family) = TaskFamily::from_family(key.family()) {
+                self.settled_families.insert(key.task_id(), family);
+            }
             self.settled(key.task_id()).await;
         }
     }
