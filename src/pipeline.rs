@@ -200,9 +200,8 @@ impl Pipeline {
                 return Answer::Rejected(error);
             }
         }
-        // Set when the signature was first used by another callback and the policy
-        // hands such callbacks over to confirm mode.
-        let mut reused = false;
+        // Set when the signature was first used by another callback.
+        let mut reuse = None;
         if let Some(binding) = self
             .binding
             .as_ref()
@@ -219,10 +218,7 @@ impl Pipeline {
                 .await
             {
                 Ok(()) => {}
-                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
-                    return Answer::Rejected(VerifyError::reused_signature());
-                }
-                Err(Unbound::Reused(_confirm)) => reused = true,
+                Err(Unbound::Reused(used)) => reuse = Some(used),
                 Err(Unbound::Unavailable(error)) => {
                     tracing::warn!(%error, "dedup store unavailable");
                     return Answer::Unavailable(key);
@@ -232,6 +228,22 @@ impl Pipeline {
         drop(headers);
         #[cfg(feature = "provider-api")]
         let (envelope, key, family) = self.with_known_family(envelope, key, family, &body).await;
+        // A different body under a used signature is refused (or confirmed) only where
+        // it could run: once its own callback is processed (or stored), it is a
+        // redelivery whose body was rebuilt on the way, and a duplicate.
+        let mut reused = false;
+        if let Some(reuse) = reuse {
+            if self.already_taken(&key).await {
+                return Answer::Duplicate(key);
+            }
+            if let Some(binding) = &self.binding {
+                binding.report(&key, &reuse);
+            }
+            if reuse.policy == SignatureReuse::Refuse {
+                return Answer::Rejected(VerifyError::reused_signature());
+            }
+            reused = true;
+        }
         #[cfg(feature = "provider-api")]
         {
             use crate::provider::Confirmed;
@@ -357,6 +369,25 @@ impl Pipeline {
         }
     }
 
+    /// Whether the callback of `key` is processed (inline mode) or stored in the inbox
+    /// (inbox mode) already, so that nothing would run for it. A store or inbox error
+    /// is "not known to be".
+    async fn already_taken(&self, key: &DedupKey) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            let rows = inbox.events_of_task(key.task_id());
+            return match tokio::time::timeout(self.timing.store_timeout, rows).await {
+                Ok(Ok(rows)) => rows.iter().any(|row| {
+                    row.family == key.family().as_str()
+                        && row.stage == key.stage()
+                        && row.outcome == key.outcome().as_str()
+                }),
+                _ => false,
+            };
+        }
+        self.is_done(key).await
+    }
+
     /// Whether the callbacks are processed in the request (no inbox).
     #[cfg(feature = "provider-api")]
     fn inline_mode(&self) -> bool {
@@ -370,7 +401,6 @@ impl Pipeline {
     /// Whether `key` was processed already, asked with a claim that is released at once
     /// when it wins (the store has no lookup that would not race with a claim). Any
     /// other answer, a store error included, is "not known to be done".
-    #[cfg(feature = "provider-api")]
     async fn is_done(&self, key: &DedupKey) -> bool {
         let claim = self.store.claim_boxed(key, self.timing.lease);
         match tokio::time::timeout(self.timing.store_timeout, claim).await {
