@@ -11,7 +11,7 @@ use super::client::ProviderClient;
 use super::family::TaskFamily;
 use super::map::SyntheticCallback;
 use super::registry::TaskRegistry;
-use crate::event::CallbackEvent;
+use crate::event::{CallbackEvent, Family, Outcome};
 
 /// Which families confirm mode applies to.
 ///
@@ -131,6 +131,17 @@ impl ConfirmStage {
                 return Confirmation::NotYet;
             }
         };
+        // The provider is ahead of the callback (it says `complete` when the `text` or
+        // `first` arrives): its later state proves the task passed the callback's stage,
+        // so that stage is confirmed, as that stage, with what the provider says.
+        if let (Some(at), Some(reached)) = (step_rank(event), step_rank(&confirmed)) {
+            if at < reached && event.outcome() == Outcome::Success {
+                return match restaged(&confirmed, event.stage().as_str()) {
+                    Some(stage) => Confirmation::Confirmed(Box::new(stage)),
+                    None => Confirmation::NotYet,
+                };
+            }
+        }
         // The provider is behind the callback (it says `first`, the callback
         // `complete`): wait for it rather than dispatch a stage the callback did not
         // announce and answer the callback 200.
@@ -139,4 +150,39 @@ impl ConfirmStage {
         }
         Confirmation::Confirmed(Box::new(confirmed))
     }
+}
+
+/// Where a success of a task with steps stands among its steps: music `text`, `first`,
+/// `complete`; voice `wait_validating`, `success`. `None` for a failure, and for the
+/// families without steps.
+fn step_rank(event: &CallbackEvent) -> Option<u8> {
+    if event.outcome() != Outcome::Success {
+        return None;
+    }
+    let steps: &[&str] = match event.family() {
+        Family::Music => &["text", "first", "complete"],
+        Family::Voice => &["wait_validating", "success"],
+        _ => return None,
+    };
+    let stage = event.stage().as_str();
+    steps
+        .iter()
+        .position(|step| *step == stage)
+        .and_then(|rank| u8::try_from(rank).ok())
+}
+
+/// The provider's event `confirmed`, as the event of the earlier step `stage` of its
+/// task: the provider's body with its stage word (music `callbackType`, voice `status`)
+/// set to `stage`.
+fn restaged(confirmed: &CallbackEvent, stage: &str) -> Option<CallbackEvent> {
+    let field = match confirmed.family() {
+        Family::Music => "callbackType",
+        Family::Voice => "status",
+        _ => return None,
+    };
+    let mut body = confirmed.raw_json();
+    let data = body.get_mut("data")?.as_object_mut()?;
+    data.insert(field.to_owned(), serde_json::Value::from(stage));
+    let bytes = serde_json::to_vec(&body).ok()?;
+    CallbackEvent::from_json_as(confirmed.family(), bytes).ok()
 }
