@@ -4,10 +4,18 @@
 //! outcome, the callback is answered `503` with `Retry-After`: the sender retries, and
 //! the reconciler catches it too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt;
+use futures_util::future::{Shared, WeakShared};
+
+use super::answer::TaskAnswer;
 use super::client::ProviderClient;
+use super::error::ProviderError;
 use super::family::TaskFamily;
 use super::map::SyntheticCallback;
 use super::registry::TaskRegistry;
@@ -58,14 +66,25 @@ impl ConfirmMode {
 pub(crate) struct ConfirmStage {
     pub(crate) client: ProviderClient,
     pub(crate) mode: ConfirmMode,
+    /// The task-details requests under way, one per task: every confirmation of a task
+    /// while one is under way (replays of one request above all) waits for that one
+    /// instead of queueing a request of its own for the task's rate.
+    asking: Arc<Mutex<HashMap<(TaskFamily, String), WeakShared<Asking>>>>,
 }
+
+/// A task-details request under way, shared by the confirmations waiting for it. It is
+/// dropped (and its rate slot given back) once no confirmation waits for it.
+type Asking = Pin<Box<dyn Future<Output = Arc<Result<TaskAnswer, ProviderError>>> + Send>>;
+
+/// Above this many entries, the requests no one waits for any more are forgotten.
+const PRUNE_ASKING_ABOVE: usize = 1024;
 
 impl fmt::Debug for ConfirmStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfirmStage")
             .field("client", &self.client)
             .field("mode", &self.mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,6 +100,55 @@ pub(crate) enum Confirmation {
 }
 
 impl ConfirmStage {
+    pub(crate) fn new(client: ProviderClient, mode: ConfirmMode) -> Self {
+        Self {
+            client,
+            mode,
+            asking: Arc::default(),
+        }
+    }
+
+    /// The task's details: the request under way for the task if there is one, else a
+    /// new one, shared with the confirmations that come while it is under way.
+    async fn task_details(
+        &self,
+        family: TaskFamily,
+        task_id: &str,
+    ) -> Arc<Result<TaskAnswer, ProviderError>> {
+        let key = (family, task_id.to_owned());
+        let shared = {
+            let mut asking = self.asking.lock().unwrap_or_else(PoisonError::into_inner);
+            match asking.get(&key).and_then(WeakShared::upgrade) {
+                Some(shared) => shared,
+                None => {
+                    if asking.len() > PRUNE_ASKING_ABOVE {
+                        asking.retain(|_, weak| weak.upgrade().is_some());
+                    }
+                    let (client, task, map) = (
+                        self.client.clone(),
+                        key.1.clone(),
+                        Arc::downgrade(&self.asking),
+                    );
+                    let ask: Asking = Box::pin(async move {
+                        let answer = client.task_details(family, &task).await;
+                        // Answered: later confirmations ask again (the task may move on).
+                        if let Some(map) = map.upgrade() {
+                            let mut asking = map.lock().unwrap_or_else(PoisonError::into_inner);
+                            asking.remove(&(family, task));
+                        }
+                        Arc::new(answer)
+                    });
+                    let shared: Shared<Asking> = ask.shared();
+                    if let Some(weak) = shared.downgrade() {
+                        asking.insert(key, weak);
+                    }
+                    shared
+                }
+            }
+        };
+        shared.await
+    }
+
     pub(crate) async fn run(
         &self,
         event: &CallbackEvent,
@@ -105,14 +173,15 @@ impl ConfirmStage {
         if !reused && !self.mode.applies_to(family) {
             return Confirmation::NotApplicable;
         }
-        let answer = match self.client.task_details(family, event.task_id()).await {
+        let asked = self.task_details(family, event.task_id()).await;
+        let answer = match &*asked {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(%error, %family, "confirm mode: task-details request failed");
                 return Confirmation::NotYet;
             }
         };
-        let synthetic = match SyntheticCallback::from_answer(&answer) {
+        let synthetic = match SyntheticCallback::from_answer(answer) {
             Ok(Some(synthetic)) if synthetic.task_id() == event.task_id() => synthetic,
             Ok(Some(_)) => {
                 tracing::warn!(%family, "confirm mode: the provider answered about another task");

@@ -135,7 +135,7 @@ impl ProviderHooks {
     ) -> Self {
         Self {
             registry: registry.unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
-            confirm: confirm.map(|(client, mode)| ConfirmStage { client, mode }),
+            confirm: confirm.map(|(client, mode)| ConfirmStage::new(client, mode)),
             settled_families: SettledFamilies::default(),
         }
     }
