@@ -32,7 +32,7 @@ use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
 use crate::metrics::{self, Labels};
-use crate::settle::settle;
+use crate::settle::{Completing, settle};
 use crate::source::{self, EventSource};
 use crate::store::{ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
@@ -51,6 +51,8 @@ pub(crate) struct Pipeline {
     pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) waiters: Waiters,
+    /// The keys processed here whose completion the store has not taken yet.
+    pub(crate) completing: Arc<Completing>,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
     /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
@@ -402,6 +404,9 @@ impl Pipeline {
     /// when it wins (the store has no lookup that would not race with a claim). Any
     /// other answer, a store error included, is "not known to be done".
     async fn is_done(&self, key: &DedupKey) -> bool {
+        if self.completing.contains(key) {
+            return true;
+        }
         let claim = self.store.claim_boxed(key, self.timing.lease);
         match tokio::time::timeout(self.timing.store_timeout, claim).await {
             Ok(Ok(crate::store::Claim::Done)) => true,
@@ -428,6 +433,10 @@ impl Pipeline {
         let Some(chosen) = chosen else {
             return Answer::Ignored(key);
         };
+        // Processed here; its completion is still being retried.
+        if self.completing.contains(&key) {
+            return Answer::Duplicate(key);
+        }
         // What a claiming delivery holds: its handler and envelope. The typed event is
         // built only once the key is claimed; a waiting delivery drops both.
         let claimed = match claim_or_wait(
@@ -499,7 +508,8 @@ impl Pipeline {
                     started.elapsed(),
                 );
                 settle(
-                    &*pipeline.store,
+                    &pipeline.store,
+                    &pipeline.completing,
                     &task_key,
                     token,
                     &outcome,
