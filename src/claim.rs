@@ -20,27 +20,8 @@ use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::deadline::timeout;
 
-use crate::event::{Family, Outcome};
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};
 use crate::timing::Timing;
-
-/// The dedup key of a callback or a polled event of `task_id`, `family`, `stage` and
-/// `outcome`. A task fails once, and its failure must make one key whether a callback
-/// or a poll reports it, in whichever words: the failure of a known family is keyed
-/// under the stage the provider's task details give it (music `error`, lyrics
-/// `complete`, voice `fail`, the other families `""`), so a voice
-/// `processing_validate_fail` callback and the poll's `fail` are one key, and a music
-/// failure typed `complete` is the poll's `error`.
-pub(crate) fn dedup_key(task_id: &str, family: Family, stage: &str, outcome: Outcome) -> DedupKey {
-    let stage = match (outcome, family) {
-        (Outcome::Success, _) | (_, Family::Unknown) => stage,
-        (Outcome::Failure, Family::Music) => "error",
-        (Outcome::Failure, Family::Lyrics) => "complete",
-        (Outcome::Failure, Family::Voice) => "fail",
-        (Outcome::Failure, _) => "",
-    };
-    DedupKey::new(task_id, family, stage, outcome)
-}
 
 /// The first pause between two claims of an in-flight key; it doubles up to
 /// [`MAX_POLL_INTERVAL`].

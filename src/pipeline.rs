@@ -25,7 +25,7 @@ use http_body::Body;
 use tracing::{Instrument, Span};
 
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, Waiters, claim_or_wait, dedup_key};
+use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
 use crate::detach::Detachable;
 use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
@@ -134,7 +134,7 @@ impl Pipeline {
                 return answer;
             }
         };
-        let key = dedup_key(
+        let key = DedupKey::of(
             envelope.task_id.as_str(),
             envelope.family,
             envelope.stage.as_str(),
@@ -307,7 +307,7 @@ impl Pipeline {
         source: EventSource,
     ) -> Answer {
         let family = event.family();
-        let key = dedup_key(
+        let key = DedupKey::of(
             event.task_id(),
             family,
             event.stage().as_str(),
@@ -364,7 +364,7 @@ impl Pipeline {
         };
         match Envelope::parse(body, Some(known)) {
             Ok(typed) => {
-                let key = dedup_key(&typed.task_id, typed.family, &typed.stage, typed.outcome);
+                let key = DedupKey::of(&typed.task_id, typed.family, &typed.stage, typed.outcome);
                 (typed, key, Some(known))
             }
             Err(_) => (envelope, key, family),

@@ -96,8 +96,16 @@ async fn a_provider_ahead_of_the_callbacks_confirms_each_stage() {
     assert_eq!(
         seen.of(task),
         [
-            ("text".to_owned(), EventSource::Confirmed, provider_url.clone()),
-            ("first".to_owned(), EventSource::Confirmed, provider_url.clone()),
+            (
+                "text".to_owned(),
+                EventSource::Confirmed,
+                provider_url.clone()
+            ),
+            (
+                "first".to_owned(),
+                EventSource::Confirmed,
+                provider_url.clone()
+            ),
             ("complete".to_owned(), EventSource::Confirmed, provider_url),
         ]
     );
@@ -193,10 +201,7 @@ async fn replays_of_a_few_tasks_leave_other_tasks_their_rate() {
     let mut replays = Vec::new();
     for n in 0..40 {
         let task = format!("replayed-{n}");
-        fake.script(
-            &task,
-            [Reply::ok(provider_fixture("music_pending", &task))],
-        );
+        fake.script(&task, [Reply::ok(provider_fixture("music_pending", &task))]);
         let captured = signer().request_at(PATH, music_callback(&task, "first"), common_now() - 7);
         let (parts, body) = captured.into_parts();
         for _ in 0..2 {

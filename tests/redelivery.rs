@@ -77,7 +77,11 @@ async fn a_rebuilt_redelivery_of_a_processed_callback_is_a_duplicate() {
     let refused = send(callbacks.service(), other_stage).await;
     refused.expect(401, "rejected");
     assert_eq!(runs.get(), 1);
-    assert_eq!(callbacks.reused_signatures(), 1, "the redelivery is no reuse");
+    assert_eq!(
+        callbacks.reused_signatures(),
+        1,
+        "the redelivery is no reuse"
+    );
 }
 
 /// The first run failed, its key is free again: a different body could run, so it is

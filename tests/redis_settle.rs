@@ -84,7 +84,11 @@ impl Proxy {
     }
 }
 
-fn receiver(store: RedisStore, runs: &Counter, on_run: impl Fn() + Send + Sync + 'static) -> SunoCallbacks {
+fn receiver(
+    store: RedisStore,
+    runs: &Counter,
+    on_run: impl Fn() + Send + Sync + 'static,
+) -> SunoCallbacks {
     let runs = runs.clone();
     SunoCallbacks::builder()
         .hmac_key(KEY)
@@ -142,7 +146,12 @@ async fn a_refused_completion_is_retried_until_a_replay_finds_it_done() {
     // Longer than the lease: in Redis the claim is gone, in this process it is kept.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     proxy.restore();
-    let key = store.redis_key(&DedupKey::new(task, Family::Music, "complete", Outcome::Success));
+    let key = store.redis_key(&DedupKey::new(
+        task,
+        Family::Music,
+        "complete",
+        Outcome::Success,
+    ));
     let mut landed = false;
     for _ in 0..100 {
         let value: Option<String> = redis::cmd("GET")

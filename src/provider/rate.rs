@@ -102,11 +102,9 @@ impl Drop for Reservation<'_> {
         }
         let now = Instant::now();
         match self.task_id {
-            None => lock(&self.limiter.global).give_back(
-                self.slot,
-                now,
-                self.limiter.global_interval,
-            ),
+            None => {
+                lock(&self.limiter.global).give_back(self.slot, now, self.limiter.global_interval)
+            }
             Some(task_id) => {
                 if let Some(slots) = lock(&self.limiter.per_task).get_mut(task_id) {
                     slots.give_back(self.slot, now, self.limiter.per_task_interval);
