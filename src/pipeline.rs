@@ -359,7 +359,12 @@ impl Pipeline {
         if envelope.family != Family::Unknown {
             return (envelope, key, family);
         }
-        let Some(known) = self.provider.family_of(key.task_id()).await else {
+        let Some(known) = self
+            .provider
+            .family_of(key.task_id())
+            .await
+            .filter(|known| *known != Family::Unknown)
+        else {
             return (envelope, key, family);
         };
         match Envelope::parse(body, Some(known)) {

@@ -90,8 +90,8 @@ pub(crate) enum Confirmed {
 pub(crate) struct ProviderHooks {
     pub(crate) registry: Arc<dyn TaskRegistry>,
     pub(crate) confirm: Option<ConfirmStage>,
-    /// The families of the tasks whose final outcome reached the handlers here, for a
-    /// late callback of such a task (no longer in the registry).
+    /// The family each task's final outcome was keyed with when it reached the
+    /// handlers here, for a late callback of such a task (no longer in the registry).
     settled_families: SettledFamilies,
 }
 
@@ -99,27 +99,31 @@ pub(crate) struct ProviderHooks {
 /// twice as many).
 const SETTLED_FAMILIES: usize = 16_384;
 
-/// The families of recently settled tasks: two generations of at most
+/// The families recently settled tasks were keyed with: two generations of at most
 /// [`SETTLED_FAMILIES`] each, the older dropped when the newer is full, so memory is
-/// bounded whatever the traffic.
+/// bounded whatever the traffic. The first family a task settled with stays (a
+/// failure keyed `unknown` stays so, and its redeliveries stay its duplicates).
 #[derive(Debug, Default)]
 struct SettledFamilies {
-    generations: Mutex<[HashMap<String, TaskFamily>; 2]>,
+    generations: Mutex<[HashMap<String, crate::Family>; 2]>,
 }
 
 impl SettledFamilies {
-    fn insert(&self, task_id: &str, family: TaskFamily) {
+    fn insert(&self, task_id: &str, family: crate::Family) {
         let mut generations = self
             .generations
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if generations.iter().any(|map| map.contains_key(task_id)) {
+            return;
+        }
         if generations[0].len() >= SETTLED_FAMILIES {
             generations[1] = std::mem::take(&mut generations[0]);
         }
         generations[0].insert(task_id.to_owned(), family);
     }
 
-    fn get(&self, task_id: &str) -> Option<TaskFamily> {
+    fn get(&self, task_id: &str) -> Option<crate::Family> {
         let generations = self
             .generations
             .lock()
@@ -141,8 +145,9 @@ impl ProviderHooks {
     }
 
     /// The family `task_id` was registered with, or, once its final outcome reached
-    /// the handlers in this process, the family it had. `None` when neither knows it
-    /// (or the registry does not answer in time).
+    /// the handlers in this process, the family that outcome was keyed with (maybe
+    /// `Unknown`). `None` when neither knows it (or the registry does not answer in
+    /// time).
     pub(crate) async fn family_of(&self, task_id: &str) -> Option<crate::Family> {
         let registered =
             match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.family_of(task_id)).await {
@@ -157,8 +162,8 @@ impl ProviderHooks {
                 }
             };
         registered
-            .or_else(|| self.settled_families.get(task_id))
             .map(crate::Family::from)
+            .or_else(|| self.settled_families.get(task_id))
     }
 
     /// Whether the confirm stage may ask the provider about a callback of `family`
@@ -204,9 +209,7 @@ impl ProviderHooks {
     /// duplicate or ignored): a final outcome means the task is no longer expected.
     pub(crate) async fn settled_key(&self, key: &DedupKey) {
         if is_final(key.stage(), key.outcome()) {
-            if let Some(family) = TaskFamily::from_family(key.family()) {
-                self.settled_families.insert(key.task_id(), family);
-            }
+            self.settled_families.insert(key.task_id(), key.family());
             self.settled(key.task_id()).await;
         }
     }
