@@ -22,9 +22,12 @@ fn client(fake: &FakeProvider, per_second: f64) -> ProviderClient {
         .expect("client")
 }
 
-/// `(stage, task, source, first audio URL)` of every handler run.
+/// `(stage, task, source, first audio URL)` of one handler run.
+type Run = (String, String, EventSource, Option<String>);
+
+/// Every handler run.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, String, EventSource, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Run>>>);
 
 impl Seen {
     fn of(&self, task: &str) -> Vec<(String, EventSource, Option<String>)> {

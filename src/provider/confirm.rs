@@ -69,8 +69,11 @@ pub(crate) struct ConfirmStage {
     /// The task-details requests under way, one per task: every confirmation of a task
     /// while one is under way (replays of one request above all) waits for that one
     /// instead of queueing a request of its own for the task's rate.
-    asking: Arc<Mutex<HashMap<(TaskFamily, String), WeakShared<Asking>>>>,
+    asking: Arc<Mutex<AskingMap>>,
 }
+
+/// The requests under way, by task.
+type AskingMap = HashMap<(TaskFamily, String), WeakShared<Asking>>;
 
 /// A task-details request under way, shared by the confirmations waiting for it. It is
 /// dropped (and its rate slot given back) once no confirmation waits for it.
@@ -203,13 +206,13 @@ impl ConfirmStage {
         // The provider is ahead of the callback (it says `complete` when the `text` or
         // `first` arrives): its later state proves the task passed the callback's stage,
         // so that stage is confirmed, as that stage, with what the provider says.
-        if let (Some(at), Some(reached)) = (step_rank(event), step_rank(&confirmed)) {
-            if at < reached && event.outcome() == Outcome::Success {
-                return match restaged(&confirmed, event.stage().as_str()) {
-                    Some(stage) => Confirmation::Confirmed(Box::new(stage)),
-                    None => Confirmation::NotYet,
-                };
-            }
+        if let (Some(at), Some(reached)) = (step_rank(event), step_rank(&confirmed))
+            && at < reached
+        {
+            return match restaged(&confirmed, event.stage().as_str()) {
+                Some(stage) => Confirmation::Confirmed(Box::new(stage)),
+                None => Confirmation::NotYet,
+            };
         }
         // The provider is behind the callback (it says `first`, the callback
         // `complete`): wait for it rather than dispatch a stage the callback did not
