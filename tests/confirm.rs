@@ -83,14 +83,12 @@ async fn a_provider_ahead_of_the_callbacks_confirms_each_stage() {
     let callbacks = receiver(&seen, client(&fake, 1000.0));
     let task = "provider-ahead";
     fake.script(task, [Reply::ok(provider_fixture("music_success", task))]);
-    for stage in ["text", "first", "complete"] {
+    // Each stage signed at a second of its own, as the sender signs them.
+    let now = common_now();
+    for (ago, stage) in [(30, "text"), (20, "first"), (10, "complete")] {
         send(
             callbacks.service(),
-            signer().request_at(
-                PATH,
-                music_callback(task, stage),
-                common_now() - stage.len() as i64,
-            ),
+            signer().request_at(PATH, music_callback(task, stage), now - ago),
         )
         .await
         .expect(200, "processed");
