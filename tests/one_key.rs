@@ -13,7 +13,7 @@ use common::{KEY, PATH, send, signer};
 use fake_provider::{FakeProvider, Reply};
 use serde_json::json;
 use suno_callback::inbox::Inbox;
-use suno_callback::provider::{ProviderClient, Reconciler, TaskFamily};
+use suno_callback::provider::{ProviderClient, Reconciler};
 use suno_callback::{EventSource, Family, SunoCallbacks, SunoCallbacksBuilder};
 
 fn client(fake: &FakeProvider) -> ProviderClient {
@@ -53,23 +53,23 @@ fn builder(failures: &Failures) -> SunoCallbacksBuilder {
 }
 
 /// One failure of each shape, as `(family, record-info answer, callback body)`.
-fn failure_cases(task: &str) -> Vec<(TaskFamily, serde_json::Value, serde_json::Value)> {
+fn failure_cases(task: &str) -> Vec<(Family, serde_json::Value, serde_json::Value)> {
     vec![
         (
-            TaskFamily::Midi,
+            Family::Midi,
             json!({"code": 200, "data": {"taskId": task, "successFlag": 3,
                 "errorCode": 500, "errorMessage": "MIDI generation failed"}}),
             json!({"code": 500, "msg": "MIDI generation failed", "data": {"taskId": task}}),
         ),
         (
-            TaskFamily::Lyrics,
+            Family::Lyrics,
             json!({"code": 200, "data": {"taskId": task, "status": "SENSITIVE_WORD_ERROR",
                 "response": null, "errorCode": 400, "errorMessage": "flagged"}}),
             json!({"code": 400, "msg": "Song Description flagged for moderation",
                 "data": {"callbackType": "complete", "task_id": task, "data": null}}),
         ),
         (
-            TaskFamily::Voice,
+            Family::Voice,
             json!({"code": 200, "data": {"taskId": task, "status": "fail",
                 "errorCode": 500, "errorMessage": "no match"}}),
             json!({"code": 200, "msg": "Voice validation failed", "data": {"taskId": task,
@@ -77,7 +77,7 @@ fn failure_cases(task: &str) -> Vec<(TaskFamily, serde_json::Value, serde_json::
                 "errorMessage": "no match"}}),
         ),
         (
-            TaskFamily::Voice,
+            Family::Voice,
             json!({"code": 200, "data": {"taskId": task, "status": "PROCESSING_VALIDATE_FAIL",
                 "errorCode": 500, "errorMessage": "no match"}}),
             json!({"code": 400, "msg": "Voice validation failed", "data": {"taskId": task,
@@ -111,7 +111,7 @@ async fn a_late_shapeless_failure_after_its_poll_is_a_duplicate() {
         .expect(200, "duplicate");
         assert_eq!(
             failures.of(&task),
-            [(Family::from(family), EventSource::Poll)],
+            [(family, EventSource::Poll)],
             "{family}: {callback}"
         );
     }
@@ -144,7 +144,7 @@ async fn a_shapeless_failure_takes_its_registered_family() {
         assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1, "{task}");
         assert_eq!(
             failures.of(&task),
-            [(Family::from(family), EventSource::Callback)],
+            [(family, EventSource::Callback)],
             "{family}: {callback}"
         );
     }

@@ -24,6 +24,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "expected tasks",
         sql: include_str!("../../migrations/sqlite/0002_expected_tasks.sql"),
     },
+    Migration {
+        version: 3,
+        description: "expected task routes",
+        sql: include_str!("../../migrations/sqlite/0003_expected_task_routes.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -38,6 +43,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         description: "expected tasks",
         sql: include_str!("../../migrations/postgres/0002_expected_tasks.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "expected task routes",
+        sql: include_str!("../../migrations/postgres/0003_expected_task_routes.sql"),
     },
 ];
 

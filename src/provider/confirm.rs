@@ -16,24 +16,24 @@ use futures_util::future::{Shared, WeakShared};
 use super::answer::TaskAnswer;
 use super::client::ProviderClient;
 use super::error::ProviderError;
-use super::family::TaskFamily;
 use super::map::SyntheticCallback;
-use super::registry::TaskRegistry;
-use crate::event::{CallbackEvent, Family, Outcome};
+use super::registry::DynRegistry;
+use crate::event::{ApiRoute, CallbackEvent, Family, Outcome};
 
 /// Which families confirm mode applies to.
 ///
 /// ```
-/// use suno_callback::provider::{ConfirmMode, TaskFamily};
+/// use suno_callback::Family;
+/// use suno_callback::provider::ConfirmMode;
 ///
-/// assert!(ConfirmMode::all().applies_to(TaskFamily::Wav));
-/// let music_only = ConfirmMode::families([TaskFamily::Music]);
-/// assert!(music_only.applies_to(TaskFamily::Music));
-/// assert!(!music_only.applies_to(TaskFamily::Wav));
+/// assert!(ConfirmMode::all().applies_to(Family::Wav));
+/// let music_only = ConfirmMode::families([Family::Music]);
+/// assert!(music_only.applies_to(Family::Music));
+/// assert!(!music_only.applies_to(Family::Wav));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfirmMode {
-    families: Option<BTreeSet<TaskFamily>>,
+    families: Option<BTreeSet<Family>>,
 }
 
 impl ConfirmMode {
@@ -43,7 +43,7 @@ impl ConfirmMode {
     }
 
     /// Only these families.
-    pub fn families(families: impl IntoIterator<Item = TaskFamily>) -> Self {
+    pub fn families(families: impl IntoIterator<Item = Family>) -> Self {
         Self {
             families: Some(families.into_iter().collect()),
         }
@@ -55,7 +55,7 @@ impl ConfirmMode {
     }
 
     /// Whether callbacks of `family` are confirmed.
-    pub fn applies_to(&self, family: TaskFamily) -> bool {
+    pub fn applies_to(&self, family: Family) -> bool {
         self.families
             .as_ref()
             .is_none_or(|families| families.contains(&family))
@@ -73,7 +73,7 @@ pub(crate) struct ConfirmStage {
 }
 
 /// The requests under way, by task.
-type AskingMap = HashMap<(TaskFamily, String), WeakShared<Asking>>;
+type AskingMap = HashMap<(ApiRoute, Family, String), WeakShared<Asking>>;
 
 /// A task-details request under way, shared by the confirmations waiting for it. It is
 /// dropped (and its rate slot given back) once no confirmation waits for it.
@@ -115,10 +115,11 @@ impl ConfirmStage {
     /// new one, shared with the confirmations that come while it is under way.
     async fn task_details(
         &self,
-        family: TaskFamily,
+        route: ApiRoute,
+        family: Family,
         task_id: &str,
     ) -> Arc<Result<TaskAnswer, ProviderError>> {
-        let key = (family, task_id.to_owned());
+        let key = (route, family, task_id.to_owned());
         let shared = {
             let mut asking = self.asking.lock().unwrap_or_else(PoisonError::into_inner);
             match asking.get(&key).and_then(WeakShared::upgrade) {
@@ -129,15 +130,15 @@ impl ConfirmStage {
                     }
                     let (client, task, map) = (
                         self.client.clone(),
-                        key.1.clone(),
+                        key.2.clone(),
                         Arc::downgrade(&self.asking),
                     );
                     let ask: Asking = Box::pin(async move {
-                        let answer = client.task_details(family, &task).await;
+                        let answer = client.details(route, family, &task).await;
                         // Answered: later confirmations ask again (the task may move on).
                         if let Some(map) = map.upgrade() {
                             let mut asking = map.lock().unwrap_or_else(PoisonError::into_inner);
-                            asking.remove(&(family, task));
+                            asking.remove(&(route, family, task));
                         }
                         Arc::new(answer)
                     });
@@ -155,13 +156,18 @@ impl ConfirmStage {
     pub(crate) async fn run(
         &self,
         event: &CallbackEvent,
-        registry: &dyn TaskRegistry,
+        registry: &dyn DynRegistry,
         reused: bool,
     ) -> Confirmation {
-        // The registered family first; else the event's (its path's, or its shape's).
-        let family = match registry.family_of(event.task_id()).await {
-            Ok(Some(family)) => Some(family),
-            _ => TaskFamily::from_family(event.family()),
+        // A callback in the jobs shape is asked about at the jobs route's endpoint,
+        // which needs no family: the model's decides whether the mode applies.
+        let route = event.api_route();
+        // Else the registered family first; else the event's (its path's, or its
+        // shape's).
+        let family = match (route, registry.family_of_boxed(event.task_id()).await) {
+            (ApiRoute::Jobs, _) => Some(event.family()),
+            (_, Ok(Some(family))) if family != Family::Unknown => Some(family),
+            _ => Some(event.family()).filter(|family| *family != Family::Unknown),
         };
         let Some(family) = family else {
             if reused || self.mode.applies_to_all() {
@@ -176,7 +182,7 @@ impl ConfirmStage {
         if !reused && !self.mode.applies_to(family) {
             return Confirmation::NotApplicable;
         }
-        let asked = self.task_details(family, event.task_id()).await;
+        let asked = self.task_details(route, family, event.task_id()).await;
         let answer = match &*asked {
             Ok(answer) => answer,
             Err(error) => {

@@ -136,6 +136,12 @@ impl RateLimiter {
         self.reserve_global().wait().await;
     }
 
+    /// Waits for the next global slot (a request about no one task). Dropped while it
+    /// waits, it gives the slot back.
+    pub(crate) async fn acquire_global(&self) {
+        self.reserve_global().wait().await;
+    }
+
     fn reserve_global(&self) -> Reservation<'_> {
         let slot = lock(&self.global).reserve(Instant::now(), self.global_interval);
         Reservation {
