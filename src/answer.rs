@@ -118,7 +118,7 @@ impl Answer {
         }
     }
 
-    fn key(&self) -> Option<&DedupKey> {
+    pub(crate) fn key(&self) -> Option<&DedupKey> {
         match self {
             Self::Processed(key)
             | Self::Accepted(key)

@@ -32,7 +32,7 @@ use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
 use crate::intake;
 use crate::metrics::{self, Labels};
-use crate::settle::settle;
+use crate::settle::{Completing, settle};
 use crate::source::{self, EventSource};
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
@@ -51,6 +51,8 @@ pub(crate) struct Pipeline {
     pub(crate) binding: Option<BindingStage>,
     pub(crate) store: Arc<dyn DynStore>,
     pub(crate) waiters: Waiters,
+    /// The keys processed here whose completion the store has not taken yet.
+    pub(crate) completing: Arc<Completing>,
     pub(crate) handlers: Handlers,
     pub(crate) timing: Timing,
     /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
@@ -132,7 +134,7 @@ impl Pipeline {
                 return answer;
             }
         };
-        let key = DedupKey::new(
+        let key = DedupKey::of(
             envelope.task_id.as_str(),
             envelope.family,
             envelope.stage.as_str(),
@@ -153,6 +155,11 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         span.record("outcome", answer.label());
+        // Counted under the key the callback was processed with: a failure without a
+        // shape counts under the family its task was registered with.
+        let labels = answer
+            .key()
+            .map_or(labels, |key| Labels::of(key.family(), key.stage()));
         metrics::request(answer.label(), labels);
         let status = answer.status_code().as_u16();
         span.in_scope(|| match &answer {
@@ -195,9 +202,8 @@ impl Pipeline {
                 return Answer::Rejected(error);
             }
         }
-        // Set when the signature was first used by another callback and the policy
-        // hands such callbacks over to confirm mode.
-        let mut reused = false;
+        // Set when the signature was first used by another callback.
+        let mut reuse = None;
         // The claim made with the binding, in one store call, when nothing runs
         // between the two.
         let mut first_claim = None;
@@ -231,10 +237,7 @@ impl Pipeline {
             };
             match bound {
                 Ok(()) => {}
-                Err(Unbound::Reused(SignatureReuse::Refuse)) => {
-                    return Answer::Rejected(VerifyError::reused_signature());
-                }
-                Err(Unbound::Reused(_confirm)) => reused = true,
+                Err(Unbound::Reused(used)) => reuse = Some(used),
                 Err(Unbound::Unavailable(error)) => {
                     tracing::warn!(%error, "dedup store unavailable");
                     return Answer::Unavailable(key);
@@ -242,6 +245,24 @@ impl Pipeline {
             }
         }
         drop(headers);
+        #[cfg(feature = "provider-api")]
+        let (envelope, key, family) = self.with_known_family(envelope, key, family, &body).await;
+        // A different body under a used signature is refused (or confirmed) only where
+        // it could run: once its own callback is processed (or stored), it is a
+        // redelivery whose body was rebuilt on the way, and a duplicate.
+        let mut reused = false;
+        if let Some(reuse) = reuse {
+            if self.already_taken(&key).await {
+                return Answer::Duplicate(key);
+            }
+            if let Some(binding) = &self.binding {
+                binding.report(&key, &reuse);
+            }
+            if reuse.policy == SignatureReuse::Refuse {
+                return Answer::Rejected(VerifyError::reused_signature());
+            }
+            reused = true;
+        }
         #[cfg(feature = "provider-api")]
         {
             use crate::provider::Confirmed;
@@ -304,7 +325,7 @@ impl Pipeline {
         source: EventSource,
     ) -> Answer {
         let family = event.family();
-        let key = DedupKey::new(
+        let key = DedupKey::of(
             event.task_id(),
             family,
             event.stage().as_str(),
@@ -350,12 +371,64 @@ impl Pipeline {
         if self.inbox.is_some() {
             return false;
         }
-        // With a reused signature (`true`), any confirm stage may run.
+        // With a reused signature (`true`), any confirm stage may run; and a body that
+        // names no family may take its task's known family, and so another key.
         #[cfg(feature = "provider-api")]
-        if self.provider.may_confirm(envelope.family, true) {
+        if self.provider.may_confirm(envelope.family, true) || envelope.family == Family::Unknown {
             return false;
         }
         self.handlers.route(envelope).is_some()
+    }
+
+    /// A verified callback whose body names no family (a failure that carries only its
+    /// task id, on the shared path) takes the family its task is known by (registered,
+    /// or settled here), so it makes the key a poll of the same failure makes, and its
+    /// event is typed as that family.
+    #[cfg(feature = "provider-api")]
+    async fn with_known_family(
+        &self,
+        envelope: Envelope,
+        key: DedupKey,
+        family: Option<Family>,
+        body: &Bytes,
+    ) -> (Envelope, DedupKey, Option<Family>) {
+        if envelope.family != Family::Unknown {
+            return (envelope, key, family);
+        }
+        let Some(known) = self
+            .provider
+            .family_of(key.task_id())
+            .await
+            .filter(|known| *known != Family::Unknown)
+        else {
+            return (envelope, key, family);
+        };
+        match Envelope::parse(body, Some(known)) {
+            Ok(typed) => {
+                let key = DedupKey::of(&typed.task_id, typed.family, &typed.stage, typed.outcome);
+                (typed, key, Some(known))
+            }
+            Err(_) => (envelope, key, family),
+        }
+    }
+
+    /// Whether the callback of `key` is processed (inline mode) or stored in the inbox
+    /// (inbox mode) already, so that nothing would run for it. A store or inbox error
+    /// is "not known to be".
+    async fn already_taken(&self, key: &DedupKey) -> bool {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(inbox) = &self.inbox {
+            let rows = inbox.events_of_task(key.task_id());
+            return match tokio::time::timeout(self.timing.store_timeout, rows).await {
+                Ok(Ok(rows)) => rows.iter().any(|row| {
+                    row.family == key.family().as_str()
+                        && row.stage == key.stage()
+                        && row.outcome == key.outcome().as_str()
+                }),
+                _ => false,
+            };
+        }
+        self.is_done(key).await
     }
 
     /// Whether the callbacks are processed in the request (no inbox).
@@ -371,8 +444,10 @@ impl Pipeline {
     /// Whether `key` was processed already, asked with a claim that is released at once
     /// when it wins (the store has no lookup that would not race with a claim). Any
     /// other answer, a store error included, is "not known to be done".
-    #[cfg(feature = "provider-api")]
     async fn is_done(&self, key: &DedupKey) -> bool {
+        if self.completing.contains(key) {
+            return true;
+        }
         let claim = self.store.claim_boxed(key, self.timing.lease);
         match tokio::time::timeout(self.timing.store_timeout, claim).await {
             Ok(Ok(crate::store::Claim::Done)) => true,
@@ -406,6 +481,16 @@ impl Pipeline {
             }
             return Answer::Ignored(key);
         };
+        // Processed here; its completion is still being retried.
+        if self.completing.contains(&key) {
+            if let Some(Claim::Acquired(token)) = first_claim {
+                // The retried completion claims the key again if its lease ran out:
+                // leave the key to it.
+                let release = self.store.release_boxed(&key, token);
+                let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+            }
+            return Answer::Duplicate(key);
+        }
         // What a claiming delivery holds: its handler and envelope. The typed event is
         // built only once the key is claimed; a waiting delivery drops both.
         let claimed = match claim_or_wait(
@@ -478,7 +563,8 @@ impl Pipeline {
                     started.elapsed(),
                 );
                 settle(
-                    &*pipeline.store,
+                    &pipeline.store,
+                    &pipeline.completing,
                     &task_key,
                     token,
                     &outcome,

@@ -642,6 +642,7 @@ impl SunoCallbacksBuilder {
                 binding,
                 store,
                 waiters: crate::claim::Waiters::default(),
+                completing: Arc::default(),
                 handlers: self.handlers,
                 timing,
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]

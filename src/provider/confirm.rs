@@ -4,13 +4,21 @@
 //! outcome, the callback is answered `503` with `Retry-After`: the sender retries, and
 //! the reconciler catches it too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt;
+use futures_util::future::{Shared, WeakShared};
+
+use super::answer::TaskAnswer;
 use super::client::ProviderClient;
+use super::error::ProviderError;
 use super::map::SyntheticCallback;
 use super::registry::DynRegistry;
-use crate::event::{ApiRoute, CallbackEvent, Family};
+use crate::event::{ApiRoute, CallbackEvent, Family, Outcome};
 
 /// Which families confirm mode applies to.
 ///
@@ -58,14 +66,28 @@ impl ConfirmMode {
 pub(crate) struct ConfirmStage {
     pub(crate) client: ProviderClient,
     pub(crate) mode: ConfirmMode,
+    /// The task-details requests under way, one per task: every confirmation of a task
+    /// while one is under way (replays of one request above all) waits for that one
+    /// instead of queueing a request of its own for the task's rate.
+    asking: Arc<Mutex<AskingMap>>,
 }
+
+/// The requests under way, by task.
+type AskingMap = HashMap<(ApiRoute, Family, String), WeakShared<Asking>>;
+
+/// A task-details request under way, shared by the confirmations waiting for it. It is
+/// dropped (and its rate slot given back) once no confirmation waits for it.
+type Asking = Pin<Box<dyn Future<Output = Arc<Result<TaskAnswer, ProviderError>>> + Send>>;
+
+/// Above this many entries, the requests no one waits for any more are forgotten.
+const PRUNE_ASKING_ABOVE: usize = 1024;
 
 impl fmt::Debug for ConfirmStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConfirmStage")
             .field("client", &self.client)
             .field("mode", &self.mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,6 +103,56 @@ pub(crate) enum Confirmation {
 }
 
 impl ConfirmStage {
+    pub(crate) fn new(client: ProviderClient, mode: ConfirmMode) -> Self {
+        Self {
+            client,
+            mode,
+            asking: Arc::default(),
+        }
+    }
+
+    /// The task's details: the request under way for the task if there is one, else a
+    /// new one, shared with the confirmations that come while it is under way.
+    async fn task_details(
+        &self,
+        route: ApiRoute,
+        family: Family,
+        task_id: &str,
+    ) -> Arc<Result<TaskAnswer, ProviderError>> {
+        let key = (route, family, task_id.to_owned());
+        let shared = {
+            let mut asking = self.asking.lock().unwrap_or_else(PoisonError::into_inner);
+            match asking.get(&key).and_then(WeakShared::upgrade) {
+                Some(shared) => shared,
+                None => {
+                    if asking.len() > PRUNE_ASKING_ABOVE {
+                        asking.retain(|_, weak| weak.upgrade().is_some());
+                    }
+                    let (client, task, map) = (
+                        self.client.clone(),
+                        key.2.clone(),
+                        Arc::downgrade(&self.asking),
+                    );
+                    let ask: Asking = Box::pin(async move {
+                        let answer = client.details(route, family, &task).await;
+                        // Answered: later confirmations ask again (the task may move on).
+                        if let Some(map) = map.upgrade() {
+                            let mut asking = map.lock().unwrap_or_else(PoisonError::into_inner);
+                            asking.remove(&(route, family, task));
+                        }
+                        Arc::new(answer)
+                    });
+                    let shared: Shared<Asking> = ask.shared();
+                    if let Some(weak) = shared.downgrade() {
+                        asking.insert(key, weak);
+                    }
+                    shared
+                }
+            }
+        };
+        shared.await
+    }
+
     pub(crate) async fn run(
         &self,
         event: &CallbackEvent,
@@ -110,14 +182,15 @@ impl ConfirmStage {
         if !reused && !self.mode.applies_to(family) {
             return Confirmation::NotApplicable;
         }
-        let answer = match self.client.details(route, family, event.task_id()).await {
+        let asked = self.task_details(route, family, event.task_id()).await;
+        let answer = match &*asked {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(%error, %family, "confirm mode: task-details request failed");
                 return Confirmation::NotYet;
             }
         };
-        let synthetic = match SyntheticCallback::from_answer(&answer) {
+        let synthetic = match SyntheticCallback::from_answer(answer) {
             Ok(Some(synthetic)) if synthetic.task_id() == event.task_id() => synthetic,
             Ok(Some(_)) => {
                 tracing::warn!(%family, "confirm mode: the provider answered about another task");
@@ -136,6 +209,17 @@ impl ConfirmStage {
                 return Confirmation::NotYet;
             }
         };
+        // The provider is ahead of the callback (it says `complete` when the `text` or
+        // `first` arrives): its later state proves the task passed the callback's stage,
+        // so that stage is confirmed, as that stage, with what the provider says.
+        if let (Some(at), Some(reached)) = (step_rank(event), step_rank(&confirmed))
+            && at < reached
+        {
+            return match restaged(&confirmed, event.stage().as_str()) {
+                Some(stage) => Confirmation::Confirmed(Box::new(stage)),
+                None => Confirmation::NotYet,
+            };
+        }
         // The provider is behind the callback (it says `first`, the callback
         // `complete`): wait for it rather than dispatch a stage the callback did not
         // announce and answer the callback 200.
@@ -144,4 +228,39 @@ impl ConfirmStage {
         }
         Confirmation::Confirmed(Box::new(confirmed))
     }
+}
+
+/// Where a success of a task with steps stands among its steps: music `text`, `first`,
+/// `complete`; voice `wait_validating`, `success`. `None` for a failure, and for the
+/// families without steps.
+fn step_rank(event: &CallbackEvent) -> Option<u8> {
+    if event.outcome() != Outcome::Success {
+        return None;
+    }
+    let steps: &[&str] = match event.family() {
+        Family::Music => &["text", "first", "complete"],
+        Family::Voice => &["wait_validating", "success"],
+        _ => return None,
+    };
+    let stage = event.stage().as_str();
+    steps
+        .iter()
+        .position(|step| *step == stage)
+        .and_then(|rank| u8::try_from(rank).ok())
+}
+
+/// The provider's event `confirmed`, as the event of the earlier step `stage` of its
+/// task: the provider's body with its stage word (music `callbackType`, voice `status`)
+/// set to `stage`.
+fn restaged(confirmed: &CallbackEvent, stage: &str) -> Option<CallbackEvent> {
+    let field = match confirmed.family() {
+        Family::Music => "callbackType",
+        Family::Voice => "status",
+        _ => return None,
+    };
+    let mut body = confirmed.raw_json();
+    let data = body.get_mut("data")?.as_object_mut()?;
+    data.insert(field.to_owned(), serde_json::Value::from(stage));
+    let bytes = serde_json::to_vec(&body).ok()?;
+    CallbackEvent::from_json_as(confirmed.family(), bytes).ok()
 }

@@ -35,7 +35,8 @@ mod registry_redis;
 mod status;
 mod submit;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use answer::{TaskAnswer, TaskPayload};
@@ -94,6 +95,46 @@ pub(crate) enum Confirmed {
 pub(crate) struct ProviderHooks {
     pub(crate) registry: Arc<dyn DynRegistry>,
     pub(crate) confirm: Option<ConfirmStage>,
+    /// The family each task's final outcome was keyed with when it reached the
+    /// handlers here, for a late callback of such a task (no longer in the registry).
+    settled_families: SettledFamilies,
+}
+
+/// How many settled tasks' families [`SettledFamilies`] keeps at least (and at most
+/// twice as many).
+const SETTLED_FAMILIES: usize = 16_384;
+
+/// The families recently settled tasks were keyed with: two generations of at most
+/// [`SETTLED_FAMILIES`] each, the older dropped when the newer is full, so memory is
+/// bounded whatever the traffic. The first family a task settled with stays (a
+/// failure keyed `unknown` stays so, and its redeliveries stay its duplicates).
+#[derive(Debug, Default)]
+struct SettledFamilies {
+    generations: Mutex<[HashMap<String, crate::Family>; 2]>,
+}
+
+impl SettledFamilies {
+    fn insert(&self, task_id: &str, family: crate::Family) {
+        let mut generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if generations.iter().any(|map| map.contains_key(task_id)) {
+            return;
+        }
+        if generations[0].len() >= SETTLED_FAMILIES {
+            generations[1] = std::mem::take(&mut generations[0]);
+        }
+        generations[0].insert(task_id.to_owned(), family);
+    }
+
+    fn get(&self, task_id: &str) -> Option<crate::Family> {
+        let generations = self
+            .generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        generations.iter().find_map(|map| map.get(task_id).copied())
+    }
 }
 
 impl ProviderHooks {
@@ -103,8 +144,33 @@ impl ProviderHooks {
     ) -> Self {
         Self {
             registry: registry.unwrap_or_else(|| Arc::new(MemoryRegistry::new())),
-            confirm: confirm.map(|(client, mode)| ConfirmStage { client, mode }),
+            confirm: confirm.map(|(client, mode)| ConfirmStage::new(client, mode)),
+            settled_families: SettledFamilies::default(),
         }
+    }
+
+    /// The family `task_id` was registered with, or, once its final outcome reached
+    /// the handlers in this process, the family that outcome was keyed with (maybe
+    /// `Unknown`). `None` when neither knows it (or the registry does not answer in
+    /// time).
+    pub(crate) async fn family_of(&self, task_id: &str) -> Option<crate::Family> {
+        let registered =
+            match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.family_of_boxed(task_id))
+                .await
+            {
+                Ok(Ok(family)) => family,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not read the task's registered family");
+                    None
+                }
+                Err(_elapsed) => {
+                    tracing::warn!("task registry timed out reading the task's family");
+                    None
+                }
+            };
+        registered
+            .filter(|family| *family != crate::Family::Unknown)
+            .or_else(|| self.settled_families.get(task_id))
     }
 
     /// Whether the confirm stage may ask the provider about a callback of `family`
@@ -151,6 +217,7 @@ impl ProviderHooks {
     /// duplicate or ignored): a final outcome means the task is no longer expected.
     pub(crate) async fn settled_key(&self, key: &DedupKey) {
         if is_final(key.stage(), key.outcome()) {
+            self.settled_families.insert(key.task_id(), key.family());
             self.settled(key.task_id()).await;
         }
     }

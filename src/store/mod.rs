@@ -104,6 +104,49 @@ impl DedupKey {
         }
     }
 
+    /// The key the receiver dedupes `event` by, whether it came as a callback or from a
+    /// poll of the task's details: for a receiver of your own (built on
+    /// [`HmacVerifier::verify_event`](crate::verify::HmacVerifier::verify_event)), the
+    /// key to dedupe by.
+    ///
+    /// A task fails once, and its failure makes one key whichever words report it: the
+    /// failure of a known family is keyed under the stage the provider's task details
+    /// give it (music `error`, lyrics `complete`, voice `fail`, the other families
+    /// `""`), so a voice `processing_validate_fail` callback and the poll's `fail` are
+    /// one key. Successes keep their stage.
+    ///
+    /// ```
+    /// use suno_callback::store::DedupKey;
+    /// use suno_callback::{CallbackEvent, Family};
+    ///
+    /// let event = CallbackEvent::from_json(
+    ///     r#"{"code":200,"msg":"failed","data":{"taskId":"v1","status":"processing_validate_fail"}}"#,
+    /// )?;
+    /// let key = DedupKey::of_event(&event);
+    /// assert_eq!((key.family(), key.stage()), (Family::Voice, "fail"));
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn of_event(event: &crate::CallbackEvent) -> Self {
+        Self::of(
+            event.task_id(),
+            event.family(),
+            event.stage().as_str(),
+            event.outcome(),
+        )
+    }
+
+    /// [`of_event`](Self::of_event) from the event's parts.
+    pub(crate) fn of(task_id: &str, family: Family, stage: &str, outcome: Outcome) -> Self {
+        let stage = match (outcome, family) {
+            (Outcome::Success, _) | (_, Family::Unknown) => stage,
+            (Outcome::Failure, Family::Music) => "error",
+            (Outcome::Failure, Family::Lyrics) => "complete",
+            (Outcome::Failure, Family::Voice) => "fail",
+            (Outcome::Failure, _) => "",
+        };
+        Self::new(task_id, family, stage, outcome)
+    }
+
     /// The task id.
     pub fn task_id(&self) -> &str {
         &self.task_id

@@ -6,8 +6,10 @@
 //! family, `callbackType`, outcome and a digest of its bytes) is recorded in the dedup
 //! store ([`DedupStore::bind_signature`]), and another body presenting the same
 //! signature is refused (or, with [`SignatureReuse::Confirm`], held for confirmation),
-//! even one of the same stage. A byte-identical replay passes, to be answered as the
-//! ordinary duplicate it is.
+//! even one of the same stage, where it could run. A byte-identical replay passes, to be
+//! answered as the ordinary duplicate it is; so does a redelivery whose body was rebuilt
+//! (same signature, other bytes) once its callback is processed (or stored, in inbox
+//! mode): nothing would run, and the pipeline answers it `200 duplicate`.
 //!
 //! [`DedupStore::bind_signature`]: crate::store::DedupStore::bind_signature
 
@@ -43,7 +45,9 @@ pub enum SignatureReuse {
     /// Answer `401` (`rejected`, reason "signature already used by another
     /// callback"), log it at `warn` and count it. The default. A genuine second
     /// callback of a task signed in the same second as the first (same timestamp,
-    /// same signature) is refused too, until a retry carries a new timestamp.
+    /// same signature) is refused too, until a retry carries a new timestamp. A body
+    /// whose own callback is processed already (a redelivery rebuilt on the way) is
+    /// answered `200 duplicate` instead, under either policy: nothing would run.
     #[default]
     Refuse,
     /// Hand the request to confirm mode (feature `provider-api`, a client set with
@@ -59,9 +63,17 @@ pub enum SignatureReuse {
 #[derive(Debug)]
 pub(crate) enum Unbound {
     /// The signature was first used with another body.
-    Reused(SignatureReuse),
+    Reused(Reuse),
     /// The store failed or timed out.
     Unavailable(StoreError),
+}
+
+/// A signature first used with another body: what the policy says of it, and the
+/// signed timestamp (for the log line).
+#[derive(Debug)]
+pub(crate) struct Reuse {
+    pub(crate) policy: SignatureReuse,
+    timestamp: String,
 }
 
 /// The binding step as the pipeline runs it, after the HMAC check.
@@ -149,7 +161,7 @@ impl BindingStage {
                 )));
             }
         };
-        self.judge(bound, &signature, key)
+        self.judge(bound, &signature)
     }
 
     /// Binds the request's signature and claims `key` for `lease` in one store call
@@ -178,7 +190,7 @@ impl BindingStage {
                 )));
             }
         };
-        self.judge(bound, &signature, key)?;
+        self.judge(bound, &signature)?;
         match claim {
             Some(claim) => Ok(Some(claim)),
             // A store that bound the signature must have claimed the key.
@@ -189,28 +201,30 @@ impl BindingStage {
     }
 
     /// What a binding lets through.
-    fn judge(
-        &self,
-        bound: Binding,
-        signature: &SignatureUse,
-        key: &DedupKey,
-    ) -> Result<(), Unbound> {
+    fn judge(&self, bound: Binding, signature: &SignatureUse) -> Result<(), Unbound> {
         match bound {
             Binding::First | Binding::Same => Ok(()),
-            Binding::Other => {
-                self.reused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    task_id = ?Untrusted(key.task_id()),
-                    family = key.family().as_str(),
-                    stage = ?Untrusted(key.stage()),
-                    result = key.outcome().as_str(),
-                    timestamp = signature.timestamp(),
-                    policy = ?self.policy,
-                    "signature already used by another callback: body not the one it was sent with"
-                );
-                Err(Unbound::Reused(self.policy))
-            }
+            Binding::Other => Err(Unbound::Reused(Reuse {
+                policy: self.policy,
+                timestamp: signature.timestamp().to_owned(),
+            })),
         }
+    }
+
+    /// Counts and logs a reused signature the pipeline refuses or holds for
+    /// confirmation (not one whose callback is known to be processed already: that is a
+    /// redelivery with a rebuilt body, answered as the duplicate it is).
+    pub(crate) fn report(&self, key: &DedupKey, reuse: &Reuse) {
+        self.reused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            task_id = ?Untrusted(key.task_id()),
+            family = key.family().as_str(),
+            stage = ?Untrusted(key.stage()),
+            result = key.outcome().as_str(),
+            timestamp = reuse.timestamp,
+            policy = ?reuse.policy,
+            "signature already used by another callback: body not the one it was sent with"
+        );
     }
 }
 

@@ -4,9 +4,13 @@
 //! accepts or refuses it; a refusal is answered `401`. The built-in verifiers are
 //! [`HmacVerifier`] (the sender's documented signature) and [`IpAllowlist`]; combine
 //! them with [`VerifierExt::and`] / [`VerifierExt::or`], or write your own.
+//!
+//! Without the receiver (a job runner, a serverless function, another framework),
+//! [`HmacVerifier::verify_event`] verifies and parses a callback in one call.
 
 mod binding;
 mod clock;
+mod event;
 mod hmac;
 mod ip;
 
@@ -22,6 +26,7 @@ use http::{HeaderMap, HeaderName};
 pub use self::binding::{BINDING_MARGIN, SignatureReuse};
 pub(crate) use self::binding::{BindingStage, Unbound};
 pub use self::clock::{Clock, ManualClock, SystemClock};
+pub use self::event::VerifyEventError;
 pub use self::hmac::{DEFAULT_TOLERANCE, HmacVerifier, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 pub use self::ip::{InvalidIpRange, IpAllowlist};
 
