@@ -24,6 +24,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "expected tasks",
         sql: include_str!("../../migrations/sqlite/0002_expected_tasks.sql"),
     },
+    Migration {
+        version: 6,
+        description: "console indexes",
+        sql: include_str!("../../migrations/sqlite/0006_console_indexes.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -38,6 +43,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         description: "expected tasks",
         sql: include_str!("../../migrations/postgres/0002_expected_tasks.sql"),
+    },
+    Migration {
+        version: 6,
+        description: "console indexes",
+        sql: include_str!("../../migrations/postgres/0006_console_indexes.sql"),
     },
 ];
 

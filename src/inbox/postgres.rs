@@ -46,8 +46,8 @@ fn read_event(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
 }
 
 impl PgBackend {
-    /// The connection pool, for the other tables in the inbox's database.
-    #[cfg(feature = "provider-api")]
+    /// The connection pool, for the other tables in the inbox's database and the
+    /// operator's queries.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -54,8 +54,8 @@ fn read_event(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
 }
 
 impl SqliteBackend {
-    /// The connection pool, for the other tables in the inbox's database.
-    #[cfg(feature = "provider-api")]
+    /// The connection pool, for the other tables in the inbox's database and the
+    /// operator's queries.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
