@@ -433,9 +433,20 @@ fn record(action: &'static str, who: &str, events: u64) {
     );
 }
 
+/// The absolute path of a console path: the overview (`/`) is the prefix itself, since
+/// axum's `nest_service` does not route the prefix with a slash added.
+fn link(prefix: &str, path: &str) -> String {
+    match path.strip_prefix('/') {
+        Some(rest) if !prefix.is_empty() && (rest.is_empty() || rest.starts_with('?')) => {
+            format!("{prefix}{rest}")
+        }
+        _ => format!("{prefix}{path}"),
+    }
+}
+
 impl Inner {
     fn link(&self, path: &str) -> String {
-        format!("{}{}", self.prefix, path)
+        link(&self.prefix, path)
     }
 
     fn frame<'a>(&'a self, grant: &'a Grant, csrf: &'a str) -> Frame<'a> {

@@ -25,7 +25,7 @@ pub(crate) struct Frame<'a> {
 
 impl Frame<'_> {
     fn link(&self, path: &str) -> String {
-        format!("{}{}", self.prefix, path)
+        super::link(self.prefix, path)
     }
 
     /// A `POST` form to `path` with the CSRF field, `fields` hidden, and one button;
@@ -482,7 +482,7 @@ pub(crate) fn error(prefix: &str, title: &str, text: &str) -> Markup {
                 title { (title) }
                 link rel="stylesheet" href=(format!("{prefix}/console.css"));
             }
-            body { main { h1 { (title) } p { (text) } p { a href=(format!("{prefix}/")) { "Overview" } } } }
+            body { main { h1 { (title) } p { (text) } p { a href=(super::link(prefix, "/")) { "Overview" } } } }
         }
     }
 }
