@@ -360,16 +360,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Whether a `POST` comes from a page of the console's own origin: a browser's
-/// `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user), and an
-/// `Origin` must name the request's own host. A client that sends neither (curl, a
+/// `Sec-Fetch-Site` must be `same-origin` (or `none`, typed by the user); without it,
+/// an `Origin` must name the request's own host. A client that sends neither (curl, a
 /// script) passes: it carries no victim's cookie it did not mean to send, and still
 /// needs its credentials and the CSRF token.
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    // A browser that sends it says it best (its `Origin` may be `null` under a strict
+    // referrer policy).
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;

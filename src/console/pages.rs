@@ -60,7 +60,6 @@ fn layout(frame: &Frame<'_>, title: &str, note: Option<&str>, body: Markup) -> M
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
                 title { (title) " · inbox console" }
                 link rel="stylesheet" href=(frame.link("/console.css"));
             }
