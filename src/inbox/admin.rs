@@ -432,6 +432,26 @@ fn read_row(columns: RowColumns) -> EventRow {
     }
 }
 
+/// What PostgreSQL's statistics say of the table.
+#[derive(Debug)]
+struct TableStatistics {
+    rows: u64,
+    /// `(column, value, share of the rows)`.
+    shares: Vec<(String, String, f64)>,
+}
+
+/// The elements of a PostgreSQL array's text (`{done,dead}`, `{0.97,0.02}`); the values
+/// read here (states, families, numbers) need no quoting, and quotes are dropped.
+#[cfg(feature = "postgres")]
+fn pg_array(text: &str) -> Vec<String> {
+    text.trim_start_matches('{')
+        .trim_end_matches('}')
+        .split(',')
+        .map(|item| item.trim_matches('"').to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
 #[cfg(feature = "postgres")]
 /// The first number PostgreSQL's planner gives as `rows=` in an `EXPLAIN` line.
 fn planned_rows(line: &str) -> Option<u64> {
@@ -551,149 +571,232 @@ impl InboxAdmin {
         }
     }
 
-    /// All events: counted up to [`COUNT_CAP`], else estimated (PostgreSQL's planner,
-    /// or SQLite's id range).
-    async fn total(&self) -> Result<Count, InboxError> {
-        let all = EventFilter::default();
-        match self.count(&all, COUNT_CAP).await? {
-            Count::AtLeast(at_least) => {
-                let range = self
-                    .scalar(
-                        &self.sql(
-                            "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM suno_inbox_events",
-                        ),
-                    )
-                    .await?
-                    .unwrap_or(0);
-                let range = u64::try_from(range).unwrap_or(0);
-                Ok(if range > at_least {
-                    Count::Estimated(range)
-                } else {
-                    Count::AtLeast(at_least)
-                })
+    /// `(SELECT COUNT(*) …)` of the rows `filter` takes, stopping after `cap + 1`.
+    fn push_capped(sql: &mut Sql, filter: &EventFilter, cap: u64) {
+        sql.push("(SELECT COUNT(*) FROM (SELECT 1 FROM suno_inbox_events");
+        sql.filter(filter, &[])
+            .push(" LIMIT ")
+            .bind(Arg::Int(i64::try_from(cap + 1).unwrap_or(i64::MAX)))
+            .push(") capped)");
+    }
+
+    /// One row of nullable integers.
+    async fn integers(&self, sql: &Sql, columns: usize) -> Result<Vec<Option<i64>>, InboxError> {
+        Ok(with_pool!(self.backend(), pool => {
+            let row = bound!(sqlx::query, sql).fetch_one(pool).await?;
+            (0..columns)
+                .map(|i| sqlx::Row::try_get::<Option<i64>, _>(&row, i))
+                .collect::<Result<Vec<_>, _>>()?
+        }))
+    }
+
+    /// PostgreSQL's statistics of the table: its estimated rows and the share of the
+    /// most common values of `state` and `family`. Nothing on SQLite.
+    async fn table_statistics(&self) -> Result<Option<TableStatistics>, InboxError> {
+        match self.backend() {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(backend) => {
+                let rows: i64 = sqlx::query_scalar(
+                    "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class \
+                     WHERE oid = 'suno_inbox_events'::regclass",
+                )
+                .fetch_one(backend.pool())
+                .await?;
+                let columns: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT attname::text, most_common_vals::text, most_common_freqs::text \
+                     FROM pg_stats WHERE schemaname = current_schema() \
+                     AND tablename = 'suno_inbox_events' AND attname IN ('state', 'family')",
+                )
+                .fetch_all(backend.pool())
+                .await?;
+                let mut shares = Vec::new();
+                for (column, values, freqs) in columns {
+                    let (Some(values), Some(freqs)) = (values, freqs) else {
+                        continue;
+                    };
+                    for (value, freq) in pg_array(&values).into_iter().zip(pg_array(&freqs)) {
+                        if let Ok(freq) = freq.parse::<f64>() {
+                            shares.push((column.clone(), value, freq));
+                        }
+                    }
+                }
+                Ok(Some(TableStatistics {
+                    rows: u64::try_from(rows).unwrap_or(0),
+                    shares,
+                }))
             }
-            other => Ok(other),
+            #[allow(unreachable_patterns)]
+            _ => Ok(None),
         }
     }
 
     /// The overview: events by state and family, the oldest pending age, accepted and
     /// done per minute over the last hour, and the expected tasks (older than
-    /// `overdue_after` is overdue).
+    /// `overdue_after` is overdue). Three statements (four on PostgreSQL, which adds
+    /// its statistics for the estimates), whatever the size of the table.
     pub async fn overview(&self, overdue_after: Duration) -> Result<Overview, InboxError> {
-        let total = self.total().await?;
-        let mut states = Vec::with_capacity(4);
-        for state in [
+        const STATES: [EventState; 4] = [
             EventState::Pending,
             EventState::Running,
-            EventState::Dead,
             EventState::Done,
-        ] {
+            EventState::Dead,
+        ];
+        let families: Vec<&'static str> = crate::Family::ALL
+            .iter()
+            .map(|family| family.as_str())
+            .chain(["unknown"])
+            .collect();
+        // The counts, the id range and the oldest pending age in one statement.
+        let mut sql = self.sql("SELECT ");
+        Self::push_capped(&mut sql, &EventFilter::default(), COUNT_CAP);
+        sql.push(", (SELECT MAX(id) - MIN(id) + 1 FROM suno_inbox_events)");
+        sql.push(
+            ", (SELECT {now} - MIN(received_at) FROM (SELECT received_at FROM suno_inbox_events \
+             WHERE state IN ('pending', 'running') ORDER BY id LIMIT ",
+        )
+        .bind(Arg::Int(i64::try_from(COUNT_CAP).unwrap_or(i64::MAX)))
+        .push(") oldest)");
+        for state in STATES {
+            sql.push(", ");
             let filter = EventFilter {
                 state: Some(state),
                 ..EventFilter::default()
             };
-            states.push((state, self.count(&filter, COUNT_CAP).await?));
+            Self::push_capped(&mut sql, &filter, COUNT_CAP);
         }
-        // Done is most of a large table: the total less the others, if they were counted.
-        if let Some(done) = states
+        for family in &families {
+            sql.push(", ");
+            let filter = EventFilter {
+                family: Some((*family).to_owned()),
+                ..EventFilter::default()
+            };
+            Self::push_capped(&mut sql, &filter, COUNT_CAP);
+        }
+        let values = self.integers(&sql, 3 + STATES.len() + families.len()).await?;
+        let value = |i: usize| u64::try_from(values.get(i).copied().flatten().unwrap_or(0)).unwrap_or(0);
+        let capped = |n: u64| {
+            if n > COUNT_CAP {
+                Count::AtLeast(n)
+            } else {
+                Count::Exact(n)
+            }
+        };
+        let statistics = if (0..values.len()).any(|i| i != 1 && i != 2 && value(i) > COUNT_CAP) {
+            self.table_statistics().await?
+        } else {
+            None
+        };
+        let estimate = |count: Count, column: &str, of: &str| match (&statistics, count) {
+            (Some(statistics), Count::AtLeast(at_least)) => {
+                let share = statistics
+                    .shares
+                    .iter()
+                    .find(|(c, v, _)| c == column && v == of)
+                    .map_or(0.0, |(_, _, share)| *share);
+                let estimate = (statistics.rows as f64 * share) as u64;
+                if estimate > at_least {
+                    Count::Estimated(estimate)
+                } else {
+                    count
+                }
+            }
+            _ => count,
+        };
+        let total = match capped(value(0)) {
+            Count::AtLeast(at_least) => {
+                let rows = statistics.as_ref().map_or(0, |s| s.rows);
+                let rows = if rows > at_least { rows } else { value(1) };
+                if rows > at_least {
+                    Count::Estimated(rows)
+                } else {
+                    Count::AtLeast(at_least)
+                }
+            }
+            exact => exact,
+        };
+        let mut states: Vec<(EventState, Count)> = STATES
             .iter()
-            .position(|(state, count)| *state == EventState::Done && !count.is_exact())
-        {
+            .enumerate()
+            .map(|(i, state)| (*state, estimate(capped(value(3 + i)), "state", state.as_str())))
+            .collect();
+        // Done is most of a large table: the total less the others, if they were counted.
+        let others_exact = states
+            .iter()
+            .all(|(state, count)| *state == EventState::Done || count.is_exact());
+        if others_exact && !total.is_exact() {
             let others: u64 = states
                 .iter()
                 .filter(|(state, _)| *state != EventState::Done)
                 .map(|(_, count)| count.value())
                 .sum();
-            let others_exact = states
-                .iter()
-                .all(|(state, count)| *state == EventState::Done || count.is_exact());
-            if others_exact && !total.is_exact() {
+            if let Some((_, done)) = states.iter_mut().find(|(state, _)| *state == EventState::Done) {
                 let estimate = total.value().saturating_sub(others);
-                if estimate > states[done].1.value() {
-                    states[done].1 = Count::Estimated(estimate);
+                if !done.is_exact() && estimate > done.value() {
+                    *done = Count::Estimated(estimate);
                 }
             }
         }
-        states.sort_by_key(|(state, _)| match state {
-            EventState::Pending => 0,
-            EventState::Running => 1,
-            EventState::Done => 2,
-            EventState::Dead => 3,
-        });
-        let mut families = Vec::new();
-        let names = crate::Family::ALL
+        let families = families
             .iter()
-            .map(|family| family.as_str())
-            .chain(["unknown"]);
-        for name in names {
-            let filter = EventFilter {
-                family: Some(name.to_owned()),
-                ..EventFilter::default()
-            };
-            let count = self.count(&filter, COUNT_CAP).await?;
-            if count.value() > 0 {
-                families.push((name.to_owned(), count));
-            }
-        }
+            .enumerate()
+            .map(|(i, family)| {
+                let count = capped(value(3 + STATES.len() + i));
+                ((*family).to_owned(), estimate(count, "family", family))
+            })
+            .filter(|(_, count)| count.value() > 0)
+            .collect();
+        let oldest_pending_age = values
+            .get(2)
+            .copied()
+            .flatten()
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         Ok(Overview {
             states,
             families,
             total,
-            oldest_pending_age: self.oldest_pending_age().await?,
+            oldest_pending_age,
             minutes: self.last_hour().await?,
             expected: self.expected_summary(overdue_after).await?,
         })
     }
 
-    /// The age of the oldest pending or running event. It reads the oldest
-    /// [`COUNT_CAP`] unfinished events by id (ids follow arrival order).
-    async fn oldest_pending_age(&self) -> Result<Option<Duration>, InboxError> {
-        let mut sql = self.sql(
-            "SELECT {now} - MIN(received_at) FROM (SELECT received_at FROM suno_inbox_events \
-             WHERE state IN ('pending', 'running') ORDER BY id LIMIT ",
-        );
-        sql.bind(Arg::Int(i64::try_from(COUNT_CAP).unwrap_or(i64::MAX)))
-            .push(") oldest");
-        let age = self.scalar(&sql).await?;
-        Ok(age.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
-    }
-
-    /// Accepted and done per minute over the last hour.
+    /// Accepted and done per minute over the last hour, in one statement: rows of
+    /// `(kind, minute, count)`, kind 0 accepted, 1 done, 2 the current minute.
     async fn last_hour(&self) -> Result<Vec<Minute>, InboxError> {
-        let now: i64 = self.scalar(&self.sql("SELECT {now}")).await?.unwrap_or(0);
-        let this_minute = now - now.rem_euclid(60_000);
-        let first = this_minute - 59 * 60_000;
+        let sql = self.sql(
+            "SELECT 0, received_at / 60000, COUNT(*) FROM suno_inbox_events \
+             WHERE received_at >= ({now} / 60000 - 59) * 60000 GROUP BY 2 \
+             UNION ALL SELECT 1, finished_at / 60000, COUNT(*) FROM suno_inbox_events \
+             WHERE state IN ('done', 'dead') AND state = 'done' \
+             AND finished_at >= ({now} / 60000 - 59) * 60000 GROUP BY 2 \
+             UNION ALL SELECT 2, {now} / 60000, 0",
+        );
+        let rows: Vec<(i32, i64, i64)> = with_pool!(self.backend(), pool => {
+            bound!(sqlx::query_as, sql).fetch_all(pool).await?
+        });
+        let this_minute = rows
+            .iter()
+            .find(|(kind, _, _)| *kind == 2)
+            .map_or(0, |(_, minute, _)| *minute);
+        let first = this_minute - 59;
         let mut minutes: Vec<Minute> = (0..60)
             .map(|i| Minute {
-                start_ms: first + i * 60_000,
+                start_ms: (first + i) * 60_000,
                 ..Minute::default()
             })
             .collect();
-        let bucket = |at: i64| usize::try_from((at - first).div_euclid(60_000)).ok();
-        let read = |sql: Sql| async move {
-            let rows: Vec<(i64, i64)> = with_pool!(self.backend(), pool => {
-                bound!(sqlx::query_as, sql).fetch_all(pool).await?
-            });
-            Ok::<_, InboxError>(rows)
-        };
-        let mut accepted = self.sql(
-            "SELECT received_at / 60000 AS minute, COUNT(*) FROM suno_inbox_events \
-             WHERE received_at >= ",
-        );
-        accepted.bind(Arg::Int(first)).push(" GROUP BY 1");
-        for (minute, count) in read(accepted).await? {
-            if let Some(slot) = bucket(minute * 60_000).and_then(|i| minutes.get_mut(i)) {
-                slot.accepted = u64::try_from(count).unwrap_or(0);
-            }
-        }
-        let mut done = self.sql(
-            "SELECT finished_at / 60000 AS minute, COUNT(*) FROM suno_inbox_events \
-             WHERE state IN ('done', 'dead') AND state = 'done' AND finished_at >= ",
-        );
-        done.bind(Arg::Int(first)).push(" GROUP BY 1");
-        for (minute, count) in read(done).await? {
-            if let Some(slot) = bucket(minute * 60_000).and_then(|i| minutes.get_mut(i)) {
-                slot.done = u64::try_from(count).unwrap_or(0);
+        for (kind, minute, count) in rows {
+            let Some(slot) = usize::try_from(minute - first)
+                .ok()
+                .and_then(|i| minutes.get_mut(i))
+            else {
+                continue;
+            };
+            let count = u64::try_from(count).unwrap_or(0);
+            match kind {
+                0 => slot.accepted = count,
+                1 => slot.done = count,
+                _ => {}
             }
         }
         Ok(minutes)
@@ -796,17 +899,26 @@ impl InboxAdmin {
         self.inbox.prune().await
     }
 
-    /// Counts of the expected tasks; `None` when the database has no registry table.
+    /// Counts of the expected tasks, in one statement; `None` when the database has no
+    /// registry table.
     async fn expected_summary(
         &self,
         overdue_after: Duration,
     ) -> Result<Option<ExpectedSummary>, InboxError> {
-        let Ok(total) =
-            self.scalar(&self.sql(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks LIMIT 10001) capped",
-            ))
-            .await
-        else {
+        let cap = i64::try_from(COUNT_CAP + 1).unwrap_or(i64::MAX);
+        let mut sql = self.sql("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks LIMIT ");
+        sql.bind(Arg::Int(cap))
+            .push(") a), (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks WHERE due_at <= {now} LIMIT ")
+            .bind(Arg::Int(cap))
+            .push(
+                ") b), (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks \
+                 WHERE registered_at <= {now} - ",
+            )
+            .bind(Arg::Int(super::backend::millis(overdue_after)))
+            .push(" LIMIT ")
+            .bind(Arg::Int(cap))
+            .push(") c)");
+        let Ok(values) = self.integers(&sql, 3).await else {
             return Ok(None);
         };
         let capped = |n: Option<i64>| {
@@ -817,23 +929,10 @@ impl InboxAdmin {
                 Count::Exact(n)
             }
         };
-        let due = self
-            .scalar(&self.sql(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks \
-                 WHERE due_at <= {now} LIMIT 10001) capped",
-            ))
-            .await?;
-        let mut overdue = self.sql(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks WHERE registered_at <= {now} - ",
-        );
-        overdue
-            .bind(Arg::Int(super::backend::millis(overdue_after)))
-            .push(" LIMIT 10001) capped");
-        let overdue = self.scalar(&overdue).await?;
         Ok(Some(ExpectedSummary {
-            total: capped(total),
-            due: capped(due),
-            overdue: capped(overdue),
+            total: capped(values[0]),
+            due: capped(values[1]),
+            overdue: capped(values[2]),
         }))
     }
 
