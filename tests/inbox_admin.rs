@@ -451,15 +451,15 @@ async fn the_filter_indexes_exist(db: &Db) {
         Kind::Sqlite => {
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
              ('suno_inbox_events_state_id', 'suno_inbox_events_family_id', \
-             'suno_inbox_events_received')"
+             'suno_inbox_events_state_family_id', 'suno_inbox_events_received')"
         }
         Kind::Postgres => {
             "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND \
              indexname IN ('suno_inbox_events_state_id', 'suno_inbox_events_family_id', \
-             'suno_inbox_events_received')"
+             'suno_inbox_events_state_family_id', 'suno_inbox_events_received')"
         }
     };
-    assert_eq!(db.count(sql).await, 3);
+    assert_eq!(db.count(sql).await, 4);
 }
 
 fn main() -> ExitCode {

@@ -116,7 +116,9 @@ pub struct EventFilter {
     pub outcome: Option<String>,
     /// Events of this task.
     pub task_id: Option<String>,
-    /// Received at or after this time (Unix milliseconds).
+    /// Received at or after this time (Unix milliseconds). Time bounds rely on ids
+    /// following arrival order (as the inbox assigns them): an event stored out of
+    /// order by a few milliseconds, at the edge of a bound, may be left out.
     pub received_from_ms: Option<i64>,
     /// Received before this time (Unix milliseconds).
     pub received_until_ms: Option<i64>,
@@ -351,13 +353,19 @@ impl Sql {
             and(self);
             self.push("task_id = ").bind(Arg::Text(task_id.clone()));
         }
+        // A time bound is also an id bound (ids follow arrival), so that a scan newest
+        // first starts and stops at the range instead of reading past it.
+        const FIRST_AT: &str = "COALESCE((SELECT id FROM suno_inbox_events WHERE received_at >= ";
+        const FIRST_END: &str = " ORDER BY received_at, id LIMIT 1), 9223372036854775807)";
         if let Some(from) = filter.received_from_ms {
             and(self);
             self.push("received_at >= ").bind(Arg::Int(from));
+            self.push(" AND id >= ").push(FIRST_AT).bind(Arg::Int(from)).push(FIRST_END);
         }
         if let Some(until) = filter.received_until_ms {
             and(self);
             self.push("received_at < ").bind(Arg::Int(until));
+            self.push(" AND id < ").push(FIRST_AT).bind(Arg::Int(until)).push(FIRST_END);
         }
         for condition in extra {
             and(self);
@@ -649,13 +657,20 @@ impl InboxAdmin {
         // The counts, the id range and the oldest pending age in one statement.
         let mut sql = self.sql("SELECT ");
         Self::push_capped(&mut sql, &EventFilter::default(), COUNT_CAP);
-        sql.push(", (SELECT MAX(id) - MIN(id) + 1 FROM suno_inbox_events)");
+        // Two subqueries: SQLite reads `MAX(id) - MIN(id)` by a scan, each alone by one
+        // step into the primary key.
         sql.push(
-            ", (SELECT {now} - MIN(received_at) FROM (SELECT received_at FROM suno_inbox_events \
-             WHERE state IN ('pending', 'running') ORDER BY id LIMIT ",
-        )
-        .bind(Arg::Int(i64::try_from(COUNT_CAP).unwrap_or(i64::MAX)))
-        .push(") oldest)");
+            ", (SELECT MAX(id) FROM suno_inbox_events) - (SELECT MIN(id) FROM suno_inbox_events) + 1",
+        );
+        // The oldest unfinished event is the one with the lowest id of its state: one
+        // step into each state's index.
+        sql.push(
+            ", (SELECT {now} - MIN(received_at) FROM (\
+             SELECT (SELECT received_at FROM suno_inbox_events WHERE state = 'pending' \
+             ORDER BY id LIMIT 1) AS received_at \
+             UNION ALL SELECT (SELECT received_at FROM suno_inbox_events WHERE state = 'running' \
+             ORDER BY id LIMIT 1)) oldest)",
+        );
         for state in STATES {
             sql.push(", ");
             let filter = EventFilter {
