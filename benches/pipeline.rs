@@ -195,9 +195,46 @@ fn whole_pipeline_recorded(c: &mut Criterion) {
     assert!(handle.render().contains("suno_callback_requests_total"));
 }
 
+/// The envelope read by the crate's hand-written pass and by the serde-derived
+/// definition of the same envelope (`suno_callback::testing::read_envelope`), on a
+/// classic music callback and a jobs-route one: `cargo bench --bench pipeline --
+/// envelope/`.
+fn envelope(c: &mut Criterion) {
+    use suno_callback::testing::{EnvelopeReader, read_envelope};
+    let fixture = |path: &str| {
+        fs::read(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect(path)
+    };
+    let bodies = [
+        (
+            "classic_2_tracks",
+            fixture("music/add_instrumental_complete.json"),
+        ),
+        (
+            "jobs_2_tracks",
+            fixture("market/music_generate_success.json"),
+        ),
+        ("classic_wav", fixture("wav/success.json")),
+    ];
+    for (name, body) in &bodies {
+        for (label, reader) in [
+            ("scan", EnvelopeReader::Scan),
+            ("serde", EnvelopeReader::Serde),
+        ] {
+            c.bench_function(&format!("envelope/{label}/{name}"), |b| {
+                b.iter(|| read_envelope(reader, black_box(body)))
+            });
+        }
+    }
+}
+
 fn main() {
     let started = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
+    envelope(&mut c);
     floor(&mut c);
     whole_pipeline(&mut c);
     naive_handler(&mut c);

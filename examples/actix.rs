@@ -1,6 +1,6 @@
 //! The receiver in actix-web (feature `actix`): the same configured receiver, turned
-//! into an actix handler and mounted on `/callbacks/suno` for every method, beside the
-//! app's own routes. The peer address is actix's.
+//! into an actix handler and mounted on `/callbacks/suno` and one segment below it
+//! (`/callbacks/suno/wav`, ...) for every method, beside the app's own routes. The peer address is actix's.
 //!
 //! ```text
 //! cargo run --example actix --features actix
@@ -26,9 +26,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let callbacks = common::receiver(&settings)?;
 
     let handler = callbacks.actix_handler();
+    // The shared path and one segment below it (`/callbacks/suno/wav`, ...), each also
+    // with a trailing slash: the paths `layer_at` answers in tower.
+    let paths = [
+        PATH.to_owned(),
+        format!("{PATH}/"),
+        format!("{PATH}/{{segment}}"),
+        format!("{PATH}/{{segment}}/"),
+    ];
     let server = HttpServer::new(move || {
         App::new()
-            .route(PATH, web::to(handler.clone()))
+            .service(web::resource(paths.clone()).to(handler.clone()))
             .route("/health", web::get().to(|| async { "ok" }))
     })
     .bind(settings.bind)?;

@@ -1,6 +1,7 @@
-//! The receiver as a layer around an existing axum app: `/callbacks/suno` is answered
-//! by the receiver, every other route by the app as before (its state, extractors and
-//! bodies untouched), with tower-http's trace and body-limit layers in front of both.
+//! The receiver as a layer around an existing axum app: `/callbacks/suno` and one
+//! segment below it (`/callbacks/suno/wav`, ...) are answered by the receiver, every
+//! other route by the app as before (its state, extractors and bodies untouched), with
+//! tower-http's trace and body-limit layers in front of both.
 //!
 //! ```text
 //! cargo run --example axum_layer

@@ -2,17 +2,24 @@
 //! in SQLite or PostgreSQL, and runs the handler from there, with retries.
 //!
 //! ```text
-//! cargo run --example inbox --features sqlite
-//! DATABASE_URL=postgres://127.0.0.1:5432/test cargo run --example inbox --features postgres
+//! cargo run --example inbox --features sqlite -- serve
+//! SUNO_INBOX_DATABASE_URL=postgres://127.0.0.1:5432/test cargo run --example inbox --features postgres -- serve
 //! cargo run --example inbox --features sqlite -- replay --dead     # or --id N, --task ID
-//! SUNO_CONSOLE_TOKEN=secret cargo run --example inbox --features sqlite,console  # /console
+//! cargo run --example inbox --features sqlite -- --help
+//! SUNO_CONSOLE_TOKEN=secret cargo run --example inbox --features sqlite,console -- serve
 //! ```
 //!
-//! The quickstart's settings (`BIND_ADDR`, `SUNO_WEBHOOK_HMAC_KEY`, `SUNO_ALLOWED_IPS`,
-//! `RUST_LOG`; path `/callbacks/suno`), and:
-//! - `DATABASE_URL`: `sqlite://…` or `postgres://…` (default `sqlite://suno-inbox.db` in
-//!   the working folder). Several copies on one PostgreSQL database behave as one
-//!   receiver; a SQLite file belongs to one process.
+//! It does nothing without a command: `serve` runs a receiver and its workers, which
+//! run every pending event of the database with this example's handler and mark it
+//! done; `replay` puts finished events of the database back to pending. Any other
+//! argument is refused before a database is opened. The database is
+//! `SUNO_INBOX_DATABASE_URL`, never the `DATABASE_URL` an application's own database
+//! may be set in: `sqlite://…` or `postgres://…` (default `sqlite://suno-inbox.db` in
+//! the working folder, a file of the example's own). Several copies on one PostgreSQL
+//! database behave as one receiver; a SQLite file belongs to one process.
+//!
+//! `serve` takes the quickstart's settings (`BIND_ADDR`, `SUNO_WEBHOOK_HMAC_KEY`,
+//! `SUNO_ALLOWED_IPS`, `RUST_LOG`; path `/callbacks/suno`), and:
 //! - `SUNO_INBOX_CONCURRENCY`: how many events run at once (default 4).
 //! - `SUNO_INBOX_RETRY_SCALE`: multiplies every retry delay (default 1; `0.001` in
 //!   tests).
@@ -23,7 +30,8 @@
 //!
 //! Like the quickstart, it also serves `/callbacks/suno/<family>` (the family the path
 //! names is stored with the event, and the worker types the body as that family) and
-//! its metrics on `/metrics`, the inbox's among them.
+//! its metrics on `/metrics`, the inbox's among them. It stops on ctrl-c or `SIGTERM`:
+//! running handlers finish (or their events are released), then it exits.
 //!
 //! Each successful run writes a row to the table `example_results` in the inbox's own
 //! transaction, so the row and the event's `done` commit together: however often the
@@ -74,8 +82,58 @@ mod app {
         }
     }
 
+    /// The variable naming the example's database. Not `DATABASE_URL`: that one often
+    /// names an application's own database, whose events this example must not run.
+    const DATABASE_URL_VAR: &str = "SUNO_INBOX_DATABASE_URL";
+
+    const USAGE: &str = "\
+usage: inbox serve
+       inbox replay --dead | --id N | --task TASK_ID
+       inbox --help
+
+Commands (nothing is opened without one):
+  serve    Run a callback receiver on BIND_ADDR (default 127.0.0.1:3000) that stores
+           each verified callback in the inbox, and workers that run every pending
+           event of that inbox with this example's handler (it records the event in
+           the table example_results) and mark it done. Point it only at a database
+           made for this example.
+  replay   Put finished events back to pending, to be run by the next `serve`:
+           --dead every dead event, --id N one event, --task TASK_ID a task's events.
+
+The database is SUNO_INBOX_DATABASE_URL (sqlite://... or postgres://...; default
+sqlite://suno-inbox.db in the working folder). DATABASE_URL is not read.
+Other settings of `serve`: SUNO_WEBHOOK_HMAC_KEY (generated when unset),
+SUNO_ALLOWED_IPS, SUNO_INBOX_CONCURRENCY, SUNO_INBOX_RETRY_SCALE,
+SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
+
+    /// What the command line asks for; read whole before anything is opened.
+    enum Command {
+        Help,
+        Serve,
+        Replay(Replay),
+    }
+
+    fn command(arguments: &[String]) -> Result<Command, String> {
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        match arguments.as_slice() {
+            ["--help" | "-h" | "help", ..] => Ok(Command::Help),
+            ["serve"] => Ok(Command::Serve),
+            ["replay", "--dead"] => Ok(Command::Replay(Replay::Dead)),
+            ["replay", "--id", id] => id
+                .parse()
+                .map(|id| Command::Replay(Replay::Event(id)))
+                .map_err(|_| format!("not an event id: {id:?}")),
+            ["replay", "--task", task] => Ok(Command::Replay(Replay::Task((*task).to_owned()))),
+            [] => Err("no command given".to_owned()),
+            ["serve", rest @ ..] | ["replay", rest @ ..] => {
+                Err(format!("unexpected arguments: {}", rest.join(" ")))
+            }
+            [other, ..] => Err(format!("unknown command {other:?}")),
+        }
+    }
+
     fn database_url() -> String {
-        std::env::var("DATABASE_URL")
+        std::env::var(DATABASE_URL_VAR)
             .ok()
             .filter(|url| !url.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
@@ -83,9 +141,21 @@ mod app {
 
     pub(crate) async fn main() -> Result<(), Box<dyn Error>> {
         let arguments: Vec<String> = std::env::args().skip(1).collect();
-        if arguments.first().map(String::as_str) == Some("replay") {
-            return replay(&arguments[1..]).await;
+        match command(&arguments) {
+            Ok(Command::Help) => {
+                println!("{USAGE}");
+                Ok(())
+            }
+            Ok(Command::Serve) => serve().await,
+            Ok(Command::Replay(which)) => replay(which).await,
+            Err(problem) => {
+                eprintln!("inbox: {problem}\n\n{USAGE}");
+                std::process::exit(2);
+            }
         }
+    }
+
+    async fn serve() -> Result<(), Box<dyn Error>> {
         let settings = common::settings()?;
         // The receiver's and the inbox's metrics (attempts, retries, dead letters, queue
         // depth, oldest pending age) on `GET /metrics`.
@@ -284,15 +354,7 @@ mod app {
     }
 
     /// `replay --dead | --id N | --task ID`: put finished events back to pending.
-    async fn replay(arguments: &[String]) -> Result<(), Box<dyn Error>> {
-        let which = match arguments {
-            [flag] if flag == "--dead" => Replay::Dead,
-            [flag, id] if flag == "--id" => Replay::Event(id.parse()?),
-            [flag, task] if flag == "--task" => Replay::Task(task.clone()),
-            _ => {
-                return Err("usage: inbox replay --dead | --id N | --task TASK_ID".into());
-            }
-        };
+    async fn replay(which: Replay) -> Result<(), Box<dyn Error>> {
         let url = database_url();
         let inbox = Inbox::builder().connect(&url).await?;
         let replayed = inbox.replay(which).await?;

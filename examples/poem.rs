@@ -1,6 +1,6 @@
 //! The receiver in poem, through poem's tower support: the tower service becomes a
-//! poem endpoint with `compat()`, mounted on `/callbacks/suno` beside the app's own
-//! routes; a small `around` middleware hands poem's remote address to the receiver.
+//! poem endpoint with `compat()`, mounted on `/callbacks/suno` and one segment below it
+//! (`/callbacks/suno/wav`, ...) beside the app's own routes; a small `around` middleware hands poem's remote address to the receiver.
 //!
 //! ```text
 //! cargo run --example poem
@@ -28,17 +28,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = common::settings()?;
     let callbacks = common::receiver(&settings)?;
 
-    let app = Route::new()
-        .at(PATH, callbacks.service().compat())
-        .at("/health", get(health))
-        .around(|endpoint, mut request| async move {
-            // poem keeps the remote address outside the request's extensions, where
-            // the receiver looks for it.
-            if let Some(peer) = request.remote_addr().as_socket_addr().copied() {
-                request.extensions_mut().insert(PeerAddr(peer));
-            }
-            endpoint.call(request).await
-        });
+    // The shared path and one segment below it (`/callbacks/suno/wav`, ...), each also
+    // with a trailing slash: the paths `layer_at` answers in tower.
+    let mut app = Route::new().at("/health", get(health));
+    for path in [
+        PATH.to_owned(),
+        format!("{PATH}/"),
+        format!("{PATH}/:segment"),
+        format!("{PATH}/:segment/"),
+    ] {
+        app = app.at(path, callbacks.service().compat());
+    }
+    let app = app.around(|endpoint, mut request| async move {
+        // poem keeps the remote address outside the request's extensions, where
+        // the receiver looks for it.
+        if let Some(peer) = request.remote_addr().as_socket_addr().copied() {
+            request.extensions_mut().insert(PeerAddr(peer));
+        }
+        endpoint.call(request).await
+    });
 
     let acceptor = TcpListener::bind(settings.bind).into_acceptor().await?;
     let local = acceptor

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
-targets="${TARGETS:-envelope family_payload signature_headers service}"
+targets="${TARGETS:-envelope envelope_differential family_payload signature_headers service}"
 fixtures=../tests/fixtures
 
 seed() {
@@ -18,7 +18,7 @@ seed() {
     while IFS= read -r -d '' file; do
         n=$((n + 1))
         case "$target" in
-            envelope) cp "$file" "$dir/fixture-$n" ;;
+            envelope | envelope_differential) cp "$file" "$dir/fixture-$n" ;;
             # The first byte picks the family: its index in `Family::ALL`.
             family_payload)
                 local index

@@ -100,7 +100,7 @@ struct ReadmeDoctests;
 pub use crate::dispatch::Route;
 pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
-    ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument,
+    ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, JobsMeta,
     LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
     SeparationPayload, Stage, Stem, Track, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
 };

@@ -84,12 +84,65 @@ impl SunoCallbacks {
         CallbackService::new(Arc::clone(&self.pipeline))
     }
 
-    /// A layer that answers requests to `path` and to `path/<family>` for each family
-    /// name in [`Family::ALL`] (`/callbacks/suno/wav`, ...), and passes every other
-    /// request to the service it wraps, untouched. A family path types every callback
-    /// it receives as that family, failures without a shape included.
+    /// A layer that answers requests to `path` and to `path/<segment>` for any one
+    /// segment, and passes every other request to the service it wraps, untouched. A
+    /// segment naming a family in [`Family::ALL`] (`/callbacks/suno/wav`, ...) types
+    /// every callback it receives as that family, failures without a shape included;
+    /// any other segment is the shared path (typed by the body's shape), as it is for
+    /// [`service`](Self::service) and the actix handler. One trailing slash is ignored.
+    ///
+    /// The path is compared with the request's path as it reaches the layer. Inside
+    /// axum's `Router::nest`, a request reaches a nested router's layers only on a
+    /// route of that router (the nested router's fallback is dropped): put the layer on
+    /// the outer router with the full path, nest with `nest_service`, or merge the
+    /// routes of `router_at` (feature `axum`) into the nested router. See the README's
+    /// "Mounting".
     pub fn layer_at(&self, path: impl Into<String>) -> SunoCallbackLayer {
         SunoCallbackLayer::new(path.into(), self.service())
+    }
+
+    /// The receiver's routes as an axum `Router` (feature `axum`): `path` and
+    /// `path/{segment}` (each also with one trailing slash), answered as
+    /// [`layer_at`](Self::layer_at) answers them. Being routes, they survive
+    /// `Router::nest` and `Router::merge`, with any state type:
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// # use suno_callback::SunoCallbacks;
+    /// # let callbacks = SunoCallbacks::builder().hmac_key("k").build()?;
+    /// let api: Router = Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .merge(callbacks.router_at("/callbacks/suno"));
+    /// // answers /api/callbacks/suno and /api/callbacks/suno/wav
+    /// let app: Router = Router::new().nest("/api", api);
+    /// # Ok::<(), suno_callback::BuildError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As axum's `Router::route_service` does: when `path` does not start with `/`, or
+    /// when a route of the returned router is merged with a route of the same path.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    pub fn router_at<S>(&self, path: &str) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let base = path.trim_end_matches('/');
+        let service = self.service();
+        let mut router = axum::Router::new();
+        let mut paths = vec![
+            format!("{base}/{{segment}}"),
+            format!("{base}/{{segment}}/"),
+            format!("{base}/"),
+        ];
+        if !base.is_empty() {
+            paths.push(base.to_owned());
+        }
+        for path in paths {
+            router = router.route_service(&path, service.clone());
+        }
+        router
     }
 
     /// The receiver as an actix-web handler (feature `actix`), to mount on the callback
@@ -508,6 +561,19 @@ impl SunoCallbacksBuilder {
     }
 
     /// Checks the configuration and builds the receiver.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] when:
+    ///
+    /// - nothing verifies callbacks (no key, no verifier) and
+    ///   [`dangerously_accept_unverified_callbacks`](Self::dangerously_accept_unverified_callbacks)
+    ///   was not called ([`BuildError::is_no_verification`]);
+    /// - a key is empty ([`BuildError::is_empty_key`]);
+    /// - a setting is out of range ([`BuildError::is_invalid_setting`]): a zero handler timeout, store timeout, done TTL
+    ///   or body limit; a claim lease not longer than the handler timeout plus the
+    ///   store timeout; a done TTL shorter than a signature can be replayed (twice the
+    ///   timestamp tolerance plus [`BINDING_MARGIN`](crate::verify::BINDING_MARGIN)).
     pub fn build(self) -> Result<SunoCallbacks, BuildError> {
         let timing = self.timing;
         if timing.handler_timeout.is_zero() {

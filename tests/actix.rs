@@ -22,6 +22,11 @@ async fn actix_example_answers_the_table() {
 }
 
 #[tokio::test]
+async fn actix_example_answers_the_paths_below_the_callback_path() {
+    mounted::paths_below_the_callback_path("actix", true).await;
+}
+
+#[tokio::test]
 async fn actix_example_passes_the_peer_address() {
     mounted::peer_address_reaches_the_allowlist("actix").await;
 }

@@ -1039,12 +1039,12 @@ async fn two_examples_on_one_postgres(db: &Db) {
     let url = db.url();
     let env = [
         ("SUNO_WEBHOOK_HMAC_KEY", KEY),
-        ("DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_DATABASE_URL", url.as_str()),
         ("SUNO_INBOX_CONCURRENCY", "2"),
         ("SUNO_EXAMPLE_HANDLER_DELAY_MS", "20"),
     ];
-    let mut a = RunningExample::start("inbox", &env, &[]).await;
-    let mut b = RunningExample::start("inbox", &env, &[]).await;
+    let mut a = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
+    let mut b = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
     let tasks: Vec<String> = (0..10).map(|n| format!("t-pair-{n}")).collect();
     for (n, task) in tasks.iter().enumerate() {
         let body = MusicCallback::complete(task).body();
@@ -1087,14 +1087,14 @@ async fn killed_example_finishes_every_event_once(db: &Db) {
     let url = db.url();
     let env = [
         ("SUNO_WEBHOOK_HMAC_KEY", KEY),
-        ("DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_DATABASE_URL", url.as_str()),
         ("SUNO_INBOX_CONCURRENCY", "2"),
         ("SUNO_EXAMPLE_HANDLER_DELAY_MS", "150"),
         ("SUNO_EXAMPLE_FAIL_FIRST", "1"),
         ("SUNO_INBOX_RETRY_SCALE", "0.001"),
     ];
     let tasks: Vec<String> = (0..8).map(|n| format!("t-kill-{n}")).collect();
-    let mut first = RunningExample::start("inbox", &env, &[]).await;
+    let mut first = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
     for task in &tasks {
         http_send(first.addr, signed(MusicCallback::complete(task).body()))
             .await
@@ -1116,7 +1116,7 @@ async fn killed_example_finishes_every_event_once(db: &Db) {
     );
 
     let restarted = tokio::time::Instant::now();
-    let mut second = RunningExample::start("inbox", &env, &[]).await;
+    let mut second = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
     let inbox = db.inbox(Inbox::builder()).await;
     wait_for(&inbox, "every accepted event done", |s| s.done == 8).await;
     assert!(
@@ -1151,11 +1151,11 @@ async fn the_example_prints_each_events_family(db: &Db) {
     let url = db.url();
     let env = [
         ("SUNO_WEBHOOK_HMAC_KEY", KEY),
-        ("DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_DATABASE_URL", url.as_str()),
         ("SUNO_EXAMPLE_FAIL_FIRST", "1"),
         ("SUNO_INBOX_RETRY_SCALE", "0.001"),
     ];
-    let mut example = RunningExample::start("inbox", &env, &[]).await;
+    let mut example = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
     let wav = FamilyCallback::success(Family::Wav, "t-ex-wav");
     let wav_path = wav.path(common::PATH);
     let shapeless = FamilyCallback::failure(Family::Midi, "t-ex-wav-fail").body();

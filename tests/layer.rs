@@ -62,7 +62,10 @@ async fn other_paths_reach_the_inner_service_untouched() {
 
     for (method, path) in [
         (Method::POST, "/other"),
-        (Method::GET, "/callbacks/suno/extra"),
+        // One segment below the path is the receiver's (`/callbacks/suno/wav`, or any
+        // other segment, read as the shared path); two are not, nor a longer name.
+        (Method::GET, "/callbacks/suno/wav/extra"),
+        (Method::POST, "/callbacks/sunox"),
         (Method::POST, "/callbacks"),
         (Method::PUT, "/"),
     ] {

@@ -7,6 +7,7 @@ mod common;
 mod mounted;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -50,8 +51,63 @@ async fn axum_layer_example_keeps_the_apps_extractors_and_bodies() {
 }
 
 #[tokio::test]
+async fn axum_layer_example_answers_the_paths_below_the_callback_path() {
+    mounted::paths_below_the_callback_path("axum_layer", true).await;
+}
+
+#[tokio::test]
+async fn quickstart_answers_the_paths_below_the_callback_path() {
+    mounted::paths_below_the_callback_path("quickstart", true).await;
+}
+
+#[tokio::test]
+async fn hyper_only_example_answers_the_paths_below_the_callback_path() {
+    mounted::paths_below_the_callback_path("hyper_only", true).await;
+}
+
+#[tokio::test]
+async fn poem_example_answers_the_paths_below_the_callback_path() {
+    mounted::paths_below_the_callback_path("poem", true).await;
+}
+
+#[tokio::test]
 async fn quickstart_passes_the_peer_address() {
     mounted::peer_address_reaches_the_allowlist("quickstart").await;
+}
+
+#[tokio::test]
+async fn shared_state_example_shares_its_state_and_stops_on_sigterm() {
+    let mut running =
+        common::RunningExample::start("shared_state", &[("SUNO_WEBHOOK_HMAC_KEY", KEY)], &[]).await;
+    let addr = running.addr;
+    for task in ["state-1", "state-2"] {
+        http_send(addr, signed(callback_body(task, "complete", 200)))
+            .await
+            .expect(200, "processed");
+        assert_eq!(
+            running.next_line().await,
+            format!("finished task={task} tracks=0")
+        );
+    }
+    // The route reads what the handler wrote, through the same `Arc<AppState>`.
+    let (status, body) = raw_http(
+        addr,
+        &format!("GET /finished HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "state-1\nstate-2"));
+    let pid = running.child.id().expect("pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    assert_eq!(running.next_line().await, "stopped");
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), running.child.wait())
+        .await
+        .expect("the example stops in time")
+        .expect("exit status");
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test]
@@ -171,4 +227,164 @@ async fn behind_tower_http_other_routes_keep_state_and_bodies() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json, 100_000);
     assert_eq!(runs.get(), 0);
+}
+
+/// A receiver recording `family stage task` for every event it runs.
+fn recording_receiver(seen: &Arc<Mutex<Vec<String>>>) -> SunoCallbacks {
+    let record = |seen: &Arc<Mutex<Vec<String>>>| {
+        let seen = Arc::clone(seen);
+        move |event: suno_callback::CallbackEvent| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let stage = if event.is_failure() {
+                    "failure"
+                } else {
+                    event.stage().as_str()
+                };
+                seen.lock().expect("lock").push(format!(
+                    "{} {stage} {}",
+                    event.family(),
+                    event.task_id()
+                ));
+                Ok(())
+            }
+        }
+    };
+    SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .on_complete(record(seen))
+        .on_failure(record(seen))
+        .build()
+        .expect("valid configuration")
+}
+
+/// The app nested under `/api` in the three ways that reach the receiver.
+fn nested_apps(callbacks: &SunoCallbacks) -> [(&'static str, Router); 3] {
+    let app = || Router::new().route("/health", get(|| async { "ok" }));
+    [
+        (
+            "nest_service, the layer inside",
+            Router::new().nest_service("/api", app().layer(callbacks.layer_at(PATH))),
+        ),
+        (
+            "nest, the layer outside with the full path",
+            Router::new()
+                .nest("/api", app())
+                .layer(callbacks.layer_at(format!("/api{PATH}"))),
+        ),
+        (
+            "nest, router_at merged inside",
+            Router::new().nest("/api", app().merge(callbacks.router_at(PATH))),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn nested_under_axum_nest_every_mounting_answers_alike() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let callbacks = recording_receiver(&seen);
+    for (n, (how, app)) in nested_apps(&callbacks).into_iter().enumerate() {
+        let addr = mounted::serve_axum(app).await;
+        let task = |name: &str| format!("nested-{n}-{name}");
+        let api = format!("/api{PATH}");
+        for (path, name) in [
+            (api.clone(), "base"),
+            (format!("{api}/"), "slash"),
+            (format!("{api}/bogus"), "bogus"),
+            (format!("{api}/music/"), "music-slash"),
+        ] {
+            http_send(
+                addr,
+                common::signed_to(&path, callback_body(&task(name), "complete", 200)),
+            )
+            .await
+            .expect(200, "processed");
+        }
+        // The family's path types a shapeless failure.
+        let midi = format!(
+            r#"{{"code":500,"msg":"failed","data":{{"task_id":"{}"}}}}"#,
+            task("midi")
+        );
+        http_send(addr, common::signed_to(&format!("{api}/midi"), midi))
+            .await
+            .expect(200, "processed");
+        let health = http_send(addr, mounted::get_request("/api/health")).await;
+        assert_eq!(health.json.as_str(), Some("ok"), "{how}");
+        for path in [format!("{api}/wav/x"), PATH.to_owned()] {
+            let answer = http_send(
+                addr,
+                common::signed_to(&path, callback_body(&task("elsewhere"), "complete", 200)),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{how} {path}");
+        }
+        let mut seen = seen.lock().expect("lock");
+        assert_eq!(
+            *seen,
+            [
+                format!("music complete {}", task("base")),
+                format!("music complete {}", task("slash")),
+                format!("music complete {}", task("bogus")),
+                format!("music complete {}", task("music-slash")),
+                format!("midi failure {}", task("midi")),
+            ],
+            "{how}"
+        );
+        seen.clear();
+    }
+}
+
+/// What the README warns of: a layer on a router given to `Router::nest` never sees a
+/// callback, since axum drops the nested router's fallback. Should axum change that,
+/// this fails and the README's warning goes.
+#[tokio::test]
+async fn a_layer_on_a_router_given_to_nest_sees_no_callback() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let callbacks = recording_receiver(&seen);
+    let api = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .layer(callbacks.layer_at(PATH));
+    let addr = mounted::serve_axum(Router::new().nest("/api", api)).await;
+    for path in [format!("/api{PATH}"), format!("/api{PATH}/wav")] {
+        let answer = http_send(
+            addr,
+            common::signed_to(&path, callback_body("nest-inner", "complete", 200)),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(seen.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn router_at_and_layer_at_answer_the_same_paths() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let callbacks = recording_receiver(&seen);
+    let app = || Router::new().route("/health", get(|| async { "ok" }));
+    let layered = mounted::serve_axum(app().layer(callbacks.layer_at(PATH))).await;
+    let routed = mounted::serve_axum(app().merge(callbacks.router_at(PATH))).await;
+    for path in [
+        PATH.to_owned(),
+        format!("{PATH}/"),
+        format!("{PATH}/wav"),
+        format!("{PATH}/wav/"),
+        format!("{PATH}/anything"),
+        format!("{PATH}//"),
+        format!("{PATH}///"),
+        format!("{PATH}/wav/x"),
+        format!("{PATH}x"),
+        "/callbacks".to_owned(),
+        "/health".to_owned(),
+    ] {
+        let mut statuses = Vec::new();
+        for addr in [layered, routed] {
+            let body = callback_body(&format!("same-{}", statuses.len()), "complete", 200);
+            let mut request = common::signed_to(&path, body);
+            if path == "/health" {
+                *request.method_mut() = http::Method::GET;
+            }
+            statuses.push(http_send(addr, request).await.status);
+        }
+        assert_eq!(statuses[0], statuses[1], "{path}");
+    }
 }

@@ -217,7 +217,10 @@ pub fn announce_store(
             "SUNO_WEBHOOK_HMAC_KEY is not set; generated a key for this run: {}",
             settings.key
         );
-        println!("Send a signed `complete` callback (valid for 5 minutes):");
+        println!(
+            "Send a signed `complete` callback (valid for {} minutes, the default timestamp tolerance):",
+            suno_callback::verify::DEFAULT_TOLERANCE.as_secs() / 60
+        );
         println!(
             "{}",
             curl_command(local, &settings.key, &random_hex::<16>()?)

@@ -2,20 +2,25 @@
 //! need, read before the request is verified.
 //!
 //! One pass over the body ([`scan`](super::scan)) checks that it is JSON and finds
-//! these fields; everything else is skipped without being built or copied: an unsigned
-//! body costs no memory beyond its own bytes and the few short strings read here,
-//! whatever its shape. The pass also records where `msg` and `data` are, so the typed
-//! event of a verified request ([`super::CallbackEvent::build`]) parses only them,
-//! once, without reading the body again.
+//! these fields and the marker keys the shapes look for ([`markers`](super::markers));
+//! everything else is skipped without being built or copied: an unsigned body costs no
+//! memory beyond its own bytes and the few short strings read here, whatever its shape.
+//! The shapes ([`shape`](super::shape)) then decide the family, stage and outcome. The
+//! pass also records where `msg` and `data` are, so the typed event of a verified
+//! request ([`super::CallbackEvent::build`]) parses only them, once, without reading the
+//! body again.
 
 use std::ops::Range;
 
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::de::{Deserialize, Deserializer};
 
-use super::family::{Family, Outcome};
-use super::lenient::{self, Label};
-use super::parse::{ParseError, ParseErrorKind, from_slice_tolerant};
+use super::error::{ParseError, ParseErrorKind};
+use super::family::{ApiRoute, Family, Outcome};
+use super::lenient;
+use super::markers::{Found, Item, Key, Top};
 use super::scan::{ScanError, Scanner};
+use super::shape::spec::{decode, decode_label, label_text};
+use super::shape::{self, Clues};
 
 /// What the pipeline knows of a callback before it is verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,12 +29,14 @@ pub(crate) struct Envelope {
     pub(crate) task_id: String,
     /// `data.callbackType`, at most 64 printable bytes; `""` when absent.
     pub(crate) callback_type: String,
-    /// The key's stage: `callbackType` for music, lyrics and unknown bodies, the status
-    /// for voice, `""` for the other families.
+    /// The key's stage, as the body's shape reads it: `callbackType` for music,
+    /// lyrics and unknown bodies, the status for voice, `""` for the other families.
     pub(crate) stage: String,
     pub(crate) code: i64,
     pub(crate) family: Family,
     pub(crate) outcome: Outcome,
+    /// The route the body's shape belongs to.
+    pub(crate) route: ApiRoute,
     /// Where the typed event's parts are in the body.
     pub(crate) parts: Parts,
 }
@@ -47,131 +54,6 @@ pub(crate) struct Parts {
     pub(crate) repeated: bool,
 }
 
-/// The members of the outermost object the envelope reads.
-const TOP: [&str; 5] = ["code", "task_id", "taskId", "data", "msg"];
-const TOP_CODE: usize = 0;
-const TOP_TASK_ID: usize = 1;
-const TOP_TASK_ID_CAMEL: usize = 2;
-const TOP_DATA: usize = 3;
-const TOP_MSG: usize = 4;
-
-/// The members of `data` the envelope reads: ids, labels, and the keys whose presence
-/// names a family (from `DATA_WAV` on).
-const DATA: [&str; 14] = [
-    "callbackType",
-    "task_id",
-    "taskId",
-    "status",
-    "data",
-    "audioWavUrl",
-    "vocal_separation_info",
-    "vocal_removal_info",
-    "instruments",
-    "state",
-    "video_url",
-    "images",
-    "voiceId",
-    "validateInfo",
-];
-const DATA_CALLBACK_TYPE: usize = 0;
-const DATA_TASK_ID: usize = 1;
-const DATA_TASK_ID_CAMEL: usize = 2;
-const DATA_STATUS: usize = 3;
-const DATA_ITEMS: usize = 4;
-const DATA_WAV: usize = 5;
-const DATA_SEPARATION: usize = 6;
-const DATA_REMOVAL: usize = 7;
-const DATA_INSTRUMENTS: usize = 8;
-const DATA_STATE: usize = 9;
-const DATA_VIDEO: usize = 10;
-const DATA_IMAGES: usize = 11;
-const DATA_VOICE_ID: usize = 12;
-const DATA_VALIDATE_INFO: usize = 13;
-
-/// The keys of the first object of `data.data` that tell a lyric variation from a
-/// track: `text`, `error_message`, `status`.
-const ITEM: [&str; 3] = ["text", "error_message", "status"];
-
-/// Where the envelope's fields are, and which keys are there.
-#[derive(Default)]
-struct Found {
-    top: [Option<Range<usize>>; TOP.len()],
-    data: [Option<Range<usize>>; DATA.len()],
-    /// A bit per name of `ITEM` present in the first object of `data.data`.
-    item_keys: u8,
-    /// `data.data` is a list holding an object.
-    has_item: bool,
-    repeated_msg: bool,
-}
-
-impl Found {
-    fn has(&self, index: usize) -> bool {
-        self.data[index].is_some()
-    }
-
-    /// The family the shape names, or `None` when it names none. `status`: `data.status`
-    /// holds a label (not `""`, `null` or a container).
-    fn family(&self, callback_type: &str, failed: bool, status: bool) -> Option<Family> {
-        if self.has(DATA_WAV) {
-            return Some(Family::Wav);
-        }
-        if self.has(DATA_SEPARATION) || self.has(DATA_REMOVAL) {
-            return Some(Family::Separation);
-        }
-        if self.has(DATA_VIDEO) {
-            return Some(Family::Video);
-        }
-        if self.has(DATA_IMAGES) {
-            return Some(Family::Cover);
-        }
-        if self.has(DATA_INSTRUMENTS) || self.has(DATA_STATE) {
-            return Some(Family::Midi);
-        }
-        if status || self.has(DATA_VOICE_ID) || self.has(DATA_VALIDATE_INFO) {
-            return Some(Family::Voice);
-        }
-        match (self.has_item, callback_type) {
-            (true, _) if self.item_keys != 0 => Some(Family::Lyrics),
-            (true, _) => Some(Family::Music),
-            (false, "") => None,
-            // A lyrics failure keeps `complete` and has no items: without them it
-            // cannot be told from a music failure typed `complete`.
-            (false, "complete") if failed => None,
-            (false, _) => Some(Family::Music),
-        }
-    }
-}
-
-/// The index of `key` among `names`, decoding its escapes if it has any (as serde
-/// matches a field name).
-#[inline]
-pub(super) fn key_index(names: &[&str], key: &[u8], escaped: bool) -> Option<usize> {
-    if !escaped {
-        return names.iter().position(|name| name.as_bytes() == key);
-    }
-    let mut quoted = Vec::with_capacity(key.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(key);
-    quoted.push(b'"');
-    let decoded: String = from_slice_tolerant(&quoted).ok()?;
-    names.iter().position(|name| *name == decoded)
-}
-
-/// Records where the value of the member `index` of `names` is, refusing a member
-/// given twice (as serde refuses a duplicated field).
-fn record(
-    slots: &mut [Option<Range<usize>>],
-    names: &[&'static str],
-    index: usize,
-    value: Range<usize>,
-) -> Result<(), ScanError> {
-    if slots[index].is_some() {
-        return Err(ScanError::Duplicate(names[index]));
-    }
-    slots[index] = Some(value);
-    Ok(())
-}
-
 /// One scalar member decoded as the lenient rules of `lenient` read it.
 macro_rules! lenient_field {
     ($name:ident, $read:path, $value:ty) => {
@@ -186,69 +68,34 @@ macro_rules! lenient_field {
 }
 lenient_field!(IntegerField, lenient::integer, i64);
 lenient_field!(StringField, lenient::string, String);
-lenient_field!(LabelField, lenient::label, Label);
-
-/// The value at `range` of `raw`, read as `T`; `None` for an absent member, and for an
-/// array or object, which no lenient scalar takes.
-fn decode<T: serde::de::DeserializeOwned>(
-    raw: &[u8],
-    range: Option<&Range<usize>>,
-) -> Result<Option<T>, ParseError> {
-    let Some(value) = range.and_then(|range| raw.get(range.clone())) else {
-        return Ok(None);
-    };
-    if let Some(b'[' | b'{') = value.first() {
-        return Ok(None);
-    }
-    from_slice_tolerant(value)
-        .map(Some)
-        .map_err(|error| ParseErrorKind::Json(error).into())
-}
 
 /// The text of `msg` at `range`, as the typed event carries it.
 pub(super) fn decode_msg(raw: &[u8], range: Option<&Range<usize>>) -> Option<String> {
     decode::<StringField>(raw, range).ok().flatten()?.0
 }
 
-impl From<ScanError> for ParseError {
-    fn from(error: ScanError) -> Self {
-        match error {
-            ScanError::NotAnObject => ParseErrorKind::NotAnObject.into(),
-            ScanError::TooDeep => ParseErrorKind::TooDeep.into(),
-            ScanError::Syntax(what, at) => ParseErrorKind::Json(serde_json::Error::custom(
-                format_args!("{what} at byte {at}"),
-            ))
-            .into(),
-            ScanError::Duplicate(name) => ParseErrorKind::Json(serde_json::Error::custom(
-                format_args!("duplicate field `{name}`"),
-            ))
-            .into(),
-        }
-    }
-}
-
 /// One pass over `raw`: checks it, and finds the envelope's members.
-fn scan(raw: &[u8]) -> Result<Found, ScanError> {
+pub(super) fn scan(raw: &[u8]) -> Result<Found, ScanError> {
     let mut found = Found::default();
     let mut scanner = Scanner::new(raw);
     scanner.document(|scanner, key, escaped| {
-        let Some(index) = key_index(&TOP, key, escaped) else {
+        let Some(member) = Top::find(key, escaped) else {
             return scanner.value(1).map(drop);
         };
-        if index == TOP_MSG && found.top[TOP_MSG].is_some() {
+        if member == Top::Msg && found.top.has(Top::Msg) {
             found.repeated_msg = true;
             return scanner.value(1).map(drop);
         }
         let start = scanner.position();
-        if index == TOP_DATA && scanner.peek() == Some(b'{') {
+        if member == Top::Data && scanner.peek() == Some(b'{') {
             let depth = scanner.open(1)?;
             scanner.object(|scanner, key, escaped| {
                 data_member(scanner, depth, key, escaped, &mut found)
             })?;
-            return record(&mut found.top, &TOP, index, start..scanner.position());
+            return found.top.record(member, start..scanner.position());
         }
         let value = scanner.value(1)?;
-        record(&mut found.top, &TOP, index, value)
+        found.top.record(member, value)
     })?;
     Ok(found)
 }
@@ -261,14 +108,14 @@ fn data_member(
     escaped: bool,
     found: &mut Found,
 ) -> Result<(), ScanError> {
-    let Some(index) = key_index(&DATA, key, escaped) else {
+    let Some(key) = Key::find(key, escaped) else {
         return scanner.value(depth).map(drop);
     };
-    if found.data[index].is_some() {
-        return Err(ScanError::Duplicate(DATA[index]));
+    if found.data.has(key) {
+        return Err(ScanError::Duplicate(key.key()));
     }
     let start = scanner.position();
-    if index == DATA_ITEMS && scanner.peek() == Some(b'[') {
+    if key == Key::Items && scanner.peek() == Some(b'[') {
         let depth = scanner.open(depth)?;
         scanner.array(|scanner, _| {
             if found.has_item || scanner.peek() != Some(b'{') {
@@ -276,42 +123,18 @@ fn data_member(
             }
             found.has_item = true;
             let depth = scanner.open(depth)?;
-            let mut seen = [None, None, None];
             scanner.object(|scanner, key, escaped| {
                 let value = scanner.value(depth)?;
-                match key_index(&ITEM, key, escaped) {
-                    Some(index) => record(&mut seen, &ITEM, index, value),
+                match Item::find(key, escaped) {
+                    Some(item) => found.item.record(item, value),
                     None => Ok(()),
                 }
-            })?;
-            found.item_keys = seen
-                .iter()
-                .enumerate()
-                .filter(|(_, value)| value.is_some())
-                .fold(0, |bits, (index, _)| bits | 1 << index);
-            Ok(())
+            })
         })?;
-        found.data[index] = Some(start..scanner.position());
-        return Ok(());
+        return found.data.record(key, start..scanner.position());
     }
     let value = scanner.value(depth)?;
-    found.data[index] = Some(value);
-    Ok(())
-}
-
-/// A label (`callbackType`, a voice status) as the key's stage: `""` when absent, an
-/// error when too long or not printable.
-fn label_text(label: Option<Label>, bad: ParseErrorKind) -> Result<String, ParseError> {
-    match label {
-        None => Ok(String::new()),
-        Some(Label::Text(text)) => Ok(text),
-        Some(Label::Invalid) => Err(bad.into()),
-    }
-}
-
-/// A label member, read leniently.
-fn label(raw: &[u8], range: Option<&Range<usize>>) -> Result<Option<Label>, ParseError> {
-    Ok(decode::<LabelField>(raw, range)?.and_then(|field| field.0))
+    found.data.record(key, value)
 }
 
 impl Envelope {
@@ -319,20 +142,20 @@ impl Envelope {
     /// if any; otherwise the body's shape decides.
     pub(crate) fn parse(raw: &[u8], family: Option<Family>) -> Result<Self, ParseError> {
         let found = scan(raw)?;
-        let code = decode::<IntegerField>(raw, found.top[TOP_CODE].as_ref())?
+        let code = decode::<IntegerField>(raw, found.top.get(Top::Code))?
             .and_then(|field| field.0)
             .ok_or(ParseErrorKind::MissingCode)?;
         let callback_type = label_text(
-            label(raw, found.data[DATA_CALLBACK_TYPE].as_ref())?,
+            decode_label(raw, found.data.get(Key::CallbackType))?,
             ParseErrorKind::BadCallbackType,
         )?;
-        let status = label(raw, found.data[DATA_STATUS].as_ref())?;
+        let status = decode_label(raw, found.data.get(Key::Status))?;
         let mut task_id = None;
         for range in [
-            found.data[DATA_TASK_ID].as_ref(),
-            found.data[DATA_TASK_ID_CAMEL].as_ref(),
-            found.top[TOP_TASK_ID].as_ref(),
-            found.top[TOP_TASK_ID_CAMEL].as_ref(),
+            found.data.get(Key::TaskId),
+            found.data.get(Key::TaskIdCamel),
+            found.top.get(Top::TaskId),
+            found.top.get(Top::TaskIdCamel),
         ] {
             task_id = decode::<StringField>(raw, range)?.and_then(|field| field.0);
             if task_id.is_some() {
@@ -340,41 +163,37 @@ impl Envelope {
             }
         }
         let task_id = task_id.ok_or(ParseErrorKind::MissingTaskId)?;
-        let failed_by_code = code != 200 || callback_type == "error";
-        let family = family
-            .or_else(|| found.family(&callback_type, failed_by_code, status.is_some()))
-            .unwrap_or(Family::Unknown);
-        let (stage, outcome) = match family {
-            Family::Voice => {
-                let status = label_text(status, ParseErrorKind::BadStatus)?;
-                let failed = failed_by_code
-                    || matches!(status.as_str(), "fail" | "processing_validate_fail");
-                (status, failed)
-            }
-            Family::Music | Family::Lyrics | Family::Unknown => {
-                (callback_type.clone(), failed_by_code)
-            }
-            _ => (String::new(), code != 200),
+        let clues = Clues {
+            raw,
+            found: &found,
+            code,
+            callback_type: &callback_type,
+            status: status.as_ref(),
         };
-        let data = found.top[TOP_DATA]
-            .clone()
+        let shape = shape::choose(&clues, family);
+        let keyed = (shape.key)(&clues, family.or(shape.family).unwrap_or(Family::Unknown))?;
+        let data = found
+            .top
+            .get(Top::Data)
+            .cloned()
             .filter(|range| raw.get(range.start) == Some(&b'{'));
         Ok(Self {
             task_id,
-            callback_type,
-            stage,
+            stage: keyed.stage,
             code,
-            family,
-            outcome: if outcome {
+            family: keyed.family,
+            outcome: if keyed.failed {
                 Outcome::Failure
             } else {
                 Outcome::Success
             },
+            route: shape.route,
             parts: Parts {
-                msg: found.top[TOP_MSG].clone(),
+                msg: found.top.get(Top::Msg).cloned(),
                 data,
                 repeated: found.repeated_msg,
             },
+            callback_type,
         })
     }
 }
@@ -441,6 +260,132 @@ mod tests {
         for (body, family) in cases {
             assert_eq!(envelope(body).family, family, "{body}");
         }
+    }
+
+    #[test]
+    fn a_jobs_body_is_read_before_any_other_shape_and_on_every_path() {
+        let body = |model: &str, state: &str, code: i64| {
+            format!(
+                r#"{{"code":{code},"msg":"m","data":{{"taskId":"t","model":{model},"state":{state},"resultJson":"{{}}"}}}}"#
+            )
+        };
+        let cases = [
+            (
+                body(r#""ai-music-api/generate""#, r#""success""#, 200),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            ),
+            (
+                body(r#""ai-music-api/generate""#, r#""fail""#, 200),
+                Family::Music,
+                "error",
+                Outcome::Failure,
+            ),
+            (
+                body(r#""ai-music-api/generate""#, r#""success""#, 501),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            ),
+            (
+                body(r#""ai-music-api/generate""#, r#""success""#, 200),
+                Family::Music,
+                "complete",
+                Outcome::Success,
+            ),
+            (
+                body(r#""ai-music-api/generate-lyrics""#, r#""fail""#, 501),
+                Family::Lyrics,
+                "complete",
+                Outcome::Failure,
+            ),
+            (
+                body(
+                    r#""ai-music-api/convert-to-wav-format""#,
+                    r#""success""#,
+                    200,
+                ),
+                Family::Wav,
+                "",
+                Outcome::Success,
+            ),
+            (
+                body(r#""ai-music-api/create-voice""#, r#""fail""#, 200),
+                Family::Voice,
+                "fail",
+                Outcome::Failure,
+            ),
+            (
+                body(r#""ai-music-api/not-listed""#, r#""success""#, 200),
+                Family::Unknown,
+                "",
+                Outcome::Success,
+            ),
+            (
+                body(r#""sora-2-text-to-video""#, r#""success""#, 200),
+                Family::Unknown,
+                "",
+                Outcome::Success,
+            ),
+            (
+                body("null", r#""success""#, 200),
+                Family::Unknown,
+                "",
+                Outcome::Success,
+            ),
+            (
+                body("7", "null", 200),
+                Family::Unknown,
+                "",
+                Outcome::Success,
+            ),
+            (
+                body(r#""ai-music-api/generate""#, r#""generating""#, 200),
+                Family::Music,
+                "generating",
+                Outcome::Success,
+            ),
+        ];
+        for (body, family, stage, outcome) in cases {
+            for path in [
+                None,
+                Some(Family::Wav),
+                Some(Family::Midi),
+                Some(Family::Music),
+            ] {
+                let envelope = Envelope::parse(body.as_bytes(), path).expect(&body);
+                assert_eq!(
+                    (
+                        envelope.family,
+                        envelope.stage.as_str(),
+                        envelope.outcome,
+                        envelope.route
+                    ),
+                    (family, stage, outcome, ApiRoute::Jobs),
+                    "{body} on {path:?}"
+                );
+                assert_eq!(envelope.task_id, "t");
+            }
+        }
+        // A long model is no model: not copied, not refused.
+        let long = body(
+            &format!(r#""ai-music-api/{}""#, "x".repeat(1000)),
+            r#""success""#,
+            200,
+        );
+        assert_eq!(envelope(&long).family, Family::Unknown);
+        // A state that would name a key must be a short label.
+        let bad = body(
+            r#""ai-music-api/generate""#,
+            &format!(r#""{}""#, "x".repeat(65)),
+            200,
+        );
+        let error = Envelope::parse(bad.as_bytes(), None).expect_err("a long state");
+        assert!(error.is_bad_callback_type(), "{error}");
+        // `state` alone is still MIDI.
+        let midi = envelope(r#"{"code":200,"task_id":"t","data":{"state":"complete"}}"#);
+        assert_eq!((midi.family, midi.route), (Family::Midi, ApiRoute::Classic));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::track::CreateTime;
+use super::time::CreateTime;
 
 /// A string; numbers and booleans become their text; `""`, `null` and containers
 /// become `None`.
@@ -394,4 +394,14 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
+}
+
+impl<'de> de::Deserialize<'de> for CreateTime {
+    /// The one reading of `createTime`, shared with `Track`'s field (where an
+    /// unreadable value is `None` instead of an error).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        create_time(d)?.ok_or_else(|| {
+            serde::de::Error::custom("expected a date-time string or epoch milliseconds")
+        })
+    }
 }

@@ -55,9 +55,9 @@ pub enum Payload {
 #[non_exhaustive]
 pub struct MusicPayload {
     #[serde(default, deserialize_with = "lenient::list")]
-    data: Vec<Track>,
+    pub(crate) data: Vec<Track>,
     #[serde(default, deserialize_with = "lenient::string")]
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl MusicPayload {
@@ -153,6 +153,9 @@ pub struct LyricsVariation {
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     error_message: Option<String>,
+    /// `errorMessage`, as the jobs route's `resultJson` writes it.
+    #[serde(default, rename = "errorMessage", deserialize_with = "lenient::string")]
+    error_message_camel: Option<String>,
 }
 
 impl LyricsVariation {
@@ -168,14 +171,17 @@ impl LyricsVariation {
     pub fn status(&self) -> Option<&str> {
         self.status.as_deref()
     }
-    /// Why this variation failed (`error_message`).
+    /// Why this variation failed (`error_message`, or `errorMessage` as the jobs
+    /// route writes it).
     pub fn error_message(&self) -> Option<&str> {
-        self.error_message.as_deref()
+        self.error_message
+            .as_deref()
+            .or(self.error_message_camel.as_deref())
     }
     /// Whether this variation failed: status `failed`, or an error message and no text.
     pub fn is_failed(&self) -> bool {
         self.status.as_deref() == Some("failed")
-            || (self.text.is_none() && self.error_message.is_some())
+            || (self.text.is_none() && self.error_message().is_some())
     }
 }
 
@@ -184,7 +190,7 @@ impl LyricsVariation {
 #[non_exhaustive]
 pub struct WavPayload {
     #[serde(default, rename = "audioWavUrl", deserialize_with = "lenient::string")]
-    audio_wav_url: Option<String>,
+    pub(crate) audio_wav_url: Option<String>,
 }
 
 impl WavPayload {
@@ -199,7 +205,7 @@ impl WavPayload {
 #[non_exhaustive]
 pub struct VideoPayload {
     #[serde(default, deserialize_with = "lenient::string")]
-    video_url: Option<String>,
+    pub(crate) video_url: Option<String>,
 }
 
 impl VideoPayload {
@@ -439,7 +445,7 @@ impl Note {
 #[non_exhaustive]
 pub struct VoicePayload {
     #[serde(default, deserialize_with = "lenient::string")]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(default, rename = "validateInfo", deserialize_with = "lenient::string")]
     validate_info: Option<String>,
     #[serde(default, rename = "voiceId", deserialize_with = "lenient::string")]

@@ -5,9 +5,14 @@
 //! needs it.
 //!
 //! Bytes that are not UTF-8 and lone UTF-16 surrogate escapes are accepted inside
-//! strings, as the tolerant parse that reads the values repairs them (`parse`).
+//! strings, as the tolerant parse that reads the values repairs them (`tolerant`).
 
 use std::ops::Range;
+
+use serde::de::Error as _;
+
+use super::error::{ParseError, ParseErrorKind};
+use super::tolerant::from_slice_tolerant;
 
 /// The deepest nesting of arrays and objects accepted, the outermost object included:
 /// the deepest a `serde_json::Value` can be built. A deeper body is no callback.
@@ -60,6 +65,19 @@ impl<'a> Scanner<'a> {
             return Err(self.syntax("trailing characters after the object"));
         }
         Ok(())
+    }
+
+    /// One JSON value of any kind alone (whitespace around it aside), nested at most
+    /// [`MAX_DEPTH`] deep as a body is: for a JSON text found inside a body (the jobs
+    /// route's `resultJson`), checked before serde reads it.
+    pub(crate) fn whole_value(&mut self) -> Result<Range<usize>, ScanError> {
+        self.whitespace();
+        let range = self.value(0)?;
+        self.whitespace();
+        if self.at != self.raw.len() {
+            return Err(self.syntax("trailing characters after the value"));
+        }
+        Ok(range)
     }
 
     /// The members of an object whose `{` was just read (see [`open`](Self::open)).
@@ -390,6 +408,33 @@ impl<'a> Scanner<'a> {
 
     fn syntax(&self, what: &'static str) -> ScanError {
         ScanError::Syntax(what, self.at)
+    }
+}
+
+/// The text of a key that holds an escape (`"task\u005fid"`), decoded as serde decodes
+/// a field name before matching it; `None` when it does not decode.
+pub(crate) fn unescape_key(key: &[u8]) -> Option<String> {
+    let mut quoted = Vec::with_capacity(key.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(key);
+    quoted.push(b'"');
+    from_slice_tolerant(&quoted).ok()
+}
+
+impl From<ScanError> for ParseError {
+    fn from(error: ScanError) -> Self {
+        match error {
+            ScanError::NotAnObject => ParseErrorKind::NotAnObject.into(),
+            ScanError::TooDeep => ParseErrorKind::TooDeep.into(),
+            ScanError::Syntax(what, at) => ParseErrorKind::Json(serde_json::Error::custom(
+                format_args!("{what} at byte {at}"),
+            ))
+            .into(),
+            ScanError::Duplicate(name) => ParseErrorKind::Json(serde_json::Error::custom(
+                format_args!("duplicate field `{name}`"),
+            ))
+            .into(),
+        }
     }
 }
 

@@ -6,9 +6,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::envelope::key_index;
 use super::lenient;
 use super::scan::{ScanError, Scanner};
+use super::time::CreateTime;
 
 /// One generated track.
 ///
@@ -180,7 +180,7 @@ impl Track {
             if escaped {
                 return Err(scanner.left_to_serde());
             }
-            let Some(index) = key_index(&FIELDS, key, false) else {
+            let Some(index) = FIELDS.iter().position(|name| name.as_bytes() == key) else {
                 return scanner.value(depth).map(drop);
             };
             if std::mem::replace(&mut seen[index], true) {
@@ -282,7 +282,47 @@ impl<'de> Deserialize<'de> for Track {
     /// Every field read leniently (see `lenient`); a field given twice is an error, as
     /// for every other payload type.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("Track", &FIELDS, TrackVisitor)
+        d.deserialize_struct("Track", &FIELDS, TrackVisitor(&FIELDS))
+    }
+}
+
+/// The camelCase names of the task-details answers' `sunoData` (and of some jobs-route
+/// `resultJson`s), in the order of [`FIELDS`].
+const CAMEL_FIELDS: [&str; 13] = [
+    "id",
+    "audioUrl",
+    "streamAudioUrl",
+    "imageUrl",
+    "sourceAudioUrl",
+    "sourceStreamAudioUrl",
+    "sourceImageUrl",
+    "prompt",
+    "modelName",
+    "title",
+    "tags",
+    "createTime",
+    "duration",
+];
+
+/// A track written with camelCase names (`audioUrl`, `streamAudioUrl`, ...), read as
+/// [`Track`] reads the snake_case names of the callbacks.
+pub(crate) struct CamelTrack(pub(crate) Track);
+
+impl<'de> Deserialize<'de> for CamelTrack {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("Track", &CAMEL_FIELDS, TrackVisitor(&CAMEL_FIELDS))
+            .map(CamelTrack)
+    }
+}
+
+impl Track {
+    /// A track of which only the audio is known: one `resultUrls` entry of a jobs-route
+    /// callback.
+    pub(crate) fn from_audio_url(url: &str) -> Self {
+        let mut track = Track::default();
+        track.spans[AUDIO_URL] = AppendText(&mut track.text).append(url);
+        track.fit_text();
+        track
     }
 }
 
@@ -294,13 +334,16 @@ enum Field {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_identifier(FieldVisitor)
+/// Reads a member's name as one of `names` (in the order of [`FIELDS`]).
+struct FieldVisitor(&'static [&'static str; 13]);
+
+impl<'de> DeserializeSeed<'de> for FieldVisitor {
+    type Value = Field;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_identifier(self)
     }
 }
-
-struct FieldVisitor;
 
 impl Visitor<'_> for FieldVisitor {
     type Value = Field;
@@ -309,13 +352,11 @@ impl Visitor<'_> for FieldVisitor {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
-        Ok(match name {
-            "createTime" => Field::CreateTime,
-            "duration" => Field::Duration,
-            _ => TEXT_FIELDS
-                .iter()
-                .position(|field| *field == name)
-                .map_or(Field::Other, Field::Text),
+        Ok(match self.0.iter().position(|field| *field == name) {
+            Some(CREATE_TIME) => Field::CreateTime,
+            Some(DURATION) => Field::Duration,
+            Some(index) => Field::Text(index),
+            None => Field::Other,
         })
     }
 }
@@ -336,7 +377,8 @@ impl<'de> Deserialize<'de> for LenientFloat {
     }
 }
 
-struct TrackVisitor;
+/// Reads a track whose members are named as `names` (in the order of [`FIELDS`]).
+struct TrackVisitor(&'static [&'static str; 13]);
 
 impl<'de> Visitor<'de> for TrackVisitor {
     type Value = Track;
@@ -348,7 +390,7 @@ impl<'de> Visitor<'de> for TrackVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Track, A::Error> {
         let mut track = Track::default();
         let mut seen = [false; FIELDS.len()];
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = map.next_key_seed(FieldVisitor(self.0))? {
             let index = match field {
                 Field::Text(index) => index,
                 Field::CreateTime => CREATE_TIME,
@@ -359,7 +401,7 @@ impl<'de> Visitor<'de> for TrackVisitor {
                 }
             };
             if std::mem::replace(&mut seen[index], true) {
-                return Err(de::Error::duplicate_field(FIELDS[index]));
+                return Err(de::Error::duplicate_field(self.0[index]));
             }
             match field {
                 Field::Text(index) => {
@@ -442,147 +484,9 @@ impl<'de> Visitor<'de> for AppendText<'_> {
     }
 }
 
-/// `createTime` as the sender wrote it: some pages send a date-time string
-/// (`"2025-01-01 00:00:00"`), others epoch milliseconds (`1786343609818`).
-///
-/// ```
-/// use suno_callback::CreateTime;
-///
-/// let text = CreateTime::Text("2025-01-01 00:00:00".into());
-/// let millis = CreateTime::EpochMillis(1_735_689_600_000);
-/// assert_eq!(text.epoch_millis(), millis.epoch_millis());
-/// ```
-///
-/// The same rules apply inside a [`Track`] and alone: a number, or a numeric string,
-/// is epoch milliseconds (a fraction is dropped).
-///
-/// ```
-/// use suno_callback::CreateTime;
-///
-/// let alone: CreateTime = serde_json::from_str(r#""1786343609818.0""#)?;
-/// assert_eq!(alone, CreateTime::EpochMillis(1_786_343_609_818));
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum CreateTime {
-    /// A date-time string, `YYYY-MM-DD HH:MM:SS`.
-    Text(String),
-    /// Milliseconds since the Unix epoch.
-    EpochMillis(i64),
-}
-
-impl<'de> Deserialize<'de> for CreateTime {
-    /// The one reading of `createTime`, shared with [`Track`]'s field (where an
-    /// unreadable value is `None` instead of an error).
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient::create_time(d)?.ok_or_else(|| {
-            serde::de::Error::custom("expected a date-time string or epoch milliseconds")
-        })
-    }
-}
-
-impl CreateTime {
-    /// Milliseconds since the Unix epoch. A string is read as `YYYY-MM-DD HH:MM:SS`
-    /// (or with a `T` separator, an optional fraction of a second and an optional `Z`)
-    /// in UTC, since the docs name no zone; a string in any other form, including one
-    /// with another UTC offset, gives `None`.
-    pub fn epoch_millis(&self) -> Option<i64> {
-        match self {
-            CreateTime::EpochMillis(millis) => Some(*millis),
-            CreateTime::Text(text) => parse_date_time(text),
-        }
-    }
-}
-
-/// `YYYY-MM-DD[ T]HH:MM:SS[.fraction][Z]` as epoch ms (the fraction is dropped).
-fn parse_date_time(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    if bytes.len() < 19 || !matches!(bytes[10], b' ' | b'T') {
-        return None;
-    }
-    let rest = text.get(19..)?;
-    let rest = rest.strip_suffix('Z').unwrap_or(rest);
-    let fraction_ok = rest.is_empty()
-        || rest
-            .strip_prefix('.')
-            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
-    if !fraction_ok {
-        return None;
-    }
-    let field = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        part.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let separators_ok =
-        bytes[4] == b'-' && bytes[7] == b'-' && bytes[13] == b':' && bytes[16] == b':';
-    if !separators_ok {
-        return None;
-    }
-    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
-    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
-    let valid = (1..=12).contains(&month)
-        && (1..=days_in_month(year, month)).contains(&day)
-        && hour < 24
-        && minute < 60
-        && second < 61;
-    if !valid {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn date_time_text_reads_as_utc_epoch_millis() {
-        let cases = [
-            ("1970-01-01 00:00:00", Some(0)),
-            ("2025-01-01 00:00:00", Some(1_735_689_600_000)),
-            ("2024-02-29T12:30:15", Some(1_709_209_815_000)),
-            ("2000-03-01 00:00:01.5Z", Some(951_868_801_000)),
-            ("2025-13-01 00:00:00", None),
-            ("2025-02-29 00:00:00", None),
-            ("2025-04-31 00:00:00", None),
-            ("2025-01-01 00:00:00+08:00", None),
-            ("2025-01-01 00:00:00.", None),
-            ("2025-01-01", None),
-            ("not a date at all!!", None),
-            ("2025-01-01 0a:00:00", None),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(
-                CreateTime::Text(text.into()).epoch_millis(),
-                expected,
-                "{text}"
-            );
-        }
-    }
 
     #[test]
     fn create_time_reads_the_same_in_a_track_and_alone() {

@@ -18,19 +18,3 @@ pub use self::future::{ResponseFuture, SunoCallbackFuture};
 pub use self::layer::{SunoCallback, SunoCallbackLayer};
 pub use self::peer::{SetPeerAddr, SetPeerAddrLayer};
 pub use self::service::CallbackService;
-
-/// The former name of [`SunoCallbackLayer`].
-#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackLayer`")]
-pub type CallbackLayer = SunoCallbackLayer;
-/// The former name of [`SunoCallback`].
-#[deprecated(
-    since = "0.1.0",
-    note = "renamed `SunoCallback`, the service `SunoCallbackLayer` builds"
-)]
-pub type WithCallbacks<S> = SunoCallback<S>;
-/// The former name of [`SunoCallbackBody`].
-#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackBody`")]
-pub type WithCallbacksBody<B> = SunoCallbackBody<B>;
-/// The former name of [`SunoCallbackFuture`].
-#[deprecated(since = "0.1.0", note = "renamed `SunoCallbackFuture`")]
-pub type WithCallbacksFuture<F> = SunoCallbackFuture<F>;

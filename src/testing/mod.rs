@@ -53,3 +53,6 @@ mod signer;
 pub use self::families::FamilyCallback;
 pub use self::music::{DOCUMENTED_FAILURE_CODES, MusicCallback, TaskIdAt, TestTrack, failure_msg};
 pub use self::signer::{Signer, unsigned_request};
+pub use crate::event::reference::{
+    EnvelopeReader, EnvelopeView, envelope_readers_agree, music_payload_agrees, read_envelope,
+};

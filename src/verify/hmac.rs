@@ -85,7 +85,11 @@ pub struct HmacVerifier {
 
 impl HmacVerifier {
     /// A verifier accepting a signature made with any of `keys` (the account's "webhook
-    /// HMAC key", as raw UTF-8 bytes). Fails when there is no key or a key is empty.
+    /// HMAC key", as raw UTF-8 bytes).
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] when there is no key or a key is empty.
     pub fn new<I, K>(keys: I) -> Result<Self, BuildError>
     where
         I: IntoIterator<Item = K>,
@@ -130,6 +134,12 @@ impl HmacVerifier {
     }
 
     /// The check itself, without the future around it.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] (answered `401`) when a signature header is missing or
+    /// malformed, the timestamp is further from now than the tolerance, or the
+    /// signature matches no key.
     pub fn check(&self, request: &VerifyRequest<'_>) -> Result<(), VerifyError> {
         let headers = request.headers();
         let signature = headers

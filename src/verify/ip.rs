@@ -79,6 +79,10 @@ where
 
 impl IpAllowlist {
     /// Allows the given ranges: CIDR (`203.0.113.0/24`) or single addresses.
+    ///
+    /// # Errors
+    ///
+    /// An [`InvalidIpRange`] naming the first entry that is neither.
     pub fn new<I, S>(ranges: I) -> Result<Self, InvalidIpRange>
     where
         I: IntoIterator<Item = S>,
@@ -91,6 +95,11 @@ impl IpAllowlist {
     }
 
     /// Trusts `X-Forwarded-For` when the peer is one of these proxies.
+    ///
+    /// # Errors
+    ///
+    /// An [`InvalidIpRange`] naming the first entry that is neither a CIDR range nor an
+    /// address.
     pub fn trust_forwarded_for_from<I, S>(mut self, proxies: I) -> Result<Self, InvalidIpRange>
     where
         I: IntoIterator<Item = S>,
@@ -101,6 +110,12 @@ impl IpAllowlist {
     }
 
     /// The check itself, without the future around it.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] (answered `401`) when the peer address is unknown, a trusted
+    /// proxy's `X-Forwarded-For` is malformed, or the client address is in no allowed
+    /// range.
     pub fn check(&self, request: &VerifyRequest<'_>) -> Result<(), VerifyError> {
         let client = self.client_addr(request.peer(), request.headers())?;
         if contains(&self.allowed, client) {

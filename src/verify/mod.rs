@@ -139,6 +139,11 @@ impl fmt::Debug for VerifyRequest<'_> {
 /// ```
 pub trait Verifier: Send + Sync + 'static {
     /// Accepts (`Ok`) or refuses (`Err`, answered `401`) the request.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] saying why the request is refused. Its text may reach the log
+    /// and the answer's `reason`: keep secrets out of it.
     fn verify(
         &self,
         request: &VerifyRequest<'_>,

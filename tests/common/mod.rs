@@ -242,9 +242,20 @@ impl RunningExample {
     /// memory unless `env` gives it a `REDIS_URL`: one inherited from the test's
     /// environment would share state between test runs.
     pub async fn start(name: &str, env: &[(&str, &str)], remove: &[&str]) -> Self {
+        Self::start_with_args(name, &[], env, remove).await
+    }
+
+    /// [`start`](Self::start) with command-line arguments (`serve` for the inbox).
+    pub async fn start_with_args(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
         let mut command = tokio::process::Command::new(example_binary(name));
         command
+            .args(args)
             .env("BIND_ADDR", "127.0.0.1:0")
             .env_remove("REDIS_URL")
             .env_remove("REDIS_KEY_PREFIX")

@@ -86,6 +86,88 @@ pub async fn answers_table(example: &str) {
     );
 }
 
+/// Starts `example` and checks the paths below the callback path, which every mounting
+/// answers alike: a family's path types a shapeless failure as that family; any other
+/// one segment (a typo, a family this version does not know) is the shared path, typed
+/// by the body's shape; one trailing slash is ignored where the mounting says so;
+/// deeper paths are not the receiver's.
+pub async fn paths_below_the_callback_path(example: &str, trailing_slash: bool) {
+    let mut running = RunningExample::start(example, &[("SUNO_WEBHOOK_HMAC_KEY", KEY)], &[]).await;
+    let addr = running.addr;
+    let signer = Signer::new(KEY);
+
+    http_send(
+        addr,
+        signer.request(&format!("{PATH}/midi"), fixture("midi/failure.json")),
+    )
+    .await
+    .expect(200, "processed");
+    let line = running.next_line().await;
+    assert!(
+        line.starts_with("midi failure task=5c79a0b1c2d3e4f5a6b7c8d9e0f1be8e code=500"),
+        "{example}: {line}"
+    );
+
+    for (path, task) in [
+        (format!("{PATH}/bogus"), "below-bogus"),
+        (format!("{PATH}/persona"), "below-persona"),
+    ] {
+        http_send(
+            addr,
+            signer.request(&path, callback_body(task, "complete", 200)),
+        )
+        .await
+        .expect(200, "processed");
+        assert_eq!(
+            running.next_line().await,
+            format!("music complete task={task} tracks=0 titles=[] audio=-"),
+            "{example} {path}"
+        );
+    }
+    // A shapeless failure on an unknown segment is a failure of no known family, as on
+    // the shared path: never typed from the segment.
+    http_send(
+        addr,
+        signer.request(&format!("{PATH}/bogus"), fixture("lyrics/failure_400.json")),
+    )
+    .await
+    .expect(200, "processed");
+    let line = running.next_line().await;
+    assert!(
+        line.starts_with("unknown failure task=3b66882fde0a5d398bd269cab6d9542b code=400"),
+        "{example}: {line}"
+    );
+
+    if trailing_slash {
+        for (path, task) in [
+            (format!("{PATH}/"), "slash-base"),
+            (format!("{PATH}/wav/"), "slash-wav"),
+        ] {
+            http_send(
+                addr,
+                signer.request(&path, callback_body(task, "complete", 200)),
+            )
+            .await
+            .expect(200, "processed");
+            let line = running.next_line().await;
+            assert!(
+                line.contains(&format!("task={task}")),
+                "{example} {path}: {line}"
+            );
+        }
+    }
+
+    let deeper = http_send(
+        addr,
+        signer.request(
+            &format!("{PATH}/wav/x"),
+            callback_body("deeper", "complete", 200),
+        ),
+    )
+    .await;
+    assert_eq!(deeper.status, StatusCode::NOT_FOUND, "{example}");
+}
+
 /// Starts `example` twice with `SUNO_ALLOWED_IPS`: a range holding the loopback
 /// address lets a callback through, one that does not refuses it; so the mounting
 /// passed the connection's peer address to the allowlist.

@@ -1,316 +1,194 @@
-//! Building the typed event from a verified body, and why a body is refused.
-
-use std::fmt;
+//! [`CallbackEvent`]: one callback of any family, typed.
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 
-use super::envelope::{Envelope, Parts, decode_msg};
-use super::family::ApiRoute;
-use super::family::Family;
-use super::payload::{MusicPayload, Payload};
-use super::{CallbackEvent, Meta, Stage};
+use super::build::{self, Meta};
+use super::envelope::Envelope;
+use super::error::ParseError;
+use super::failure::FailureReason;
+use super::family::{ApiRoute, Family, Outcome};
+use super::jobs::JobsMeta;
+use super::payload::Payload;
+use super::stage::Stage;
+use super::tolerant::from_slice_tolerant;
+use super::track::Track;
 
-/// Why a body is not a callback (answered `400`).
+/// One callback of any family: who it is about ([`task_id`](Self::task_id),
+/// [`family`](Self::family), [`stage`](Self::stage), [`outcome`](Self::outcome)) and
+/// what it carries ([`payload`](Self::payload)).
 ///
 /// ```
-/// use suno_callback::CallbackEvent;
+/// use suno_callback::{CallbackEvent, Family, Outcome, Stage};
 ///
-/// let error = CallbackEvent::from_json(r#"{"code":200,"data":{}}"#).unwrap_err();
-/// assert!(error.is_missing_task_id());
+/// let body = r#"{"code":200,"msg":"ok","data":{"callbackType":"first","task_id":"t1",
+///     "data":[{"id":"a","audio_url":"https://cdn.example.net/a.mp3"}]}}"#;
+/// let event = CallbackEvent::from_json(body)?;
+/// assert_eq!((event.family(), event.outcome()), (Family::Music, Outcome::Success));
+/// assert_eq!(event.stage(), &Stage::First);
+/// assert_eq!(event.tracks()[0].audio_url(), Some("https://cdn.example.net/a.mp3"));
+///
+/// let failure = CallbackEvent::from_json(
+///     r#"{"code":531,"msg":"refunded","data":{"callbackType":"error","task_id":"t1"}}"#,
+/// )?;
+/// assert!(failure.is_failure());
+/// assert_eq!(failure.reason(), Some(suno_callback::FailureReason::FailedCreditsRefunded));
+/// # Ok::<(), suno_callback::ParseError>(())
 /// ```
-#[derive(Debug)]
-pub struct ParseError {
-    kind: ParseErrorKind,
+#[derive(Clone, Debug)]
+pub struct CallbackEvent {
+    meta: Meta,
+    payload: Payload,
 }
 
-#[derive(Debug)]
-pub(crate) enum ParseErrorKind {
-    NotAnObject,
-    Json(serde_json::Error),
-    TooDeep,
-    MissingTaskId,
-    MissingCode,
-    BadCallbackType,
-    BadStatus,
-}
-
-impl From<ParseErrorKind> for ParseError {
-    fn from(kind: ParseErrorKind) -> Self {
-        Self { kind }
-    }
-}
-
-impl ParseError {
-    /// The body is not a JSON object.
-    pub fn is_json(&self) -> bool {
-        matches!(
-            self.kind,
-            ParseErrorKind::Json(_) | ParseErrorKind::NotAnObject
-        )
+impl CallbackEvent {
+    /// Parses a callback body; its family comes from its shape. See [`ParseError`]
+    /// for what is refused.
+    pub fn from_json(body: impl Into<Bytes>) -> Result<Self, ParseError> {
+        let raw = body.into();
+        let envelope = Envelope::parse(&raw, None)?;
+        Ok(Self::build(envelope, raw))
     }
 
-    /// Arrays and objects nest deeper than a JSON value can be built (127 levels).
-    pub fn is_too_deep(&self) -> bool {
-        matches!(self.kind, ParseErrorKind::TooDeep)
+    /// Parses a callback body of a known family (the family its path names): a failure
+    /// that carries only its task id is then typed too.
+    ///
+    /// ```
+    /// use suno_callback::{CallbackEvent, Family};
+    ///
+    /// let body = r#"{"code":500,"msg":"MIDI generation failed","data":{"taskId":"t"}}"#;
+    /// assert_eq!(CallbackEvent::from_json(body)?.family(), Family::Unknown);
+    /// assert_eq!(CallbackEvent::from_json_as(Family::Midi, body)?.family(), Family::Midi);
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn from_json_as(family: Family, body: impl Into<Bytes>) -> Result<Self, ParseError> {
+        let raw = body.into();
+        let envelope = Envelope::parse(&raw, Some(family))?;
+        Ok(Self::build(envelope, raw))
     }
 
-    /// No task id at `data.task_id`, `data.taskId`, `task_id` or `taskId`.
-    pub fn is_missing_task_id(&self) -> bool {
-        matches!(self.kind, ParseErrorKind::MissingTaskId)
+    /// The whole event of a body whose envelope was read (after verification).
+    pub(crate) fn build(envelope: Envelope, raw: Bytes) -> Self {
+        let (meta, payload) = build::build(envelope, raw);
+        Self { meta, payload }
     }
 
-    /// No integer `code`.
-    pub fn is_missing_code(&self) -> bool {
-        matches!(self.kind, ParseErrorKind::MissingCode)
+    /// The task this callback reports on.
+    pub fn task_id(&self) -> &str {
+        &self.meta.task_id
     }
 
-    /// A `callbackType` (or a voice `status`) longer than 64 bytes or with a
-    /// character outside printable ASCII: no callback sends one, and it would name a
-    /// dedup key.
-    pub fn is_bad_callback_type(&self) -> bool {
-        matches!(
-            self.kind,
-            ParseErrorKind::BadCallbackType | ParseErrorKind::BadStatus
-        )
+    /// The family, from the request's path or else from the body's shape.
+    pub fn family(&self) -> Family {
+        self.meta.family
     }
-}
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ParseErrorKind::NotAnObject => f.write_str("body is not a JSON object"),
-            ParseErrorKind::Json(error) => write!(f, "body is not a JSON object: {error}"),
-            ParseErrorKind::TooDeep => f.write_str("body nests too deep"),
-            ParseErrorKind::MissingTaskId => f.write_str("body has no task id"),
-            ParseErrorKind::MissingCode => f.write_str("body has no integer `code`"),
-            ParseErrorKind::BadCallbackType => {
-                f.write_str("`callbackType` is longer than 64 bytes or not printable")
-            }
-            ParseErrorKind::BadStatus => {
-                f.write_str("`status` is longer than 64 bytes or not printable")
-            }
+    /// The stage: `callbackType` for music and lyrics, the status for voice,
+    /// `Stage::Other("")` for families without stages.
+    pub fn stage(&self) -> &Stage {
+        &self.meta.stage
+    }
+
+    /// Success or failure.
+    pub fn outcome(&self) -> Outcome {
+        self.meta.outcome
+    }
+
+    /// Which of the provider's APIs the task was created through, as the callback's
+    /// shape tells it: [`ApiRoute::Jobs`] for a body with `data.model` and
+    /// `data.state`, else [`ApiRoute::Classic`].
+    ///
+    /// ```
+    /// use suno_callback::{ApiRoute, CallbackEvent};
+    ///
+    /// let classic = CallbackEvent::from_json(r#"{"code":200,"data":{"task_id":"t","audioWavUrl":"u"}}"#)?;
+    /// assert_eq!(classic.api_route(), ApiRoute::Classic);
+    /// let jobs = CallbackEvent::from_json(
+    ///     r#"{"code":200,"data":{"taskId":"t","model":"ai-music-api/generate","state":"success"}}"#,
+    /// )?;
+    /// assert_eq!(jobs.api_route(), ApiRoute::Jobs);
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn api_route(&self) -> ApiRoute {
+        self.meta.route
+    }
+
+    /// The jobs route's metadata (model, state, credits, times, failure code and
+    /// message, the raw `resultJson` and `param`); `None` for a callback of the classic
+    /// route. See [`JobsMeta`].
+    pub fn jobs(&self) -> Option<&JobsMeta> {
+        self.meta.jobs.as_deref()
+    }
+
+    /// Whether the callback reports a failure.
+    pub fn is_failure(&self) -> bool {
+        self.meta.outcome == Outcome::Failure
+    }
+
+    /// The callback's `code`: `200` on success.
+    pub fn code(&self) -> i64 {
+        self.meta.code
+    }
+
+    /// The documented reason of a failure's `code`; `None` on success. On the jobs
+    /// route, the reason of `failCode` when it is a number, else of `code`.
+    pub fn reason(&self) -> Option<FailureReason> {
+        let fail_code = self
+            .jobs()
+            .and_then(JobsMeta::fail_code)
+            .and_then(|code| code.trim().parse().ok());
+        self.is_failure()
+            .then(|| FailureReason::from_code(fail_code.unwrap_or(self.meta.code)))
+    }
+
+    /// The callback's `msg`, a human-readable status.
+    pub fn msg(&self) -> Option<&str> {
+        self.meta.msg.as_deref()
+    }
+
+    /// What the callback carries, typed by family.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// The music tracks (`data.data`, or on the jobs route those `resultJson` holds);
+    /// empty for other families and when the list is `[]`, `null` or absent.
+    pub fn tracks(&self) -> &[Track] {
+        match &self.payload {
+            Payload::Music(music) => music.tracks(),
+            _ => &[],
         }
     }
-}
 
-impl std::error::Error for ParseError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ParseErrorKind::Json(error) => Some(error),
+    /// The `data.error` text some music failures send instead of a track list (on the
+    /// jobs route, `resultJson`'s `error` or else `failMsg`).
+    pub fn error_detail(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Music(music) => music.error_detail(),
             _ => None,
         }
     }
-}
 
-/// The body's `data` as `P`, parsed from where the envelope found it; the default
-/// payload when it is absent or not an object, or when serde cannot read it (a
-/// duplicated field): the event is still delivered.
-fn read<P: DeserializeOwned + Default>(raw: &[u8], parts: &Parts) -> P {
-    if parts.repeated {
-        tracing::debug!("callback payload unreadable (a repeated `msg`); delivered untyped");
-        return P::default();
+    /// The body exactly as received.
+    pub fn raw_body(&self) -> &Bytes {
+        &self.meta.raw
     }
-    let Some(data) = data_of(raw, parts) else {
-        return P::default();
-    };
-    // Checked as UTF-8 once, the text is parsed without checking each string again.
-    let parsed = match std::str::from_utf8(data) {
-        Ok(text) => serde_json::from_str::<P>(text).or_else(|_| from_slice_tolerant(data)),
-        Err(_) => from_slice_tolerant(data),
-    };
-    match parsed {
-        Ok(payload) => payload,
-        Err(error) => {
-            tracing::debug!(
-                error = ?crate::untrusted::Untrusted(&error.to_string()),
-                "callback payload unreadable; delivered untyped"
-            );
-            P::default()
-        }
+
+    /// The body as a JSON value, for fields this crate does not model. It is parsed
+    /// again on each call; keep the value if you need it more than once. Every body
+    /// that parses into an event gives a value here (deeper bodies are refused).
+    pub fn raw_json(&self) -> serde_json::Value {
+        from_slice_tolerant(&self.meta.raw).unwrap_or(serde_json::Value::Null)
     }
-}
-
-/// The music payload: read with the scanner when `data` is UTF-8 and the scan can
-/// decide (the common case), else as every other payload.
-fn read_music(raw: &[u8], parts: &Parts) -> MusicPayload {
-    let scanned = data_of(raw, parts)
-        .filter(|_| !parts.repeated)
-        .and_then(|data| std::str::from_utf8(data).ok())
-        .and_then(MusicPayload::scan);
-    scanned.unwrap_or_else(|| read(raw, parts))
-}
-
-/// The bytes of `data` in `raw`, where the envelope found it.
-fn data_of<'a>(raw: &'a [u8], parts: &Parts) -> Option<&'a [u8]> {
-    parts.data.clone().and_then(|range| raw.get(range))
-}
-
-/// The typed event of a verified body whose envelope has been read: only `msg` and
-/// `data` are parsed, where the envelope found them.
-pub(super) fn build(envelope: Envelope, raw: Bytes) -> CallbackEvent {
-    let parts = &envelope.parts;
-    let payload = match envelope.family {
-        Family::Music => Payload::Music(read_music(&raw, parts)),
-        Family::Lyrics => Payload::Lyrics(read(&raw, parts)),
-        Family::Wav => Payload::Wav(read(&raw, parts)),
-        Family::Separation => Payload::Separation(read(&raw, parts)),
-        Family::Midi => Payload::Midi(read(&raw, parts)),
-        Family::Video => Payload::Video(read(&raw, parts)),
-        Family::Cover => Payload::Cover(read(&raw, parts)),
-        Family::Voice => Payload::Voice(read(&raw, parts)),
-        Family::Unknown => Payload::Unknown,
-    };
-    let msg = if parts.repeated {
-        None
-    } else {
-        decode_msg(&raw, parts.msg.as_ref())
-    };
-    CallbackEvent {
-        meta: Meta {
-            stage: Stage::from_wire(&envelope.stage),
-            task_id: envelope.task_id,
-            family: envelope.family,
-            outcome: envelope.outcome,
-            route: ApiRoute::Classic,
-            code: envelope.code,
-            msg,
-            raw,
-        },
-        payload,
-    }
-}
-
-/// `serde_json::from_slice`, retried once with lone UTF-16 surrogate escapes and bytes
-/// that are not UTF-8 replaced by U+FFFD, and numbers beyond `f64`'s range by `null`.
-///
-/// serde_json refuses an escape such as `"\ud83c"` that is not half of a pair, but a
-/// JavaScript sender writes exactly that when it cuts a title inside an emoji; one
-/// such character must not cost a song. A byte that is not UTF-8 inside a string is
-/// repaired the same way, so the typed parse and [`raw_json`] always agree.
-///
-/// [`raw_json`]: super::CallbackEvent::raw_json
-pub(super) fn from_slice_tolerant<T: serde::de::DeserializeOwned>(
-    raw: &[u8],
-) -> Result<T, serde_json::Error> {
-    match serde_json::from_slice(raw) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            // Bytes that are not UTF-8 become U+FFFD, as a lone surrogate escape does.
-            let lossy = std::str::from_utf8(raw)
-                .is_err()
-                .then(|| String::from_utf8_lossy(raw).into_owned().into_bytes());
-            let repaired = replace_lone_surrogates(lossy.as_deref().unwrap_or(raw)).or(lossy);
-            let repaired =
-                replace_numbers_out_of_range(repaired.as_deref().unwrap_or(raw)).or(repaired);
-            match repaired {
-                Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| error),
-                None => Err(error),
-            }
-        }
-    }
-}
-
-/// The body with every number beyond `f64`'s range (such as `1E400`) replaced by
-/// `null`, or `None` when it has none.
-///
-/// serde_json refuses such a number when it builds a value, but skips it unread where
-/// the typed parse ignores the field; replacing it lets [`raw_json`] give a value for
-/// every body the typed parse accepts. No genuine callback carries one.
-///
-/// [`raw_json`]: super::CallbackEvent::raw_json
-fn replace_numbers_out_of_range(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut repaired: Option<Vec<u8>> = None;
-    let mut copied_up_to = 0;
-    let (mut in_string, mut escaped) = (false, false);
-    let mut at = 0;
-    while at < raw.len() {
-        let byte = raw[at];
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            at += 1;
-            continue;
-        }
-        if byte == b'"' {
-            in_string = true;
-            at += 1;
-            continue;
-        }
-        if byte != b'-' && !byte.is_ascii_digit() {
-            at += 1;
-            continue;
-        }
-        let end = raw[at..]
-            .iter()
-            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            .map_or(raw.len(), |length| at + length);
-        // Out of range as serde_json reads it (its `f64` rounding is not Rust's): a
-        // JSON number (which `IgnoredAny` checks, range aside) that it refuses as `f64`.
-        let out_of_range = std::str::from_utf8(&raw[at..end]).is_ok_and(|token| {
-            serde_json::from_str::<serde::de::IgnoredAny>(token).is_ok()
-                && serde_json::from_str::<f64>(token).is_err()
-        });
-        if out_of_range {
-            let out = repaired.get_or_insert_with(|| Vec::with_capacity(raw.len()));
-            out.extend_from_slice(&raw[copied_up_to..at]);
-            out.extend_from_slice(b"null");
-            copied_up_to = end;
-        }
-        at = end;
-    }
-    let mut out = repaired?;
-    out.extend_from_slice(&raw[copied_up_to..]);
-    Some(out)
-}
-
-/// The body with every `\uXXXX` escape of a lone surrogate replaced by `\uFFFD`, or
-/// `None` when it has none.
-fn replace_lone_surrogates(raw: &[u8]) -> Option<Vec<u8>> {
-    const REPLACEMENT: &[u8] = b"\\uFFFD";
-    let unit_at = |at: usize| -> Option<u16> {
-        let is_escape = raw.get(at) == Some(&b'\\') && raw.get(at + 1) == Some(&b'u');
-        let digits = std::str::from_utf8(raw.get(at + 2..at + 6)?).ok()?;
-        is_escape.then(|| u16::from_str_radix(digits, 16).ok())?
-    };
-    let is_high = |unit: u16| (0xD800..0xDC00).contains(&unit);
-    let is_low = |unit: u16| (0xDC00..0xE000).contains(&unit);
-    let mut repaired = Vec::with_capacity(raw.len());
-    let mut changed = false;
-    let mut at = 0;
-    while at < raw.len() {
-        if raw[at] != b'\\' {
-            repaired.push(raw[at]);
-            at += 1;
-            continue;
-        }
-        let escape_len = match unit_at(at) {
-            Some(high) if is_high(high) && unit_at(at + 6).is_some_and(is_low) => 12,
-            Some(unit) if is_high(unit) || is_low(unit) => {
-                repaired.extend_from_slice(REPLACEMENT);
-                changed = true;
-                at += 6;
-                continue;
-            }
-            Some(_) => 6,
-            // Any other escape is two bytes (`\\`, `\"`, `\n`, ...).
-            None => 2,
-        };
-        let end = (at + escape_len).min(raw.len());
-        repaired.extend_from_slice(&raw[at..end]);
-        at = end;
-    }
-    changed.then_some(repaired)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Outcome;
+    use crate::event::envelope::Envelope;
+    use crate::event::family::{Family, Outcome};
+    use crate::event::payload::MusicPayload;
+    use crate::event::stage::Stage;
+    use crate::event::tolerant::{replace_lone_surrogates, replace_numbers_out_of_range};
 
     #[test]
     fn refuses_what_the_pipeline_cannot_work_without() {
