@@ -87,9 +87,18 @@ async fn time_page(console: &Console, path: &str) -> (Duration, Duration, usize)
             .body(Full::new(Bytes::new()))
             .expect("request");
         let started = Instant::now();
-        let response = console.service().oneshot(request).await.expect("infallible");
+        let response = console
+            .service()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         assert_eq!(response.status(), 200, "{path}");
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         times.push(started.elapsed());
         size = body.len();
     }
@@ -134,7 +143,10 @@ async fn bench(kind: Kind, rows: u64) {
         format!("/console/events/{middle}"),
         "/console/expected".to_owned(),
     ];
-    println!("{:<64} {:>9} {:>9} {:>8}", "page", "median", "slowest", "bytes");
+    println!(
+        "{:<64} {:>9} {:>9} {:>8}",
+        "page", "median", "slowest", "bytes"
+    );
     for page in &pages {
         let (median, slowest, size) = time_page(&console, page).await;
         println!(

@@ -70,11 +70,10 @@ mod tests {
     #[test]
     fn the_chart_is_svg_with_two_lines_and_no_script() {
         let minutes: Vec<Minute> = (0..60)
-            .map(|i| {
-                let mut minute = Minute::default();
-                minute.start_ms = i * 60_000;
-                minute.accepted = u64::try_from(i).unwrap_or(0);
-                minute
+            .map(|i| Minute {
+                start_ms: i * 60_000,
+                accepted: u64::try_from(i).unwrap_or(0),
+                done: 0,
             })
             .collect();
         let svg = per_minute(&minutes).into_string();

@@ -360,12 +360,18 @@ impl Sql {
         if let Some(from) = filter.received_from_ms {
             and(self);
             self.push("received_at >= ").bind(Arg::Int(from));
-            self.push(" AND id >= ").push(FIRST_AT).bind(Arg::Int(from)).push(FIRST_END);
+            self.push(" AND id >= ")
+                .push(FIRST_AT)
+                .bind(Arg::Int(from))
+                .push(FIRST_END);
         }
         if let Some(until) = filter.received_until_ms {
             and(self);
             self.push("received_at < ").bind(Arg::Int(until));
-            self.push(" AND id < ").push(FIRST_AT).bind(Arg::Int(until)).push(FIRST_END);
+            self.push(" AND id < ")
+                .push(FIRST_AT)
+                .bind(Arg::Int(until))
+                .push(FIRST_END);
         }
         for condition in extra {
             and(self);
@@ -687,8 +693,11 @@ impl InboxAdmin {
             };
             Self::push_capped(&mut sql, &filter, COUNT_CAP);
         }
-        let values = self.integers(&sql, 3 + STATES.len() + families.len()).await?;
-        let value = |i: usize| u64::try_from(values.get(i).copied().flatten().unwrap_or(0)).unwrap_or(0);
+        let values = self
+            .integers(&sql, 3 + STATES.len() + families.len())
+            .await?;
+        let value =
+            |i: usize| u64::try_from(values.get(i).copied().flatten().unwrap_or(0)).unwrap_or(0);
         let capped = |n: u64| {
             if n > COUNT_CAP {
                 Count::AtLeast(n)
@@ -732,7 +741,12 @@ impl InboxAdmin {
         let mut states: Vec<(EventState, Count)> = STATES
             .iter()
             .enumerate()
-            .map(|(i, state)| (*state, estimate(capped(value(3 + i)), "state", state.as_str())))
+            .map(|(i, state)| {
+                (
+                    *state,
+                    estimate(capped(value(3 + i)), "state", state.as_str()),
+                )
+            })
             .collect();
         // Done is most of a large table: the total less the others, if they were counted.
         let others_exact = states
@@ -744,7 +758,10 @@ impl InboxAdmin {
                 .filter(|(state, _)| *state != EventState::Done)
                 .map(|(_, count)| count.value())
                 .sum();
-            if let Some((_, done)) = states.iter_mut().find(|(state, _)| *state == EventState::Done) {
+            if let Some((_, done)) = states
+                .iter_mut()
+                .find(|(state, _)| *state == EventState::Done)
+            {
                 let estimate = total.value().saturating_sub(others);
                 if !done.is_exact() && estimate > done.value() {
                     *done = Count::Estimated(estimate);
@@ -921,7 +938,8 @@ impl InboxAdmin {
         overdue_after: Duration,
     ) -> Result<Option<ExpectedSummary>, InboxError> {
         let cap = i64::try_from(COUNT_CAP + 1).unwrap_or(i64::MAX);
-        let mut sql = self.sql("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks LIMIT ");
+        let mut sql =
+            self.sql("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks LIMIT ");
         sql.bind(Arg::Int(cap))
             .push(") a), (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks WHERE due_at <= {now} LIMIT ")
             .bind(Arg::Int(cap))
