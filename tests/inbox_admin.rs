@@ -89,31 +89,31 @@ fn state(state: EventState) -> EventFilter {
     }
 }
 
-/// 12 dead music events of tasks d0..d11, 3 done wav, 2 pending music.
+/// 2 pending music events received 90 s ago, then 12 dead music events of tasks
+/// d0..d11 and 3 done wav, in arrival order (ids follow arrival, as the inbox assigns
+/// them).
 async fn mixed(db: &Db) {
     let tasks: Vec<String> = (0..12).map(|i| format!("d{i}")).collect();
-    let mut rows: Vec<Row<'_>> = tasks
-        .iter()
+    let mut rows: Vec<Row<'_>> = ["p0", "p1"]
+        .into_iter()
         .map(|task| Row {
             task,
-            state: "dead",
-            error: Some("handler failed: boom"),
+            state: "pending",
+            received_ago_ms: 90_000,
             ..Row::default()
         })
         .collect();
+    rows.extend(tasks.iter().map(|task| Row {
+        task,
+        state: "dead",
+        error: Some("handler failed: boom"),
+        ..Row::default()
+    }));
     for task in ["w0", "w1", "w2"] {
         rows.push(Row {
             task,
             family: "wav",
             stage: "",
-            ..Row::default()
-        });
-    }
-    for task in ["p0", "p1"] {
-        rows.push(Row {
-            task,
-            state: "pending",
-            received_ago_ms: 90_000,
             ..Row::default()
         });
     }

@@ -71,7 +71,7 @@ fn layout(frame: &Frame<'_>, title: &str, note: Option<&str>, body: Markup) -> M
                         a href=(frame.link("/events?state=dead")) { "Dead" }
                         a href=(frame.link("/expected")) { "Expected tasks" }
                     }
-                    p class="who" {
+                    div class="who" {
                         (frame.who)
                         @if frame.csrf.is_none() { " · read-only" }
                         @if frame.login {
