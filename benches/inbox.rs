@@ -10,7 +10,9 @@
 //! SQLite runs on a file in a temporary folder (WAL, `synchronous=FULL`); PostgreSQL on
 //! `SUNO_CALLBACK_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), in
 //! a schema of its own that is dropped afterwards (skipped when no server answers).
-//! No workers run: this measures what the sender waits for.
+//! No workers run while the callbacks are sent: that measures what the sender waits
+//! for. Then the workers (`BENCH_WORKERS`, default 32) run every stored event with a
+//! no-op handler: events processed per second.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +42,11 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn complete_body(task_id: &str) -> Bytes {
     let template = include_str!("../tests/fixtures/music/add_instrumental_complete.json");
     Bytes::from(template.replace("2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", task_id))
+}
+
+/// How many events the workers run at once (`BENCH_WORKERS`, default 32).
+fn workers() -> usize {
+    env_usize("BENCH_WORKERS", 32).max(1)
 }
 
 /// Rate and latency percentiles of one run.
@@ -95,7 +102,11 @@ where
 }
 
 /// The inbox behind axum on a loopback port, fed by `concurrency` keep-alive clients.
-async fn inbox_over_http(inbox: &Inbox, tasks: &[String], concurrency: usize) -> Figures {
+async fn inbox_over_http(
+    inbox: &Inbox,
+    tasks: &[String],
+    concurrency: usize,
+) -> (Figures, SunoCallbacks) {
     let callbacks = SunoCallbacks::builder()
         .hmac_key(KEY)
         .fallback(|_| async { Ok(()) })
@@ -134,7 +145,24 @@ async fn inbox_over_http(inbox: &Inbox, tasks: &[String], concurrency: usize) ->
     })
     .await;
     server.abort();
-    figures
+    (figures, callbacks)
+}
+
+/// Runs every stored event with a no-op handler: events per second until all are
+/// done.
+async fn processing(inbox: &Inbox, callbacks: &SunoCallbacks, count: usize) -> f64 {
+    let started = Instant::now();
+    let workers = inbox.start_workers(callbacks);
+    loop {
+        let stats = inbox.stats().await.expect("stats");
+        if stats.done >= count as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    workers.shutdown().await;
+    rate
 }
 
 const PLAIN_TABLE: &str = "CREATE TABLE plain_events (task_id TEXT NOT NULL, \
@@ -148,7 +176,14 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
 
-fn print(name: &str, inbox: &Figures, plain: &Figures, count: usize, concurrency: usize) {
+fn print(
+    name: &str,
+    inbox: &Figures,
+    plain: &Figures,
+    processed: f64,
+    count: usize,
+    concurrency: usize,
+) {
     println!("{name}: {count} callbacks, {concurrency} concurrent");
     for (label, f) in [("inbox over HTTP", inbox), ("plain INSERT", plain)] {
         println!(
@@ -162,6 +197,10 @@ fn print(name: &str, inbox: &Figures, plain: &Figures, count: usize, concurrency
         "  inbox / plain    {:.2}",
         inbox.per_second / plain.per_second
     );
+    println!(
+        "  no-op processing {processed:>8.0}/s ({workers} workers)",
+        workers = workers()
+    );
 }
 
 async fn sqlite(count: usize, concurrency: usize) {
@@ -170,12 +209,14 @@ async fn sqlite(count: usize, concurrency: usize) {
     std::fs::create_dir_all(&folder).expect("temp folder");
     let url = format!("sqlite://{}", folder.join("inbox.db").display());
     let inbox = Inbox::builder()
+        .concurrency(workers())
         .max_connections(u32::try_from(concurrency).unwrap_or(8))
         .connect(&url)
         .await
         .expect("connect");
     let tasks: Vec<String> = (0..count).map(|n| format!("bench-{n:08}")).collect();
-    let inbox_figures = inbox_over_http(&inbox, &tasks, concurrency).await;
+    let (inbox_figures, callbacks) = inbox_over_http(&inbox, &tasks, concurrency).await;
+    let processed = processing(&inbox, &callbacks, count).await;
     inbox.close().await;
 
     use std::str::FromStr as _;
@@ -219,7 +260,14 @@ async fn sqlite(count: usize, concurrency: usize) {
     })
     .await;
     pool.close().await;
-    print("SQLite", &inbox_figures, &plain, count, concurrency);
+    print(
+        "SQLite",
+        &inbox_figures,
+        &plain,
+        processed,
+        count,
+        concurrency,
+    );
     let _ = std::fs::remove_dir_all(&folder);
 }
 
@@ -237,12 +285,14 @@ async fn postgres(count: usize, concurrency: usize) {
         .expect("schema");
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let inbox = Inbox::builder()
+        .concurrency(workers())
         .max_connections(u32::try_from(concurrency).unwrap_or(8))
         .connect(&url)
         .await
         .expect("connect");
     let tasks: Vec<String> = (0..count).map(|n| format!("bench-{n:08}")).collect();
-    let inbox_figures = inbox_over_http(&inbox, &tasks, concurrency).await;
+    let (inbox_figures, callbacks) = inbox_over_http(&inbox, &tasks, concurrency).await;
+    let processed = processing(&inbox, &callbacks, count).await;
     inbox.close().await;
 
     use std::str::FromStr as _;
@@ -282,7 +332,14 @@ async fn postgres(count: usize, concurrency: usize) {
     })
     .await;
     pool.close().await;
-    print("PostgreSQL", &inbox_figures, &plain, count, concurrency);
+    print(
+        "PostgreSQL",
+        &inbox_figures,
+        &plain,
+        processed,
+        count,
+        concurrency,
+    );
     let _ = sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&mut admin)
         .await;

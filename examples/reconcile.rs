@@ -13,7 +13,9 @@
 //! - `SUNO_API_BASE`: the API's base URL (default `https://api.kie.ai`; sunoapi.org's
 //!   `https://api.sunoapi.org` works the same).
 //! - `SUNO_EXPECT`: comma-separated `family:task_id` pairs registered at start
-//!   (families: music, lyrics, wav, separation, midi, video, cover, voice).
+//!   (families: music, lyrics, wav, separation, midi, video, cover, voice), or
+//!   `jobs:task_id` for a task created on the jobs route (`/api/v1/jobs/createTask`,
+//!   any model), polled at `/api/v1/jobs/recordInfo`.
 //! - `SUNO_RECONCILE_AFTER_MS`: how long after registration polling starts (default
 //!   25 minutes, after the sender's last retry).
 //! - `SUNO_RECONCILE_INTERVAL_MS`: how often a task is polled (default 30 000).
@@ -31,7 +33,8 @@ use std::time::Duration;
 
 use axum::Router;
 use common::PATH;
-use suno_callback::provider::{ConfirmMode, ProviderClient, Reconciler, TaskFamily};
+use suno_callback::Family;
+use suno_callback::provider::{ConfirmMode, ProviderClient, Reconciler};
 use suno_callback::verify::IpAllowlist;
 use suno_callback::{CallbackEvent, EventSource, SunoCallbacks};
 use tokio::net::TcpListener;
@@ -66,8 +69,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .interval(millis("SUNO_RECONCILE_INTERVAL_MS")?.unwrap_or(Duration::from_secs(30)))
         .on_overdue(|task| println!("{} overdue task={}", task.family(), task.task_id()))
         .build();
-    for (task_id, family) in expected {
-        reconciler.expect(task_id, family).await?;
+    for (task_id, expected) in expected {
+        match expected {
+            Expected::Classic(family) => reconciler.expect(task_id, family).await?,
+            // The answer's model tells the family.
+            Expected::Jobs => reconciler.expect_jobs(task_id, Family::Unknown).await?,
+        }
     }
     tokio::spawn(reconciler.run());
 
@@ -82,8 +89,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// `SUNO_EXPECT`: `family:task_id` pairs.
-fn expected_tasks() -> Result<Vec<(String, TaskFamily)>, Box<dyn Error>> {
+/// How a task of `SUNO_EXPECT` was created.
+enum Expected {
+    /// On its family's own endpoint.
+    Classic(Family),
+    /// On the jobs route.
+    Jobs,
+}
+
+/// `SUNO_EXPECT`: `family:task_id` or `jobs:task_id` pairs.
+fn expected_tasks() -> Result<Vec<(String, Expected)>, Box<dyn Error>> {
     let Ok(list) = std::env::var("SUNO_EXPECT") else {
         return Ok(Vec::new());
     };
@@ -94,7 +109,11 @@ fn expected_tasks() -> Result<Vec<(String, TaskFamily)>, Box<dyn Error>> {
             let (family, task_id) = pair
                 .split_once(':')
                 .ok_or_else(|| format!("SUNO_EXPECT: {pair:?} is not family:task_id"))?;
-            Ok((task_id.trim().to_owned(), family.parse::<TaskFamily>()?))
+            let expected = match family.trim() {
+                "jobs" => Expected::Jobs,
+                family => Expected::Classic(family.parse::<Family>()?),
+            };
+            Ok((task_id.trim().to_owned(), expected))
         })
         .collect()
 }

@@ -102,7 +102,8 @@ pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
     ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, JobsMeta,
     LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
-    SeparationPayload, Stage, Stem, Track, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
+    SeparationPayload, Stage, Stem, Track, UnknownFamily, VideoPayload, VoicePayload, VoiceStatus,
+    WavPayload,
 };
 pub use crate::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
 pub use crate::receiver::{

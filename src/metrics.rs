@@ -15,6 +15,8 @@
 //! | [`INBOX_DEAD_TOTAL`] | counter | `family` |
 //! | [`INBOX_QUEUE_DEPTH`] | gauge | |
 //! | [`INBOX_OLDEST_PENDING_AGE_SECONDS`] | gauge | |
+//! | [`INBOX_STORE_AVAILABLE`] | gauge | |
+//! | [`INBOX_STORE_ERRORS_TOTAL`] | counter | `operation` (`lease`, `heartbeat`, `settle`, `housekeeping`) |
 //! | [`POLLS_TOTAL`] | counter | `family`, `result` (`delivered`, `duplicate`, `ignored`, `not_delivered`, `pending`, `request_failed`, `unmapped`, `overdue`) |
 //! | [`RECOVERED_TOTAL`] | counter | `family`, `stage` |
 //!
@@ -75,6 +77,12 @@ pub const INBOX_QUEUE_DEPTH: &str = "suno_callback_inbox_queue_depth";
 /// How long ago the oldest unfinished inbox event was received, in seconds (0 when
 /// none is).
 pub const INBOX_OLDEST_PENDING_AGE_SECONDS: &str = "suno_callback_inbox_oldest_pending_age_seconds";
+/// Whether the inbox's workers can write to their database: 1, or 0 while they are
+/// stopped because it refuses or does not answer their writes.
+pub const INBOX_STORE_AVAILABLE: &str = "suno_callback_inbox_store_available";
+/// Database calls of the inbox's workers that failed or timed out, by `operation`
+/// (`lease`, `heartbeat`, `settle`, `housekeeping`).
+pub const INBOX_STORE_ERRORS_TOTAL: &str = "suno_callback_inbox_store_errors_total";
 /// Polls of the task-details endpoint by the reconciler, by `family` and `result`.
 pub const POLLS_TOTAL: &str = "suno_callback_polls_total";
 /// Events a poll delivered that no callback had, by `family` and `stage`.
@@ -131,6 +139,16 @@ pub fn describe() {
         INBOX_OLDEST_PENDING_AGE_SECONDS,
         Unit::Seconds,
         "Age of the oldest pending or running inbox event"
+    );
+    ::metrics::describe_gauge!(
+        INBOX_STORE_AVAILABLE,
+        Unit::Count,
+        "Whether the inbox's workers can write to their database (1) or are stopped (0)"
+    );
+    describe_counter!(
+        INBOX_STORE_ERRORS_TOTAL,
+        Unit::Count,
+        "Database calls of the inbox's workers that failed or timed out, by operation"
     );
     describe_counter!(
         POLLS_TOTAL,
@@ -313,6 +331,19 @@ pub(crate) fn inbox_queue(depth: u64, oldest: Option<Duration>) {
         .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
 }
 
+/// Counts a failed or timed-out database call of the inbox's workers; `operation` is
+/// one of the closed set of [`INBOX_STORE_ERRORS_TOTAL`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn inbox_store_error(operation: &'static str) {
+    ::metrics::counter!(INBOX_STORE_ERRORS_TOTAL, "operation" => operation).increment(1);
+}
+
+/// Sets whether the inbox's workers can write to their database.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn inbox_store_available(available: bool) {
+    ::metrics::gauge!(INBOX_STORE_AVAILABLE).set(if available { 1.0 } else { 0.0 });
+}
+
 /// Counts one poll of an expected task; `result` is one of the closed set of
 /// [`POLLS_TOTAL`].
 #[cfg(feature = "provider-api")]
@@ -482,7 +513,7 @@ mod tests {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn inbox_series_are_recorded_with_closed_family_labels() {
-        use super::{InboxCount, inbox, inbox_queue};
+        use super::{InboxCount, inbox, inbox_queue, inbox_store_available, inbox_store_error};
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         ::metrics::with_local_recorder(&recorder, || {
@@ -493,10 +524,15 @@ mod tests {
             inbox(InboxCount::Dead, "<script>");
             inbox(InboxCount::Dead, "");
             inbox_queue(3, Some(std::time::Duration::from_millis(1500)));
+            inbox_store_error("lease");
+            inbox_store_error("lease");
+            inbox_store_available(false);
         });
         let text = handle.render();
         for line in [
             r#"suno_callback_inbox_attempts_total{family="wav"} 2"#,
+            r#"suno_callback_inbox_store_errors_total{operation="lease"} 2"#,
+            "suno_callback_inbox_store_available 0",
             r#"suno_callback_inbox_retries_total{family="wav"} 1"#,
             r#"suno_callback_inbox_dead_total{family="unknown"} 2"#,
             "suno_callback_inbox_queue_depth 3",

@@ -215,7 +215,7 @@ pub struct SunoCallbacksBuilder {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     inbox: Option<crate::inbox::Inbox>,
     #[cfg(feature = "provider-api")]
-    task_registry: Option<Arc<dyn crate::provider::TaskRegistry>>,
+    task_registry: Option<Arc<dyn crate::provider::DynRegistry>>,
     #[cfg(feature = "provider-api")]
     confirm: Option<(
         crate::provider::ProviderClient,

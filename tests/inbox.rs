@@ -595,6 +595,8 @@ async fn dead_after_max_attempts_then_replayed(db: &Db) {
     inbox.close().await;
 }
 
+/// `max_age` bounds the retries of failures: an event older than it still runs once,
+/// is dead after its first failure, and runs once more when replayed.
 async fn dead_after_max_age(db: &Db) {
     let inbox = db.inbox(quick().max_age(Duration::ZERO)).await;
     let runs = Runs::default();
@@ -607,15 +609,20 @@ async fn dead_after_max_age(db: &Db) {
     .expect(200, "accepted");
     let workers = inbox.start_workers(&callbacks);
     wait_for(&inbox, "dead", |s| s.dead == 1).await;
-    workers.shutdown().await;
+    assert_eq!(runs.lock().expect("lock").get("t-old").copied(), Some(1));
+    let event = only_event(&inbox, "t-old").await;
+    assert_eq!((event.state, event.attempts), (EventState::Dead, 1));
     assert!(
-        runs.lock()
-            .expect("lock")
-            .get("t-old")
-            .copied()
-            .unwrap_or(0)
-            <= 1
+        event.last_error.as_deref().unwrap_or("").contains("nope"),
+        "{event:?}"
     );
+    assert_eq!(inbox.replay(Replay::Dead).await.expect("replay"), 1);
+    wait_for(&inbox, "dead again", |s| {
+        s.dead == 1 && s.queue_depth() == 0
+    })
+    .await;
+    workers.shutdown().await;
+    assert_eq!(runs.lock().expect("lock")["t-old"], 2, "a replay runs once");
     inbox.close().await;
 }
 
@@ -1010,6 +1017,703 @@ async fn a_full_disk_is_503(db: &Db) {
     inbox.close().await;
 }
 
+/// Sends every body at once, each from a task of its own; the answers' labels in order.
+async fn send_all(callbacks: &SunoCallbacks, bodies: Vec<bytes::Bytes>) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for body in bodies {
+        let service = callbacks.service();
+        tasks.push(tokio::spawn(async move {
+            let answer = send(service, signed(body)).await;
+            format!("{} {}", answer.status.as_u16(), answer.label())
+        }));
+    }
+    let mut labels = Vec::new();
+    for task in tasks {
+        labels.push(task.await.expect("request task"));
+    }
+    labels
+}
+
+/// Concurrent deliveries are stored together (group commit): each callback once, a
+/// callback delivered twice at once is one row, one request `accepted` and the other
+/// `duplicate`.
+async fn concurrent_accepts_store_each_callback_once(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let task = task_of(db, "t-burst");
+    let bodies: Vec<bytes::Bytes> = (0..60)
+        .flat_map(|n| {
+            let body = MusicCallback::complete(format!("{task}-{n}")).body();
+            [body.clone(), body]
+        })
+        .collect();
+    let labels = send_all(&callbacks, bodies).await;
+    for pair in labels.chunks(2) {
+        let mut pair = pair.to_vec();
+        pair.sort();
+        assert_eq!(pair, ["200 accepted", "200 duplicate"], "{labels:?}");
+    }
+    for n in 0..60 {
+        let event = only_event(&inbox, &format!("{task}-{n}")).await;
+        assert_eq!((event.state, event.attempts), (EventState::Pending, 0));
+    }
+    assert_eq!(inbox.stats().await.expect("stats").pending, 60);
+    inbox.close().await;
+}
+
+/// A batch the database refuses is `503` for each of its requests and stores nothing
+/// of it: whatever was answered `200 accepted` is stored, whatever was `503` is not.
+async fn a_refused_batch_stores_none_of_it(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    let poison = task_of(db, "t-poison-burst");
+    db.exec(&match db.kind {
+        Kind::Sqlite => format!(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             WHEN NEW.task_id = '{poison}' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+        ),
+        Kind::Postgres => format!(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.task_id = '{poison}' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON suno_inbox_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        ),
+    })
+    .await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let task = task_of(db, "t-beside-poison");
+    let mut bodies = vec![MusicCallback::complete(&poison).body()];
+    bodies.extend((0..40).map(|n| MusicCallback::complete(format!("{task}-{n}")).body()));
+    let labels = send_all(&callbacks, bodies).await;
+    assert_eq!(labels[0], "503 unavailable");
+    assert!(
+        inbox
+            .events_of_task(&poison)
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    for (n, label) in labels[1..].iter().enumerate() {
+        let stored = inbox
+            .events_of_task(&format!("{task}-{n}"))
+            .await
+            .expect("events")
+            .len();
+        match label.as_str() {
+            "200 accepted" => assert_eq!(stored, 1, "{labels:?}"),
+            "503 unavailable" => assert_eq!(stored, 0, "{labels:?}"),
+            other => panic!("unexpected answer {other}: {labels:?}"),
+        }
+    }
+    inbox.close().await;
+}
+
+/// The workers lease several due events in one statement and run each on its own: a
+/// slow handler never holds the others back.
+async fn a_slow_handler_never_holds_others_back(db: &Db) {
+    let inbox = db.inbox(quick().concurrency(3)).await;
+    let slow = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::clone(&slow);
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(KEY)
+        .fallback(move |event: CallbackEvent| {
+            let release = Arc::clone(&release);
+            let is_slow = event.task_id() == "t-slow";
+            async move {
+                if is_slow {
+                    release.notified().await;
+                }
+                Ok(())
+            }
+        })
+        .inbox(inbox.clone())
+        .build()
+        .expect("valid configuration");
+    for task in std::iter::once("t-slow".to_owned()).chain((0..12).map(|n| format!("t-quick-{n}")))
+    {
+        send(
+            callbacks.service(),
+            signed(MusicCallback::complete(task).body()),
+        )
+        .await
+        .expect(200, "accepted");
+    }
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "the quick ones done", |s| {
+        s.done == 12 && s.running == 1
+    })
+    .await;
+    slow.notify_one();
+    wait_for(&inbox, "all done", |s| s.done == 13).await;
+    workers.shutdown().await;
+    inbox.close().await;
+}
+
+// ---- faults: a stalled database, a commit that fails, a lost lease ---------------
+
+/// Everything the crate logs at `info` and above, from every test of this binary.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(|| LogWriter)
+        .with_ansi(false)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The lines logged so far that contain `needle` (a task id is in its run's span).
+fn logged(needle: &str) -> Vec<String> {
+    String::from_utf8_lossy(&LOGS.lock().expect("lock"))
+        .lines()
+        .filter(|line| line.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A task id of its own for each backend: the suites run at the same time and share
+/// the captured logs.
+fn task_of(db: &Db, name: &str) -> String {
+    match db.kind {
+        Kind::Sqlite => format!("{name}-sqlite"),
+        Kind::Postgres => format!("{name}-postgres"),
+    }
+}
+
+/// The database's clock in Unix milliseconds, as the inbox reads it.
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis(),
+    )
+    .expect("a 64-bit clock")
+}
+
+/// `true` while the handler's future lives: set at its start, cleared when it is
+/// dropped or returns.
+struct Alive(Arc<AtomicBool>);
+
+impl Alive {
+    fn new(flag: &Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(Arc::clone(flag))
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A lock held by another connection (SQLite's write lock, PostgreSQL's row lock) stops
+/// the heartbeat longer than the lease. The run must be stopped before the lease can
+/// pass: once it has run out, whoever takes the event over (here the test, in the
+/// transaction that held the lock, as a second worker would) never finds the first run
+/// still alive. Shutdown returns within its grace while the lock is still held.
+async fn a_run_stops_before_its_lease_can_pass(db: &Db) {
+    use suno_callback::inbox::sqlx::{Connection as _, Row as _};
+    let reports = Arc::new(Mutex::new(Vec::<RunReport>::new()));
+    let seen = Arc::clone(&reports);
+    let inbox = db
+        .inbox(
+            quick()
+                .lease(Duration::from_millis(600))
+                .concurrency(1)
+                .on_outcome(move |report| seen.lock().expect("lock").push(report.clone())),
+        )
+        .await;
+    let alive = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&alive);
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, move |_| {
+        let alive = Alive::new(&flag);
+        async move {
+            let _alive = alive;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(())
+        }
+    });
+    let task = task_of(db, "t-stalled");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete(&task).body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    let id = only_event(&inbox, &task).await.id;
+
+    let take_over = |now: &str| {
+        format!(
+            "UPDATE suno_inbox_events SET lease_token = 'taken-over', attempts = attempts + 1, \
+             run_after = {now} + 600000 WHERE id = {id} AND state = 'running' AND run_after <= {now}"
+        )
+    };
+    let (taken, alive_at_takeover, shutdown_took) = match db.kind {
+        Kind::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&db.url())
+                .await
+                .expect("connect");
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut connection)
+                .await
+                .expect("write lock");
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let alive_now = alive.load(Ordering::SeqCst);
+            let taken = sqlx::raw_sql(&take_over(&now_ms().to_string()))
+                .execute(&mut connection)
+                .await
+                .expect("take over")
+                .rows_affected();
+            let started = std::time::Instant::now();
+            let shutdown = tokio::time::timeout(
+                Duration::from_secs(10),
+                workers.shutdown_within(Duration::from_millis(300)),
+            )
+            .await;
+            let took = started.elapsed();
+            assert!(shutdown.is_ok(), "shutdown did not return in 10 s");
+            sqlx::raw_sql("COMMIT")
+                .execute(&mut connection)
+                .await
+                .expect("commit");
+            (taken, alive_now, took)
+        }
+        Kind::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&db.url())
+                .await
+                .expect("connect");
+            let mut tx = connection.begin().await.expect("begin");
+            let locked = sqlx::query(&format!(
+                "SELECT id FROM suno_inbox_events WHERE id = {id} FOR UPDATE"
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("row lock");
+            assert_eq!(locked.len(), 1);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let alive_now = alive.load(Ordering::SeqCst);
+            let now = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+            let taken = sqlx::raw_sql(&take_over(now))
+                .execute(&mut *tx)
+                .await
+                .expect("take over")
+                .rows_affected();
+            let started = std::time::Instant::now();
+            let shutdown = tokio::time::timeout(
+                Duration::from_secs(10),
+                workers.shutdown_within(Duration::from_millis(300)),
+            )
+            .await;
+            let took = started.elapsed();
+            assert!(shutdown.is_ok(), "shutdown did not return in 10 s");
+            let state: String = sqlx::query(&format!(
+                "SELECT state FROM suno_inbox_events WHERE id = {id}"
+            ))
+            .fetch_one(&mut *tx)
+            .await
+            .expect("state")
+            .get(0);
+            assert_eq!(state, "running");
+            tx.commit().await.expect("commit");
+            (taken, alive_now, took)
+        }
+    };
+    assert_eq!(taken, 1, "the lease had run out and could be taken over");
+    assert!(
+        !alive_at_takeover,
+        "the first run was still alive when its lease could pass to another worker"
+    );
+    assert!(
+        shutdown_took < Duration::from_millis(800),
+        "shutdown_within(300 ms) took {shutdown_took:?}"
+    );
+    assert_eq!(runs.lock().expect("lock")[&task], 1);
+    let results: Vec<RunResult> = reports
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|report| report.result.clone())
+        .collect();
+    assert_eq!(results, [RunResult::LeaseLost]);
+    inbox.close().await;
+}
+
+/// A lease whose commit fails (a deferred constraint refuses it, as a full disk or an
+/// I/O error would refuse the commit) runs nothing: the workers stop with one clear
+/// error line and resume once the database commits again, running the event once.
+async fn a_lease_that_cannot_commit_runs_nothing(db: &Db) {
+    let inbox = db.inbox(quick().concurrency(2)).await;
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, succeed);
+    let task = task_of(db, "t-no-commit");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete(&task).body()),
+    )
+    .await
+    .expect(200, "accepted");
+    db.exec(match db.kind {
+        Kind::Sqlite => {
+            "CREATE TABLE lease_parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE lease_child (parent INTEGER REFERENCES lease_parent (id) \
+                 DEFERRABLE INITIALLY DEFERRED); \
+             CREATE TRIGGER lease_commit_fails AFTER UPDATE ON suno_inbox_events \
+             WHEN NEW.state = 'running' BEGIN INSERT INTO lease_child VALUES (1); END"
+        }
+        Kind::Postgres => {
+            "CREATE FUNCTION lease_commit_fails() RETURNS trigger AS $$ BEGIN \
+             IF NEW.state = 'running' THEN RAISE EXCEPTION 'commit refused'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE CONSTRAINT TRIGGER lease_commit_fails AFTER UPDATE ON suno_inbox_events \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lease_commit_fails()"
+        }
+    })
+    .await;
+    let workers = inbox.start_workers(&callbacks);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        runs.lock().expect("lock").get(&task).copied().unwrap_or(0),
+        0,
+        "a handler ran on a lease that was never stored"
+    );
+    let event = only_event(&inbox, &task).await;
+    assert_eq!((event.state, event.attempts), (EventState::Pending, 0));
+    let refused = match db.kind {
+        Kind::Sqlite => "FOREIGN KEY constraint failed",
+        Kind::Postgres => "commit refused",
+    };
+    let stopped: Vec<String> = logged("inbox workers stopped")
+        .into_iter()
+        .filter(|line| line.contains(refused))
+        .collect();
+    assert_eq!(
+        stopped.len(),
+        1,
+        "one line says the workers stopped: {stopped:?}"
+    );
+
+    db.exec(match db.kind {
+        Kind::Sqlite => "DROP TRIGGER lease_commit_fails",
+        Kind::Postgres => "DROP TRIGGER lease_commit_fails ON suno_inbox_events",
+    })
+    .await;
+    wait_for(&inbox, "done once the database commits", |s| s.done == 1).await;
+    workers.shutdown().await;
+    assert_eq!(runs.lock().expect("lock")[&task], 1);
+    assert_eq!(only_event(&inbox, &task).await.attempts, 1);
+    assert!(!logged("inbox workers resumed").is_empty());
+    inbox.close().await;
+}
+
+/// The worker logs and reports only what it stored: a run whose lease another worker
+/// took before its outcome was written logs no `retry scheduled` nor `dead`.
+async fn nothing_is_logged_for_an_outcome_not_stored(db: &Db) {
+    let reports = Arc::new(Mutex::new(Vec::<RunReport>::new()));
+    let seen = Arc::clone(&reports);
+    let inbox = db
+        .inbox(
+            quick()
+                .concurrency(1)
+                .max_attempts(2)
+                .on_outcome(move |report| seen.lock().expect("lock").push(report.clone())),
+        )
+        .await;
+    let url = db.url();
+    let kind = db.kind;
+    let runs = Runs::default();
+    // Each run loses its lease to "another worker" (the lease is taken and left
+    // expired), then fails.
+    let callbacks = receiver(&inbox, &runs, move |_| {
+        let url = url.clone();
+        async move {
+            const STEAL: &str = "UPDATE suno_inbox_events SET lease_token = 'stolen', run_after = 0 \
+                 WHERE state = 'running'";
+            match kind {
+                Kind::Sqlite => {
+                    let pool = sqlx::SqlitePool::connect(&url).await?;
+                    sqlx::query(STEAL).execute(&pool).await?;
+                    pool.close().await;
+                }
+                Kind::Postgres => {
+                    let pool = sqlx::PgPool::connect(&url).await?;
+                    sqlx::query(STEAL).execute(&pool).await?;
+                    pool.close().await;
+                }
+            }
+            Err(HandlerError::msg("fails after losing its lease"))
+        }
+    });
+    let task = task_of(db, "t-lost-outcome");
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete(&task).body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "dead", |s| s.dead == 1).await;
+    workers.shutdown().await;
+    let results: Vec<(u32, RunResult)> = reports
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|report| (report.attempt, report.result.clone()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (1, RunResult::LeaseLost),
+            (2, RunResult::LeaseLost),
+            (3, RunResult::Dead)
+        ]
+    );
+    let lines = logged(&format!("task_id={task:?}"));
+    assert!(
+        lines.iter().all(|line| !line.contains("retry scheduled")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.contains("inbox event dead"))
+            .count(),
+        1,
+        "only the stored dead letter is logged: {lines:#?}"
+    );
+    inbox.close().await;
+}
+
+/// A loopback TCP proxy to PostgreSQL that can stop forwarding, as a connection that
+/// stops answering does.
+struct StallingProxy {
+    addr: std::net::SocketAddr,
+    stalled: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stalled);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::forward(client_read, server_write, Arc::clone(&flag)));
+                tokio::spawn(Self::forward(server_read, client_write, Arc::clone(&flag)));
+            }
+        });
+        Self { addr, stalled }
+    }
+
+    /// Copies one direction, holding what it reads while stalled.
+    async fn forward(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        stalled: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            while stalled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if to.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// PostgreSQL only: the connection stops answering while a handler runs. The run is
+/// dropped before its lease ends (the database still shows it leased), and shutdown
+/// returns within its grace although every database call hangs.
+async fn a_stalled_connection_stops_the_run_and_shutdown_returns(db: &Db) {
+    use suno_callback::inbox::sqlx::{Connection as _, Row as _};
+    let url = db.url();
+    let authority = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the URL")
+        .to_owned();
+    // The schema and the table, through a direct connection.
+    db.inbox(quick()).await.close().await;
+    let proxy = StallingProxy::start(authority.clone()).await;
+    let proxied = url.replacen(&authority, &proxy.addr.to_string(), 1);
+    let inbox = quick()
+        .lease(Duration::from_millis(600))
+        .store_timeout(Duration::from_millis(500))
+        .concurrency(1)
+        .connect(&proxied)
+        .await
+        .expect("connect through the proxy");
+    let alive = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&alive);
+    let runs = Runs::default();
+    let callbacks = receiver(&inbox, &runs, move |_| {
+        let alive = Alive::new(&flag);
+        async move {
+            let _alive = alive;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Ok(())
+        }
+    });
+    send(
+        callbacks.service(),
+        signed(MusicCallback::complete("t-stalled-connection").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let workers = inbox.start_workers(&callbacks);
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    let id = only_event(&inbox, "t-stalled-connection").await.id;
+
+    proxy.stalled.store(true, Ordering::SeqCst);
+    let stalled_at = std::time::Instant::now();
+    while alive.load(Ordering::SeqCst) {
+        assert!(
+            stalled_at.elapsed() < Duration::from_secs(3),
+            "the run outlived its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut direct = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let left: i64 = sqlx::query(&format!(
+        "SELECT run_after - (extract(epoch from clock_timestamp()) * 1000)::bigint \
+         FROM suno_inbox_events WHERE id = {id} AND state = 'running'"
+    ))
+    .fetch_one(&mut direct)
+    .await
+    .expect("the event is still leased")
+    .get(0);
+    assert!(
+        left > 0,
+        "the run was dropped {}ms after its lease ended",
+        -left
+    );
+
+    let started = std::time::Instant::now();
+    let shutdown = tokio::time::timeout(
+        Duration::from_secs(10),
+        workers.shutdown_within(Duration::from_millis(300)),
+    )
+    .await;
+    assert!(shutdown.is_ok(), "shutdown did not return in 10 s");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(800),
+        "shutdown_within(300 ms) took {took:?}"
+    );
+    proxy.stalled.store(false, Ordering::SeqCst);
+    assert_eq!(runs.lock().expect("lock")["t-stalled-connection"], 1);
+    inbox.close().await;
+}
+
+/// SQLite: a second process on the same file does not take over the events the first
+/// is running; its workers wait until the first process is gone (here: killed), then
+/// take its events back at once.
+async fn a_second_process_waits_for_the_first(db: &Db) {
+    let url = db.url();
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("SUNO_INBOX_DATABASE_URL", url.as_str()),
+        ("SUNO_INBOX_CONCURRENCY", "1"),
+        ("SUNO_EXAMPLE_HANDLER_DELAY_MS", "3000"),
+    ];
+    let mut first = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
+    http_send(
+        first.addr,
+        signed(MusicCallback::complete("t-two-a").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let inbox = db.inbox(Inbox::builder()).await;
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    let mut second = RunningExample::start_with_args("inbox", &["serve"], &env, &[]).await;
+    // The second process stores what it receives, but runs nothing while the first
+    // lives.
+    http_send(
+        second.addr,
+        signed(MusicCallback::complete("t-two-b").body()),
+    )
+    .await
+    .expect(200, "accepted");
+    let mut lines = Vec::new();
+    read_until(&mut first, &mut lines, |lines| {
+        done_tasks(lines).contains(&"t-two-a".to_owned())
+            || lines.iter().any(|line| line.contains("lease-lost"))
+    })
+    .await;
+    assert!(
+        lines.iter().all(|line| !line.contains("lease-lost")),
+        "{lines:?}"
+    );
+    // At most the first has leased it (it is free once `t-two-a` is done).
+    assert!(
+        inbox.events_of_task("t-two-b").await.expect("events")[0].attempts <= 1,
+        "the second process runs nothing while the first holds the inbox"
+    );
+    // The first leases `t-two-b` and is killed mid-run; the second takes it back at once.
+    wait_for(&inbox, "running", |s| s.running == 1).await;
+    first.child.start_kill().expect("SIGKILL");
+    let _ = first.child.wait().await;
+    let killed = tokio::time::Instant::now();
+    let mut second_lines = Vec::new();
+    read_until(&mut second, &mut second_lines, |lines| {
+        done_tasks(lines).contains(&"t-two-b".to_owned())
+    })
+    .await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "taken back at once, not after the 30 s lease"
+    );
+    second.child.start_kill().expect("SIGKILL");
+    let _ = second.child.wait().await;
+    assert!(
+        second_lines.iter().all(|line| !line.contains("t-two-a")),
+        "{second_lines:?}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM example_results WHERE task_id = 't-two-a'")
+            .await,
+        1
+    );
+    assert_eq!(only_event(&inbox, "t-two-a").await.attempts, 1);
+    inbox.close().await;
+}
+
 // ---- the example as a process ----------------------------------------------------
 
 /// Reads the example's lines until `enough` says so (or 60 s pass), collecting them.
@@ -1235,6 +1939,7 @@ async fn the_example_prints_each_events_family(db: &Db) {
 /// A test run on its own multi-threaded tokio runtime, against a fresh database.
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
+    capture_logs();
     let url = postgres_url();
     let required = std::env::var(REQUIRE).is_ok_and(|value| value == "1");
     let postgres = postgres_answers(&url);
@@ -1272,14 +1977,24 @@ fn main() -> ExitCode {
             a_large_body_is_stored_intact,
             a_database_down_is_503_with_retry_after,
             a_constraint_error_is_503_and_stores_nothing,
+            a_run_stops_before_its_lease_can_pass,
+            a_lease_that_cannot_commit_runs_nothing,
+            nothing_is_logged_for_an_outcome_not_stored,
+            concurrent_accepts_store_each_callback_once,
+            a_refused_batch_stores_none_of_it,
+            a_slow_handler_never_holds_others_back,
         );
         match kind {
             Kind::Sqlite => suite.extend(suite!(kind;
                 a_full_disk_is_503,
+                a_second_process_waits_for_the_first,
                 killed_example_finishes_every_event_once,
                 the_example_prints_each_events_family,
             )),
-            Kind::Postgres => suite.extend(suite!(kind; two_examples_on_one_postgres)),
+            Kind::Postgres => suite.extend(suite!(kind;
+                two_examples_on_one_postgres,
+                a_stalled_connection_stops_the_run_and_shutdown_returns,
+            )),
         }
         let ignored = kind == Kind::Postgres && !postgres;
         trials.extend(

@@ -12,7 +12,7 @@ use fake_provider::{FakeProvider, Reply, provider_fixture};
 use serde_json::{Map, Value};
 use suno_callback::provider::{
     ConfirmMode, MemoryRegistry, Outcome, ProviderClient, Reconciler, SyntheticCallback,
-    TaskAnswer, TaskFamily, TaskPayload, TaskRegistry, TaskStatus,
+    TaskAnswer, TaskPayload, TaskRegistry, TaskStatus,
 };
 use suno_callback::{CallbackEvent, EventSource, Family, Payload, Stage, SunoCallbacks};
 
@@ -40,37 +40,29 @@ async fn every_family_success_is_read_and_mapped_to_a_callback_event() {
     let client = client(&fake);
     let cases = [
         (
-            TaskFamily::Music,
+            Family::Music,
             "music_success",
             "/api/v1/generate/record-info",
         ),
         (
-            TaskFamily::Lyrics,
+            Family::Lyrics,
             "lyrics_success",
             "/api/v1/lyrics/record-info",
         ),
-        (TaskFamily::Wav, "wav_success", "/api/v1/wav/record-info"),
+        (Family::Wav, "wav_success", "/api/v1/wav/record-info"),
         (
-            TaskFamily::Separation,
+            Family::Separation,
             "separation_success",
             "/api/v1/vocal-removal/record-info",
         ),
-        (TaskFamily::Midi, "midi_success", "/api/v1/midi/record-info"),
+        (Family::Midi, "midi_success", "/api/v1/midi/record-info"),
+        (Family::Video, "video_success", "/api/v1/mp4/record-info"),
         (
-            TaskFamily::Video,
-            "video_success",
-            "/api/v1/mp4/record-info",
-        ),
-        (
-            TaskFamily::Cover,
+            Family::Cover,
             "cover_success",
             "/api/v1/suno/cover/record-info",
         ),
-        (
-            TaskFamily::Voice,
-            "voice_success",
-            "/api/v1/voice/record-info",
-        ),
+        (Family::Voice, "voice_success", "/api/v1/voice/record-info"),
     ];
     for (family, name, path) in cases {
         let task = format!("every-family-{family}");
@@ -102,7 +94,7 @@ async fn every_family_success_is_read_and_mapped_to_a_callback_event() {
 async fn what_each_family_carries_reaches_the_callback_shape() {
     let fake = FakeProvider::start().await;
     let client = client(&fake);
-    let body_of = |family: TaskFamily, name: &str| {
+    let body_of = |family: Family, name: &str| {
         let task = format!("carry-{name}");
         fake.script(&task, [Reply::ok(provider_fixture(name, &task))]);
         let client = client.clone();
@@ -112,31 +104,31 @@ async fn what_each_family_carries_reaches_the_callback_shape() {
             synthetic.to_event().expect("parses").raw_json()
         }
     };
-    let wav = body_of(TaskFamily::Wav, "wav_success").await;
+    let wav = body_of(Family::Wav, "wav_success").await;
     assert_eq!(
         wav["data"]["audioWavUrl"],
         "https://cdn.example.net/p/a.wav"
     );
-    let stems = body_of(TaskFamily::Separation, "separation_success").await;
+    let stems = body_of(Family::Separation, "separation_success").await;
     assert_eq!(
         stems["data"]["vocal_separation_info"]["vocal_url"],
         "https://cdn.example.net/p/v.mp3"
     );
-    let midi = body_of(TaskFamily::Midi, "midi_success").await;
+    let midi = body_of(Family::Midi, "midi_success").await;
     assert_eq!(midi["data"]["instruments"][0]["name"], "Drums");
-    let video = body_of(TaskFamily::Video, "video_success").await;
+    let video = body_of(Family::Video, "video_success").await;
     assert_eq!(
         video["data"]["video_url"],
         "https://cdn.example.net/p/v.mp4"
     );
-    let cover = body_of(TaskFamily::Cover, "cover_success").await;
+    let cover = body_of(Family::Cover, "cover_success").await;
     assert_eq!(
         cover["data"]["images"][0],
         "https://cdn.example.net/p/c.png"
     );
-    let voice = body_of(TaskFamily::Voice, "voice_success").await;
+    let voice = body_of(Family::Voice, "voice_success").await;
     assert_eq!(voice["data"]["voiceId"], "voice_1a2b");
-    let lyrics = body_of(TaskFamily::Lyrics, "lyrics_success").await;
+    let lyrics = body_of(Family::Lyrics, "lyrics_success").await;
     assert_eq!(lyrics["data"]["callbackType"], "complete");
     assert_eq!(lyrics["data"]["data"][0]["title"], "Starry Night");
 }
@@ -149,12 +141,7 @@ async fn every_music_status_kind_maps_to_its_event() {
         let task = format!("music-{name}");
         fake.script(&task, [Reply::ok(provider_fixture(name, &task))]);
         let client = client.clone();
-        async move {
-            client
-                .task_details(TaskFamily::Music, &task)
-                .await
-                .expect(name)
-        }
+        async move { client.task_details(Family::Music, &task).await.expect(name) }
     };
 
     let pending = read("music_pending").await;
@@ -196,7 +183,7 @@ fn text_success_and_every_failure_word_map() {
         let body = serde_json::json!({"code": 200, "data": {
             "taskId": "t", "status": status, "errorCode": code, "errorMessage": null,
             "response": {"sunoData": [{"id": "a", "audioUrl": "https://x/a.mp3"}]}}});
-        TaskAnswer::from_json(TaskFamily::Music, body.to_string().as_bytes()).expect(status)
+        TaskAnswer::from_json(Family::Music, body.to_string().as_bytes()).expect(status)
     };
     let text = answer_with("TEXT_SUCCESS", Value::Null);
     let synthetic = SyntheticCallback::from_answer(&text).unwrap().unwrap();
@@ -224,44 +211,44 @@ fn text_success_and_every_failure_word_map() {
 
 #[test]
 fn integer_and_text_success_flags_follow_each_family() {
-    let read = |family: TaskFamily, flag: Value| {
+    let read = |family: Family, flag: Value| {
         let body = serde_json::json!({"code": 200, "data": {"taskId": "t", "successFlag": flag}});
         TaskAnswer::from_json(family, body.to_string().as_bytes()).map(|a| a.status().clone())
     };
-    assert_eq!(read(TaskFamily::Midi, 0.into()), Ok(TaskStatus::Pending));
-    assert!(read(TaskFamily::Midi, 2.into()).unwrap().is_failure());
-    assert!(read(TaskFamily::Midi, 3.into()).unwrap().is_failure());
-    assert_eq!(read(TaskFamily::Cover, 2.into()), Ok(TaskStatus::Pending));
-    assert!(read(TaskFamily::Cover, 3.into()).unwrap().is_failure());
-    assert_eq!(read(TaskFamily::Cover, "1".into()), Ok(TaskStatus::Success));
+    assert_eq!(read(Family::Midi, 0.into()), Ok(TaskStatus::Pending));
+    assert!(read(Family::Midi, 2.into()).unwrap().is_failure());
+    assert!(read(Family::Midi, 3.into()).unwrap().is_failure());
+    assert_eq!(read(Family::Cover, 2.into()), Ok(TaskStatus::Pending));
+    assert!(read(Family::Cover, 3.into()).unwrap().is_failure());
+    assert_eq!(read(Family::Cover, "1".into()), Ok(TaskStatus::Success));
     assert!(
-        read(TaskFamily::Wav, "GENERATE_WAV_FAILED".into())
+        read(Family::Wav, "GENERATE_WAV_FAILED".into())
             .unwrap()
             .is_failure()
     );
     assert!(
-        read(TaskFamily::Video, "GENERATE_MP4_FAILED".into())
+        read(Family::Video, "GENERATE_MP4_FAILED".into())
             .unwrap()
             .is_failure()
     );
     assert!(
-        read(TaskFamily::Separation, "CREATE_TASK_FAILED".into())
+        read(Family::Separation, "CREATE_TASK_FAILED".into())
             .unwrap()
             .is_failure()
     );
     assert!(
-        read(TaskFamily::Midi, 7.into())
+        read(Family::Midi, 7.into())
             .unwrap_err()
             .is_unknown_status()
     );
     assert!(
-        read(TaskFamily::Wav, "MAYBE".into())
+        read(Family::Wav, "MAYBE".into())
             .unwrap_err()
             .is_unknown_status()
     );
     // `FIRST_SUCCESS` belongs to music only.
     assert!(
-        read(TaskFamily::Wav, "FIRST_SUCCESS".into())
+        read(Family::Wav, "FIRST_SUCCESS".into())
             .unwrap_err()
             .is_unknown_status()
     );
@@ -272,7 +259,7 @@ fn voice_steps_are_delivered_but_not_final() {
     let read = |status: &str| {
         let body = serde_json::json!({"code": 200, "data": {"taskId": "t", "status": status,
             "validateInfo": "read this"}});
-        TaskAnswer::from_json(TaskFamily::Voice, body.to_string().as_bytes()).expect(status)
+        TaskAnswer::from_json(Family::Voice, body.to_string().as_bytes()).expect(status)
     };
     for pending in ["wait_processing", "processing_validate"] {
         assert_eq!(SyntheticCallback::from_answer(&read(pending)), Ok(None));
@@ -293,7 +280,7 @@ fn voice_steps_are_delivered_but_not_final() {
 
 #[test]
 fn what_cannot_be_mapped_is_an_error() {
-    let music = |body: &str| TaskAnswer::from_json(TaskFamily::Music, body.as_bytes());
+    let music = |body: &str| TaskAnswer::from_json(Family::Music, body.as_bytes());
     assert!(music("not json").unwrap_err().is_json());
     let refused = music(r#"{"code":401,"msg":"bad key","data":null}"#).unwrap_err();
     assert_eq!(refused.refused_code(), Some(401));
@@ -322,7 +309,7 @@ fn what_cannot_be_mapped_is_an_error() {
             .unwrap_err()
             .is_no_result()
     );
-    let wav = TaskAnswer::from_json(TaskFamily::Wav, br#"{"code":200,"data":{"taskId":"t","successFlag":"SUCCESS","response":{"audioWavUrl":null}}}"#)
+    let wav = TaskAnswer::from_json(Family::Wav, br#"{"code":200,"data":{"taskId":"t","successFlag":"SUCCESS","response":{"audioWavUrl":null}}}"#)
         .expect("readable");
     assert_eq!(
         wav.payload(),
@@ -377,7 +364,7 @@ fn music_success_gives_the_complete_event_a_callback_would() {
     let answer = serde_json::json!({"code": 200, "msg": "success", "data": {
         "taskId": task, "status": "SUCCESS",
         "response": {"taskId": task, "sunoData": tracks}}});
-    let answer = TaskAnswer::from_json(TaskFamily::Music, answer.to_string().as_bytes()).unwrap();
+    let answer = TaskAnswer::from_json(Family::Music, answer.to_string().as_bytes()).unwrap();
     let synthetic = SyntheticCallback::from_answer(&answer).unwrap().unwrap();
     let (polled, called) = (synthetic.to_event().unwrap(), callback);
     assert_eq!(polled.task_id(), called.task_id());
@@ -393,7 +380,7 @@ fn music_success_gives_the_complete_event_a_callback_would() {
 #[tokio::test]
 async fn the_provider_fixture_tracks_keep_their_values() {
     let answer = TaskAnswer::from_json(
-        TaskFamily::Music,
+        Family::Music,
         provider_fixture("music_success", "t").as_bytes(),
     )
     .unwrap();
@@ -441,7 +428,7 @@ async fn the_client_trusts_an_added_root_certificate_over_https() {
     fake.script("tls", [Reply::ok(provider_fixture("wav_success", "tls"))]);
     for root in [certificate.pem.as_bytes(), &certificate.der] {
         let answer = tls_client(&fake, &[root])
-            .task_details(TaskFamily::Wav, "tls")
+            .task_details(Family::Wav, "tls")
             .await
             .expect("an answer over HTTPS");
         assert_eq!(answer.status(), &TaskStatus::Success);
@@ -464,7 +451,7 @@ async fn the_client_refuses_a_certificate_it_was_not_told_to_trust() {
     fake.script("tls", [Reply::ok(provider_fixture("wav_success", "tls"))]);
     for roots in [&[][..], &[stranger.pem.as_bytes()][..]] {
         let error = tls_client(&fake, roots)
-            .task_details(TaskFamily::Wav, "tls")
+            .task_details(Family::Wav, "tls")
             .await
             .expect_err("an untrusted certificate");
         assert!(error.is_transport(), "{error:?}");
@@ -502,10 +489,7 @@ async fn a_slow_answer_times_out_and_is_retried() {
         .unwrap();
     let slow = Reply::ok(provider_fixture("wav_success", "slow")).slow(Duration::from_secs(3));
     fake.script("slow", [slow]);
-    let error = client
-        .task_details(TaskFamily::Wav, "slow")
-        .await
-        .unwrap_err();
+    let error = client.task_details(Family::Wav, "slow").await.unwrap_err();
     assert!(error.is_timeout(), "{error:?}");
     assert_eq!(fake.count("slow"), 2);
 
@@ -519,7 +503,7 @@ async fn a_slow_answer_times_out_and_is_retried() {
         ],
     );
     let answer = client
-        .task_details(TaskFamily::Wav, "slow-once")
+        .task_details(Family::Wav, "slow-once")
         .await
         .expect("retried");
     assert_eq!(answer.status(), &TaskStatus::Success);
@@ -543,7 +527,7 @@ async fn server_errors_are_retried_with_backoff_then_reported() {
         ],
     );
     let answer = client
-        .task_details(TaskFamily::Video, "flaky")
+        .task_details(Family::Video, "flaky")
         .await
         .expect("third try");
     assert_eq!(answer.status(), &TaskStatus::Success);
@@ -551,7 +535,7 @@ async fn server_errors_are_retried_with_backoff_then_reported() {
 
     fake.script("down", [Reply::status(503)]);
     let error = client
-        .task_details(TaskFamily::Video, "down")
+        .task_details(Family::Video, "down")
         .await
         .unwrap_err();
     assert_eq!(error.http_status(), Some(503));
@@ -560,7 +544,7 @@ async fn server_errors_are_retried_with_backoff_then_reported() {
     // Client errors are not retried.
     fake.script("gone", [Reply::status(404)]);
     let error = client
-        .task_details(TaskFamily::Video, "gone")
+        .task_details(Family::Video, "gone")
         .await
         .unwrap_err();
     assert_eq!(error.http_status(), Some(404));
@@ -568,7 +552,7 @@ async fn server_errors_are_retried_with_backoff_then_reported() {
 
     // An answer with a `code` other than 200 is an error, not retried.
     let error = client
-        .task_details(TaskFamily::Video, "unknown-task")
+        .task_details(Family::Video, "unknown-task")
         .await
         .unwrap_err();
     assert_eq!(
@@ -595,7 +579,7 @@ async fn too_many_requests_waits_for_retry_after() {
     );
     let started = Instant::now();
     let answer = client
-        .task_details(TaskFamily::Cover, "busy")
+        .task_details(Family::Cover, "busy")
         .await
         .expect("after the wait");
     assert_eq!(answer.status(), &TaskStatus::Success);
@@ -610,7 +594,7 @@ async fn too_many_requests_waits_for_retry_after() {
     // A Retry-After longer than the longest backoff is not waited for here.
     fake.script("very-busy", [Reply::status(429).retry_after("3600")]);
     let error = client
-        .task_details(TaskFamily::Cover, "very-busy")
+        .task_details(Family::Cover, "very-busy")
         .await
         .unwrap_err();
     assert_eq!(error.http_status(), Some(429));
@@ -637,7 +621,7 @@ async fn too_many_requests_waits_for_a_retry_after_date() {
     );
     let started = Instant::now();
     client
-        .task_details(TaskFamily::Cover, "busy-until")
+        .task_details(Family::Cover, "busy-until")
         .await
         .expect("after the wait");
     assert_eq!(fake.count("busy-until"), 2);
@@ -656,7 +640,7 @@ async fn too_many_requests_waits_for_a_retry_after_date() {
         [Reply::status(429).retry_after(&in_an_hour)],
     );
     let error = client
-        .task_details(TaskFamily::Cover, "busy-for-long")
+        .task_details(Family::Cover, "busy-for-long")
         .await
         .unwrap_err();
     assert_eq!(error.http_status(), Some(429));
@@ -671,7 +655,7 @@ async fn one_task_gets_at_most_three_requests_a_second() {
     let calls: Vec<_> = (0..7)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.task_details(TaskFamily::Wav, "hot").await })
+            tokio::spawn(async move { client.task_details(Family::Wav, "hot").await })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -699,7 +683,7 @@ async fn the_global_rate_holds_across_tasks() {
             let task = format!("many-{n}");
             fake.script(&task, [Reply::ok(provider_fixture("wav_success", &task))]);
             let client = client.clone();
-            tokio::spawn(async move { client.task_details(TaskFamily::Wav, &task).await })
+            tokio::spawn(async move { client.task_details(Family::Wav, &task).await })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -836,7 +820,7 @@ async fn polls_deliver_first_then_complete_once_and_end_the_task() {
         .build();
     let task = "poll-stages";
     fake.script(task, [Reply::ok(provider_fixture("music_pending", task))]);
-    reconciler.expect(task, TaskFamily::Music).await.unwrap();
+    reconciler.expect(task, Family::Music).await.unwrap();
 
     let report = reconciler.poll_due().await.unwrap();
     assert_eq!(
@@ -880,7 +864,7 @@ async fn a_final_callback_ends_the_task_and_is_never_polled() {
         .build();
     let task = "callback-first";
     fake.script(task, [Reply::ok(provider_fixture("music_success", task))]);
-    reconciler.expect(task, TaskFamily::Music).await.unwrap();
+    reconciler.expect(task, Family::Music).await.unwrap();
     let body = music_callback(task, "complete", "https://cdn.example.net/cb.mp3");
     send(callbacks.service(), signer().request(PATH, body))
         .await
@@ -902,7 +886,7 @@ async fn a_poll_then_the_same_callback_runs_the_handler_once() {
         .build();
     let task = "poll-first";
     fake.script(task, [Reply::ok(provider_fixture("music_failed", task))]);
-    reconciler.expect(task, TaskFamily::Music).await.unwrap();
+    reconciler.expect(task, Family::Music).await.unwrap();
     let report = reconciler.poll_due().await.unwrap();
     assert_eq!(report.delivered, 1);
     let late = serde_json::json!({"code": 501, "msg": "Audio generation failed", "data": {
@@ -928,7 +912,7 @@ async fn a_task_not_final_after_the_maximum_age_is_reported() {
         .max_age(Duration::from_millis(1))
         .on_overdue(move |task| seen.lock().unwrap().push(task.task_id().to_owned()))
         .build();
-    reconciler.expect("too-old", TaskFamily::Wav).await.unwrap();
+    reconciler.expect("too-old", Family::Wav).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let report = reconciler.poll_due().await.unwrap();
     assert_eq!(report.overdue, 1);
@@ -959,7 +943,7 @@ async fn failing_polls_are_retried_on_later_passes() {
             Reply::ok(provider_fixture("wav_success", task)),
         ],
     );
-    reconciler.expect(task, TaskFamily::Wav).await.unwrap();
+    reconciler.expect(task, Family::Wav).await.unwrap();
     assert_eq!(reconciler.poll_due().await.unwrap().retry_later, 1);
     assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1);
     assert_eq!(recorder.count("other", task), 1);
@@ -969,8 +953,7 @@ async fn failing_polls_are_retried_on_later_passes() {
 async fn registries_share_work_between_pollers() {
     let registry = MemoryRegistry::new();
     for n in 0..10 {
-        let task =
-            suno_callback::provider::ExpectedTask::new(format!("t{n}"), TaskFamily::Music, 0);
+        let task = suno_callback::provider::ExpectedTask::new(format!("t{n}"), Family::Music, 0);
         registry.expect(task, 0).await.unwrap();
     }
     let (a, b) = tokio::join!(
@@ -1082,7 +1065,7 @@ async fn confirm_mode_delivers_the_provider_outcome_over_the_body() {
 async fn confirm_mode_applies_only_to_its_families() {
     let fake = FakeProvider::start().await;
     let recorder = Recorder::default();
-    let mode = ConfirmMode::families([TaskFamily::Wav]);
+    let mode = ConfirmMode::families([Family::Wav]);
     let callbacks = receiver(&recorder, Some((client(&fake), mode)));
     let task = "confirm-music-skipped";
     let body = music_callback(task, "complete", "https://cdn.example.net/as-sent.mp3");
@@ -1113,7 +1096,7 @@ async fn unconfirmed_outcomes_are_left_to_the_reconciler() {
         .after(Duration::ZERO)
         .build();
     let task = "confirm-then-poll";
-    reconciler.expect(task, TaskFamily::Music).await.unwrap();
+    reconciler.expect(task, Family::Music).await.unwrap();
     fake.script(task, [Reply::ok(provider_fixture("music_pending", task))]);
     let body = music_callback(task, "complete", "https://cdn.example.net/x.mp3");
     send(callbacks.service(), signer().request(PATH, body))
@@ -1265,8 +1248,7 @@ async fn old_pending_tasks_are_polled_less_often() {
         .unwrap()
         .as_millis() as u64;
     let two_hours = 2 * 60 * 60 * 1000;
-    let task =
-        suno_callback::provider::ExpectedTask::new("old", TaskFamily::Music, now - two_hours);
+    let task = suno_callback::provider::ExpectedTask::new("old", Family::Music, now - two_hours);
     registry.expect(task, 0).await.unwrap();
     fake.script("old", [Reply::ok(provider_fixture("music_pending", "old"))]);
     assert_eq!(reconciler.poll_due().await.unwrap().retry_later, 1);
@@ -1294,36 +1276,28 @@ fn a_poll_of_every_family_is_the_event_its_callback_is() {
     // (family, provider answer, the callback of the same outcome)
     let cases = [
         (
-            TaskFamily::Music,
+            Family::Music,
             "music_success",
             "music/generate_complete_epoch_ms.json",
         ),
         (
-            TaskFamily::Music,
+            Family::Music,
             "music_first_success",
             "music/add_instrumental_first.json",
         ),
+        (Family::Music, "music_failed", "music/error_code_500.json"),
+        (Family::Lyrics, "lyrics_success", "lyrics/complete.json"),
+        (Family::Wav, "wav_success", "wav/success.json"),
         (
-            TaskFamily::Music,
-            "music_failed",
-            "music/error_code_500.json",
-        ),
-        (TaskFamily::Lyrics, "lyrics_success", "lyrics/complete.json"),
-        (TaskFamily::Wav, "wav_success", "wav/success.json"),
-        (
-            TaskFamily::Separation,
+            Family::Separation,
             "separation_success",
             "separation/separate_vocal_success.json",
         ),
-        (TaskFamily::Midi, "midi_success", "midi/success.json"),
-        (TaskFamily::Video, "video_success", "video/success.json"),
+        (Family::Midi, "midi_success", "midi/success.json"),
+        (Family::Video, "video_success", "video/success.json"),
+        (Family::Cover, "cover_success", "cover_images/success.json"),
         (
-            TaskFamily::Cover,
-            "cover_success",
-            "cover_images/success.json",
-        ),
-        (
-            TaskFamily::Voice,
+            Family::Voice,
             "voice_success",
             "voice/generate_success.json",
         ),
@@ -1336,9 +1310,9 @@ fn a_poll_of_every_family_is_the_event_its_callback_is() {
             .expect(answer_name)
             .to_event()
             .expect(answer_name);
-        let called = CallbackEvent::from_json_as(family.into(), fixture(callback_name))
-            .expect(callback_name);
-        assert_eq!(polled.family(), Family::from(family), "{answer_name}");
+        let called =
+            CallbackEvent::from_json_as(family, fixture(callback_name)).expect(callback_name);
+        assert_eq!(polled.family(), family, "{answer_name}");
         assert_eq!(polled.family(), called.family(), "{answer_name}");
         assert_eq!(polled.stage(), called.stage(), "{answer_name}");
         assert_eq!(polled.outcome(), called.outcome(), "{answer_name}");

@@ -23,8 +23,9 @@ use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
 use libtest_mimic::Arguments;
 use suno_callback::SunoCallbacks;
 use suno_callback::inbox::Inbox;
-use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskFamily, TaskRegistry};
+use suno_callback::provider::{ExpectedTask, ProviderClient, Reconciler, TaskRegistry};
 use suno_callback::testing::registry_conformance;
+use suno_callback::{ApiRoute, Family};
 
 async fn conformance(db: &Db) {
     let inbox = db.inbox(Inbox::builder()).await;
@@ -65,7 +66,7 @@ async fn an_unknown_family_in_the_table_is_skipped(db: &Db) {
     let inbox = db.inbox(Inbox::builder()).await;
     let registry = inbox.task_registry();
     registry
-        .expect(ExpectedTask::new("good", TaskFamily::Wav, 1), 0)
+        .expect(ExpectedTask::new("good", Family::Wav, 1), 0)
         .await
         .expect("expect");
     db.exec(
@@ -75,9 +76,43 @@ async fn an_unknown_family_in_the_table_is_skipped(db: &Db) {
     .await;
     assert_eq!(
         registry.take_due(5, 10, 10).await.expect("take_due"),
-        [ExpectedTask::new("good", TaskFamily::Wav, 1)]
+        [ExpectedTask::new("good", Family::Wav, 1)]
     );
     assert_eq!(registry.family_of("odd").await.expect("family_of"), None);
+    inbox.close().await;
+}
+
+/// A row written without a route (before the route was kept) is a classic task; a row
+/// of a route this version does not know is skipped.
+async fn rows_without_a_route_are_classic(db: &Db) {
+    let inbox = db.inbox(Inbox::builder()).await;
+    let registry = inbox.task_registry();
+    registry
+        .expect(
+            ExpectedTask::new("jobs-row", Family::Unknown, 2).with_route(ApiRoute::Jobs),
+            0,
+        )
+        .await
+        .expect("expect");
+    db.exec(
+        "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
+         VALUES ('old-row', 'music', 1, 0)",
+    )
+    .await;
+    db.exec(
+        "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at, route) \
+         VALUES ('odd-route', 'music', 1, 0, 'carrier-pigeon')",
+    )
+    .await;
+    let mut taken = registry.take_due(5, 10, 10).await.expect("take_due");
+    taken.sort_by_key(ExpectedTask::registered_at_ms);
+    assert_eq!(
+        taken,
+        [
+            ExpectedTask::new("old-row", Family::Music, 1),
+            ExpectedTask::new("jobs-row", Family::Unknown, 2).with_route(ApiRoute::Jobs),
+        ]
+    );
     inbox.close().await;
 }
 
@@ -109,7 +144,7 @@ async fn the_reconciler_polls_through_the_inbox_registry(db: &Db) {
         [Reply::ok(provider_fixture("music_success", "inbox-task"))],
     );
     reconciler
-        .expect("inbox-task", TaskFamily::Music)
+        .expect("inbox-task", Family::Music)
         .await
         .expect("expect");
     assert_eq!(
@@ -148,6 +183,7 @@ fn main() -> ExitCode {
                 replicas_share_the_due_tasks,
                 the_registry_outlives_its_process,
                 an_unknown_family_in_the_table_is_skipped,
+                rows_without_a_route_are_classic,
                 the_reconciler_polls_through_the_inbox_registry,
             )
             .into_iter()

@@ -20,12 +20,10 @@ use std::time::Duration;
 use common::Counter;
 use fake_provider::{FakeProvider, Reply, provider_fixture};
 use libtest_mimic::{Arguments, Failed, Trial};
-use suno_callback::SunoCallbacks;
-use suno_callback::provider::{
-    ProviderClient, Reconciler, RedisRegistry, TaskFamily, TaskRegistry,
-};
+use suno_callback::provider::{ProviderClient, Reconciler, RedisRegistry, TaskRegistry};
 use suno_callback::store::ClaimToken;
 use suno_callback::testing::registry_conformance;
+use suno_callback::{Family, SunoCallbacks};
 
 const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
 
@@ -131,7 +129,7 @@ async fn the_reconciler_polls_through_redis() {
         [Reply::ok(provider_fixture("music_success", "redis-task"))],
     );
     reconciler
-        .expect("redis-task", TaskFamily::Music)
+        .expect("redis-task", Family::Music)
         .await
         .unwrap();
     assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1);

@@ -2,6 +2,7 @@
 //! module: the store, the dispatcher and the service all use these two types.
 
 use std::fmt;
+use std::str::FromStr;
 
 /// The family of API call a callback belongs to: each family has its own body shape.
 ///
@@ -88,6 +89,48 @@ impl Family {
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no known [`Family`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownFamily(String);
+
+impl fmt::Display for UnknownFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown task family {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownFamily {}
+
+impl FromStr for Family {
+    type Err = UnknownFamily;
+
+    /// Parses a known family's name, case and surrounding space ignored;
+    /// `vocal-removal`, `mp4` and `cover_images` are accepted too. `unknown` is not a
+    /// name to parse.
+    ///
+    /// ```
+    /// use suno_callback::Family;
+    ///
+    /// assert_eq!("wav".parse::<Family>()?, Family::Wav);
+    /// assert_eq!("MP4".parse::<Family>()?, Family::Video);
+    /// assert!("sora".parse::<Family>().is_err());
+    /// # Ok::<(), suno_callback::UnknownFamily>(())
+    /// ```
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let lower = name.trim().to_ascii_lowercase();
+        let family = match lower.as_str() {
+            "vocal-removal" | "vocal_removal" => Family::Separation,
+            "mp4" => Family::Video,
+            "cover_images" => Family::Cover,
+            other => Family::from_name(other).ok_or_else(|| {
+                let shown: String = name.chars().take(32).collect();
+                UnknownFamily(shown)
+            })?,
+        };
+        Ok(family)
     }
 }
 

@@ -40,7 +40,7 @@ pub use callback::CallbackEvent;
 pub(crate) use envelope::Envelope;
 pub use error::ParseError;
 pub use failure::FailureReason;
-pub use family::{ApiRoute, Family, Outcome};
+pub use family::{ApiRoute, Family, Outcome, UnknownFamily};
 pub use jobs::JobsMeta;
 pub use payload::{
     CoverPayload, Instrument, LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note,

@@ -947,7 +947,7 @@ impl InboxAdmin {
                 ") b), (SELECT COUNT(*) FROM (SELECT 1 FROM suno_expected_tasks \
                  WHERE registered_at <= {now} - ",
             )
-            .bind(Arg::Int(super::backend::millis(overdue_after)))
+            .bind(Arg::Int(super::rows::millis(overdue_after)))
             .push(" LIMIT ")
             .bind(Arg::Int(cap))
             .push(") c)");

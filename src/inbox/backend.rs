@@ -1,57 +1,17 @@
-//! The storage operations the inbox needs, and the backend chosen at run time. Each
-//! backend module (`sqlite.rs`, `postgres.rs`) implements the same methods with its
-//! own SQL; this module routes each call to the one in use.
+//! The storage operations the inbox needs, written once over the statement table of
+//! the backend in use (`sqlite.rs`, `postgres.rs`; see `statements.rs` for what each
+//! statement takes). The backend is chosen at run time by the URL.
 
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
+use sqlx::{Row as _, query};
 
 use super::Config;
 use super::error::InboxError;
+use super::migrate::CREATE_VERSIONS;
+use super::rows::{Leased, NewEvent, attempt, from_millis, millis, stored_event};
 use super::types::{InboxStats, Replay, StoredEvent};
-use crate::store::DedupKey;
-
-/// The row stage 4 inserts. The unique key is `(task_id, family, stage, outcome)`.
-#[derive(Debug)]
-pub(crate) struct NewEvent<'a> {
-    pub(crate) task_id: &'a str,
-    pub(crate) family: &'a str,
-    pub(crate) stage: &'a str,
-    pub(crate) outcome: &'a str,
-    pub(crate) body: &'a [u8],
-}
-
-impl<'a> NewEvent<'a> {
-    /// The one place that maps a dedup key to the inbox's key columns: one column per
-    /// part of the key. The family column keeps the family a per-family path named, so
-    /// the worker types the stored body as that family.
-    pub(crate) fn from_key(key: &'a DedupKey, body: &'a Bytes) -> Self {
-        Self {
-            task_id: key.task_id(),
-            family: key.family().as_str(),
-            stage: key.stage(),
-            outcome: key.outcome().as_str(),
-            body,
-        }
-    }
-}
-
-/// An event a worker has leased.
-#[derive(Debug)]
-pub(crate) struct Leased {
-    pub(crate) id: i64,
-    pub(crate) task_id: String,
-    pub(crate) family: String,
-    pub(crate) stage: String,
-    /// `success` or `failure`.
-    pub(crate) outcome: String,
-    pub(crate) body: Bytes,
-    /// This run's number, from 1.
-    pub(crate) attempt: u32,
-    /// How long ago the event was received.
-    pub(crate) age: Duration,
-}
 
 /// A transaction a handler took, to be committed with the event's `done`.
 pub(crate) enum Tx {
@@ -59,6 +19,26 @@ pub(crate) enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     #[cfg(feature = "postgres")]
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    #[cfg(feature = "sqlite")]
+    fn into_sqlite(self) -> Option<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        match self {
+            Self::Sqlite(tx) => Some(tx),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn into_postgres(self) -> Option<sqlx::Transaction<'static, sqlx::Postgres>> {
+        match self {
+            Self::Postgres(tx) => Some(tx),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Tx {
@@ -87,16 +67,62 @@ impl fmt::Debug for Backend {
     }
 }
 
-/// Calls the same method on whichever backend is in use.
-macro_rules! route {
-    ($self:ident, $backend:ident => $call:expr) => {
-        match $self {
+/// SQLite's statements take this process's clock as their last parameter.
+#[cfg(feature = "sqlite")]
+fn local_now<'q>(
+    statement: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    statement.bind(super::sqlite::now_ms())
+}
+
+/// PostgreSQL's statements read the server's clock themselves.
+#[cfg(feature = "postgres")]
+fn server_now(
+    statement: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    statement
+}
+
+/// Runs `$body` with the backend in use: its pool as `$pool`, its statements as `$sql`,
+/// `$now` binding the clock where the backend takes it as a parameter, `$wrap` making
+/// a [`Tx`] of its transaction and `$own` taking its transaction out of a [`Tx`].
+macro_rules! with_backend {
+    ($backend:expr, |$pool:ident, $sql:ident, $now:ident, $wrap:ident, $own:ident| $body:expr) => {
+        match $backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite($backend) => $call,
+            Backend::Sqlite(backend) => {
+                let ($pool, $sql) = (backend.pool(), &super::sqlite::STATEMENTS);
+                let ($now, $wrap, $own) = (local_now, Tx::Sqlite, Tx::into_sqlite);
+                let _ = (&$pool, &$sql, &$now, &$wrap, &$own);
+                $body
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres($backend) => $call,
+            Backend::Postgres(backend) => {
+                let ($pool, $sql) = (backend.pool(), &super::postgres::STATEMENTS);
+                let ($now, $wrap, $own) = (server_now, Tx::Postgres, Tx::into_postgres);
+                let _ = (&$pool, &$sql, &$now, &$wrap, &$own);
+                $body
+            }
         }
     };
+}
+
+/// Reads a [`StoredEvent`] from a row of the `event` statements.
+macro_rules! read_event {
+    ($row:expr) => {{
+        let row = $row;
+        Ok::<_, sqlx::Error>(stored_event(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+            row.try_get(5)?,
+            row.try_get::<&str, _>(6)?,
+            row.try_get(7)?,
+            row.try_get(8)?,
+        ))
+    }};
 }
 
 impl Backend {
@@ -144,22 +170,124 @@ impl Backend {
             .map(Self::Postgres)
     }
 
+    /// How many batches of the intake commit at once: one on SQLite (one writer at a
+    /// time), half the pool on PostgreSQL (the workers keep the rest).
+    pub(crate) fn write_concurrency(&self, config: &Config) -> usize {
+        let _ = config;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => 1,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => usize::try_from(config.max_connections / 2)
+                .unwrap_or(1)
+                .max(1),
+        }
+    }
+
+    /// Applies the migrations missing from `suno_inbox_migrations`, in one
+    /// transaction, serialized against other processes (SQLite `BEGIN IMMEDIATE`,
+    /// PostgreSQL an advisory lock).
     pub(crate) async fn migrate(&self) -> Result<(), InboxError> {
-        route!(self, b => b.migrate().await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let mut tx = pool.begin_with(sql.begin).await?;
+            if let Some(lock) = sql.migration_lock {
+                query(lock).execute(&mut *tx).await?;
+            }
+            sqlx::raw_sql(CREATE_VERSIONS).execute(&mut *tx).await?;
+            for migration in sql.migrations {
+                let applied = query(sql.migration_applied)
+                    .bind(migration.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if applied.is_none() {
+                    sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+                    query(sql.migration_record)
+                        .bind(migration.version)
+                        .bind(migration.description)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
-    /// Stores the event unless its key is present: `true` if it was stored.
-    pub(crate) async fn insert(&self, event: &NewEvent<'_>) -> Result<bool, InboxError> {
-        route!(self, b => b.insert(event).await)
+    /// Stores the events whose keys are not present, in one statement: for each event,
+    /// `true` if it was stored. The events' keys must differ.
+    pub(crate) async fn insert_many(
+        &self,
+        events: &[NewEvent<'_>],
+    ) -> Result<Vec<bool>, InboxError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let text = (sql.insert_many)(events.len());
+            let mut statement = query(&text);
+            for event in events {
+                statement = statement
+                    .bind(event.task_id)
+                    .bind(event.family)
+                    .bind(event.stage)
+                    .bind(event.outcome)
+                    .bind(event.body);
+            }
+            // Every row: the statement commits (or fails to) once it has run to its end.
+            let rows = now(statement).fetch_all(pool).await?;
+            let stored = rows
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>((
+                        row.try_get::<&str, _>(0)?,
+                        row.try_get::<&str, _>(1)?,
+                        row.try_get::<&str, _>(2)?,
+                        row.try_get::<&str, _>(3)?,
+                    ))
+                })
+                .collect::<Result<std::collections::HashSet<_>, _>>()?;
+            Ok(events
+                .iter()
+                .map(|event| {
+                    stored.contains(&(event.task_id, event.family, event.stage, event.outcome))
+                })
+                .collect())
+        })
     }
 
-    /// Leases the next due event (pending and due, or running with an expired lease).
+    /// Leases up to `limit` due events (pending and due, or running with an expired
+    /// lease), all under `token` (each row's id tells them apart), oldest first.
     pub(crate) async fn lease(
         &self,
         token: &str,
         lease: Duration,
-    ) -> Result<Option<Leased>, InboxError> {
-        route!(self, b => b.lease(token, lease).await)
+        limit: usize,
+    ) -> Result<Vec<Leased>, InboxError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.lease).bind(millis(lease)).bind(token).bind(limit);
+            // Every row: the statement commits (or fails to) only when it has run to
+            // its end, and a lease whose commit failed must not run.
+            let rows = now(statement).fetch_all(pool).await?;
+            let mut leased = rows
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>(Leased {
+                        id: row.try_get(0)?,
+                        task_id: row.try_get(1)?,
+                        family: row.try_get(2)?,
+                        stage: row.try_get(3)?,
+                        body: row.try_get::<Vec<u8>, _>(4)?.into(),
+                        attempt: attempt(row.try_get(5)?),
+                        age: from_millis(row.try_get(6)?),
+                        outcome: row.try_get(7)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // RETURNING gives no order: the oldest first.
+            leased.sort_by_key(|event| event.id);
+            Ok(leased)
+        })
     }
 
     /// Extends a lease; `false` if `token` no longer holds it.
@@ -169,7 +297,13 @@ impl Backend {
         token: &str,
         lease: Duration,
     ) -> Result<bool, InboxError> {
-        route!(self, b => b.heartbeat(id, token, lease).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.heartbeat)
+                .bind(millis(lease))
+                .bind(id)
+                .bind(token);
+            Ok(now(statement).execute(pool).await?.rows_affected() == 1)
+        })
     }
 
     /// Marks the event done, in `tx` when the handler took one.
@@ -179,7 +313,22 @@ impl Backend {
         token: &str,
         tx: Option<Tx>,
     ) -> Result<bool, InboxError> {
-        route!(self, b => b.complete(id, token, tx).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = now(query(sql.complete).bind(id).bind(token));
+            match tx {
+                Some(tx) => {
+                    let mut tx = own(tx).ok_or_else(InboxError::wrong_backend)?;
+                    let held = statement.execute(&mut *tx).await?.rows_affected() == 1;
+                    if held {
+                        tx.commit().await?;
+                    } else {
+                        tx.rollback().await?;
+                    }
+                    Ok(held)
+                }
+                None => Ok(statement.execute(pool).await?.rows_affected() == 1),
+            }
+        })
     }
 
     /// Schedules the event again after `delay`.
@@ -190,91 +339,136 @@ impl Backend {
         delay: Duration,
         error: &str,
     ) -> Result<bool, InboxError> {
-        route!(self, b => b.retry(id, token, delay, error).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.retry)
+                .bind(millis(delay))
+                .bind(error)
+                .bind(id)
+                .bind(token);
+            Ok(now(statement).execute(pool).await?.rows_affected() == 1)
+        })
     }
 
     /// Dead-letters the event.
     pub(crate) async fn bury(&self, id: i64, token: &str, error: &str) -> Result<bool, InboxError> {
-        route!(self, b => b.bury(id, token, error).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.bury).bind(error).bind(id).bind(token);
+            Ok(now(statement).execute(pool).await?.rows_affected() == 1)
+        })
     }
 
     /// Gives the event back, its attempt not counted.
     pub(crate) async fn release(&self, id: i64, token: &str) -> Result<bool, InboxError> {
-        route!(self, b => b.release(id, token).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.release).bind(id).bind(token);
+            Ok(now(statement).execute(pool).await?.rows_affected() == 1)
+        })
     }
 
-    /// SQLite: every running event belongs to a dead previous run of this process; put
-    /// them back to pending. PostgreSQL: nothing (leases expire).
-    pub(crate) async fn recover_after_restart(&self) -> Result<u64, InboxError> {
-        route!(self, b => b.recover_after_restart().await)
+    /// The file whose lock makes a SQLite inbox's workers one process's (`None` on
+    /// PostgreSQL, whose replicas share the table under their leases).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn lock_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Sqlite(backend) => backend.lock_path(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// SQLite: puts back to pending the events a process that held the workers' lock
+    /// left running when it died (their lease-token `prefix`). PostgreSQL: nothing.
+    #[cfg(feature = "sqlite")]
+    pub(crate) async fn take_back(&self, prefix: &str) -> Result<u64, InboxError> {
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let Some(statement) = sql.take_back else {
+                return Ok(0);
+            };
+            let done = now(query(statement).bind(prefix)).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
     }
 
     pub(crate) async fn replay(&self, which: &Replay) -> Result<u64, InboxError> {
-        route!(self, b => b.replay(which).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = match which {
+                Replay::Event(id) => query(sql.replay_event).bind(*id),
+                Replay::Dead => query(sql.replay_dead),
+                Replay::Task(task_id) => query(sql.replay_task).bind(task_id.as_str()),
+            };
+            Ok(now(statement).execute(pool).await?.rows_affected())
+        })
     }
 
     pub(crate) async fn prune(&self, older_than: Duration) -> Result<u64, InboxError> {
-        route!(self, b => b.prune(older_than).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let statement = query(sql.prune).bind(millis(older_than));
+            Ok(now(statement).execute(pool).await?.rows_affected())
+        })
     }
 
     pub(crate) async fn stats(&self) -> Result<InboxStats, InboxError> {
-        route!(self, b => b.stats().await)
+        let rows: Vec<(String, i64, Option<i64>)> =
+            with_backend!(self, |pool, sql, now, wrap, own| {
+                let rows = now(query(sql.stats)).fetch_all(pool).await?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<Result<_, sqlx::Error>>()?
+            });
+        let mut stats = InboxStats::default();
+        for (state, count, age) in rows {
+            let count = u64::try_from(count).unwrap_or(0);
+            match state.as_str() {
+                "pending" => stats.pending = count,
+                "running" => stats.running = count,
+                "done" => {
+                    stats.done = count;
+                    continue;
+                }
+                "dead" => {
+                    stats.dead = count;
+                    continue;
+                }
+                _ => continue,
+            }
+            stats.oldest_pending_age = stats.oldest_pending_age.max(age.map(from_millis));
+        }
+        Ok(stats)
     }
 
     pub(crate) async fn event(&self, id: i64) -> Result<Option<StoredEvent>, InboxError> {
-        route!(self, b => b.event(id).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let row = query(sql.event).bind(id).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(|row| read_event!(row)).transpose()?)
+        })
     }
 
     pub(crate) async fn events_of_task(
         &self,
         task_id: &str,
     ) -> Result<Vec<StoredEvent>, InboxError> {
-        route!(self, b => b.events_of_task(task_id).await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            let rows = query(sql.events_of_task)
+                .bind(task_id)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| read_event!(row))
+                .collect::<Result<_, _>>()?)
+        })
     }
 
-    /// Starts a transaction for a handler.
+    /// Starts a transaction for a handler. On SQLite it takes the write lock at once,
+    /// so the handler's first write cannot fail with `SQLITE_BUSY` on a snapshot that
+    /// another writer moved past.
     pub(crate) async fn begin(&self) -> Result<Tx, InboxError> {
-        route!(self, b => b.begin().await)
+        with_backend!(self, |pool, sql, now, wrap, own| {
+            Ok(wrap(pool.begin_with(sql.begin).await?))
+        })
     }
 
     pub(crate) async fn close(&self) {
-        route!(self, b => b.close().await)
-    }
-}
-
-/// A duration in whole milliseconds, for the time columns.
-pub(crate) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A column's millisecond count as a duration (negative counts as zero).
-pub(crate) fn from_millis(millis: i64) -> Duration {
-    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
-}
-
-/// Builds a [`StoredEvent`] from its columns.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn stored_event(
-    id: i64,
-    task_id: String,
-    family: String,
-    stage: String,
-    outcome: String,
-    body: Vec<u8>,
-    state: &str,
-    attempts: i64,
-    last_error: Option<String>,
-) -> StoredEvent {
-    StoredEvent {
-        id,
-        task_id,
-        family,
-        stage,
-        outcome,
-        body: Bytes::from(body),
-        state: super::types::EventState::from_column(state)
-            .unwrap_or(super::types::EventState::Pending),
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        last_error,
+        with_backend!(self, |pool, sql, now, wrap, own| pool.close().await);
     }
 }

@@ -25,6 +25,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0002_expected_tasks.sql"),
     },
     Migration {
+        version: 3,
+        description: "expected task routes",
+        sql: include_str!("../../migrations/sqlite/0003_expected_task_routes.sql"),
+    },
+    Migration {
         version: 6,
         description: "console indexes",
         sql: include_str!("../../migrations/sqlite/0006_console_indexes.sql"),
@@ -43,6 +48,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         description: "expected tasks",
         sql: include_str!("../../migrations/postgres/0002_expected_tasks.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "expected task routes",
+        sql: include_str!("../../migrations/postgres/0003_expected_task_routes.sql"),
     },
     Migration {
         version: 6,

@@ -59,14 +59,19 @@ mod admin;
 mod backend;
 mod context;
 mod error;
+mod intake;
+#[cfg(feature = "sqlite")]
+mod lock;
 mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "provider-api")]
 mod registry;
 mod retry;
+mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod statements;
 mod types;
 mod worker;
 
@@ -93,7 +98,9 @@ pub use self::worker::Workers;
 /// The sqlx version this crate uses, for the types of [`EventContext`]'s transactions.
 pub use sqlx;
 
-use self::backend::{Backend, NewEvent};
+use self::backend::Backend;
+use self::intake::Intake;
+use self::rows::NewEvent;
 use crate::answer::Answer;
 use crate::metrics::{self, InboxCount};
 use crate::store::DedupKey;
@@ -132,6 +139,8 @@ type OutcomeHook = Arc<dyn Fn(&RunReport) + Send + Sync>;
 
 struct Shared {
     backend: Backend,
+    /// Stores the accepted events in batches.
+    intake: Intake,
     config: Config,
     /// Wakes an idle local worker when an event is accepted.
     wake: Notify,
@@ -181,7 +190,7 @@ impl Inbox {
         let new = NewEvent::from_key(key, body);
         let stored = timeout(
             self.shared.config.store_timeout,
-            self.shared.backend.insert(&new),
+            self.shared.intake.store(&new, body),
         );
         match stored.await {
             Ok(Ok(true)) => {
@@ -481,6 +490,7 @@ impl InboxBuilder {
         }
         Ok(Inbox {
             shared: Arc::new(Shared {
+                intake: Intake::new(backend.clone(), backend.write_concurrency(&self.config)),
                 backend,
                 config: self.config,
                 wake: Notify::new(),

@@ -6,7 +6,8 @@ use std::fmt;
 
 use super::Inbox;
 use super::backend::Backend;
-use crate::provider::{ExpectedTask, RegistryError, RegistryFuture, TaskFamily, TaskRegistry};
+use crate::event::{ApiRoute, Family};
+use crate::provider::{ExpectedTask, RegistryError, TaskRegistry};
 
 /// The registry's statements in one backend's placeholder syntax.
 struct Statements {
@@ -23,14 +24,15 @@ struct Statements {
 /// without waiting for each other.
 #[cfg(feature = "postgres")]
 const POSTGRES: Statements = Statements {
-    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
-         VALUES ($1, $2, $3, $4) \
+    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at, route) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
-         registered_at = excluded.registered_at, due_at = excluded.due_at",
+         registered_at = excluded.registered_at, due_at = excluded.due_at, \
+         route = excluded.route",
     take_due: "UPDATE suno_expected_tasks SET due_at = $3 \
          WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= $1 \
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING task_id, family, registered_at",
+         RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = $2 WHERE task_id = $1",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = $1",
     family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = $1",
@@ -39,14 +41,15 @@ const POSTGRES: Statements = Statements {
 /// SQLite runs one writer at a time, so the `UPDATE … RETURNING` is atomic as it is.
 #[cfg(feature = "sqlite")]
 const SQLITE: Statements = Statements {
-    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at) \
-         VALUES (?1, ?2, ?3, ?4) \
+    expect: "INSERT INTO suno_expected_tasks (task_id, family, registered_at, due_at, route) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
-         registered_at = excluded.registered_at, due_at = excluded.due_at",
+         registered_at = excluded.registered_at, due_at = excluded.due_at, \
+         route = excluded.route",
     take_due: "UPDATE suno_expected_tasks SET due_at = ?3 \
          WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= ?1 \
          ORDER BY due_at LIMIT ?2) \
-         RETURNING task_id, family, registered_at",
+         RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = ?2 WHERE task_id = ?1",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = ?1",
     family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1",
@@ -61,9 +64,10 @@ const SQLITE: Statements = Statements {
 /// bound of its own, as Redis has none: it holds the tasks registered and not yet
 /// final, and the [`Reconciler`](crate::provider::Reconciler) removes a task it reports
 /// overdue (after [`max_age`](crate::provider::ReconcilerBuilder::max_age), 14 days by
-/// default). A row whose family this version does not know (written by a newer one)
-/// is skipped with a `warn` line, never a panic, and the other tasks are taken as
-/// usual.
+/// default). Each row keeps the task's route (`classic`, `jobs`; rows written before
+/// the route was kept are classic). A row whose family or route this version does not
+/// know (written by a newer one) is skipped with a `warn` line, never a panic, and the
+/// other tasks are taken as usual.
 ///
 /// ```no_run
 /// use suno_callback::SunoCallbacks;
@@ -107,16 +111,30 @@ fn db_millis(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// A row of `(task_id, family, registered_at)`, or `None` (logged) if unreadable.
-fn read_task(task_id: String, family: &str, registered_at: i64) -> Option<ExpectedTask> {
+/// A row of `(task_id, family, registered_at, route)`, or `None` (logged) if
+/// unreadable.
+fn read_task(
+    task_id: String,
+    family: &str,
+    registered_at: i64,
+    route: &str,
+) -> Option<ExpectedTask> {
     let family = parse_family(&task_id, family)?;
+    let Some(route) = ApiRoute::from_name(route) else {
+        tracing::warn!(
+            task_id = ?crate::untrusted::Untrusted(&task_id),
+            route = ?crate::untrusted::Untrusted(route),
+            "expected task of an unknown route in the inbox registry; skipped"
+        );
+        return None;
+    };
     let registered_at = u64::try_from(registered_at).unwrap_or(0);
-    Some(ExpectedTask::new(task_id, family, registered_at))
+    Some(ExpectedTask::new(task_id, family, registered_at).with_route(route))
 }
 
 /// The stored family of `task_id`, or `None` (logged) if this version does not know it.
-fn parse_family(task_id: &str, family: &str) -> Option<TaskFamily> {
-    let parsed = family.parse::<TaskFamily>().ok();
+fn parse_family(task_id: &str, family: &str) -> Option<Family> {
+    let parsed = crate::provider::stored_family(family);
     if parsed.is_none() {
         tracing::warn!(
             task_id = ?crate::untrusted::Untrusted(task_id),
@@ -146,86 +164,77 @@ macro_rules! with_pool {
 }
 
 impl TaskRegistry for InboxRegistry {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.expect)
-                    .bind(task.task_id())
-                    .bind(task.family().as_str())
-                    .bind(db_millis(task.registered_at_ms()))
-                    .bind(db_millis(due_ms))
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.expect)
+                .bind(task.task_id())
+                .bind(task.family().as_str())
+                .bind(db_millis(task.registered_at_ms()))
+                .bind(db_millis(due_ms))
+                .bind(task.route().as_str())
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn take_due(
+    async fn take_due(
         &self,
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
-        Box::pin(async move {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let leased_until = db_millis(now_ms.saturating_add(lease_ms));
-            let rows: Vec<(String, String, i64)> = with_pool!(&self.backend, pool, sql => {
-                sqlx::query_as(sql.take_due)
-                    .bind(db_millis(now_ms))
-                    .bind(limit)
-                    .bind(leased_until)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(RegistryError::new)?
-            });
-            Ok(rows
-                .into_iter()
-                .filter_map(|(task_id, family, registered_at)| {
-                    read_task(task_id, &family, registered_at)
-                })
-                .collect())
-        })
+    ) -> Result<Vec<ExpectedTask>, RegistryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leased_until = db_millis(now_ms.saturating_add(lease_ms));
+        let rows: Vec<(String, String, i64, String)> = with_pool!(&self.backend, pool, sql => {
+            sqlx::query_as(sql.take_due)
+                .bind(db_millis(now_ms))
+                .bind(limit)
+                .bind(leased_until)
+                .fetch_all(pool)
+                .await
+                .map_err(RegistryError::new)?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(task_id, family, registered_at, route)| {
+                read_task(task_id, &family, registered_at, &route)
+            })
+            .collect())
     }
 
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.reschedule)
-                    .bind(task_id)
-                    .bind(db_millis(due_ms))
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.reschedule)
+                .bind(task_id)
+                .bind(db_millis(due_ms))
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            with_pool!(&self.backend, pool, sql => {
-                sqlx::query(sql.done)
-                    .bind(task_id)
-                    .execute(pool)
-                    .await
-                    .map_err(RegistryError::new)?;
-            });
-            Ok(())
-        })
+    async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.done)
+                .bind(task_id)
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
-        Box::pin(async move {
-            let family: Option<String> = with_pool!(&self.backend, pool, sql => {
-                sqlx::query_scalar(sql.family_of)
-                    .bind(task_id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(RegistryError::new)?
-            });
-            Ok(family.and_then(|family| parse_family(task_id, &family)))
-        })
+    async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+        let family: Option<String> = with_pool!(&self.backend, pool, sql => {
+            sqlx::query_scalar(sql.family_of)
+                .bind(task_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(RegistryError::new)?
+        });
+        Ok(family.and_then(|family| parse_family(task_id, &family)))
     }
 }

@@ -69,7 +69,7 @@ impl RetryPolicy {
     }
 
     /// The delay with the jitter taken from `random`.
-    fn delay_with(&self, attempt: u32, random: u64) -> Duration {
+    pub(crate) fn delay_with(&self, attempt: u32, random: u64) -> Duration {
         let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
         let ceiling = (self.first.as_secs_f64() * self.factor.powi(exponent))
             .min(self.max.as_secs_f64())

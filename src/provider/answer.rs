@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 
 use super::error::AnswerError;
-use super::family::TaskFamily;
 use super::status::TaskStatus;
+use crate::event::{ApiRoute, Family};
 
 /// What a task-details answer carries, by family (empty until the task produced it).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +56,15 @@ pub enum TaskPayload {
         /// The phrase to read for validation.
         validate_info: Option<String>,
     },
+    /// A jobs-route answer (`/api/v1/jobs/recordInfo`), any model: its `data` as the
+    /// provider wrote it (`model`, `state`, `resultJson`, `failCode`, …), which is also
+    /// the `data` of the task's callback.
+    Jobs {
+        /// `data.model`: `ai-music-api/generate`, or another provider's model.
+        model: String,
+        /// `data` as the provider wrote it.
+        data: Map<String, Value>,
+    },
 }
 
 impl TaskPayload {
@@ -71,6 +80,9 @@ impl TaskPayload {
             Self::Midi { midi } => midi.contains_key("instruments"),
             Self::Cover { images } => !images.is_empty(),
             Self::Voice { voice_id, .. } => voice_id.is_some(),
+            Self::Jobs { data, .. } => data
+                .get("resultJson")
+                .is_some_and(|result| !matches!(result, Value::Null) && result != ""),
         }
     }
 }
@@ -78,11 +90,12 @@ impl TaskPayload {
 /// One task-details answer, read.
 ///
 /// ```
-/// use suno_callback::provider::{TaskAnswer, TaskFamily, TaskPayload, TaskStatus};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{TaskAnswer, TaskPayload, TaskStatus};
 ///
 /// let body = br#"{"code":200,"msg":"success","data":{"taskId":"t1","successFlag":"SUCCESS",
 ///     "response":{"audioWavUrl":"https://cdn.example.net/a.wav"}}}"#;
-/// let answer = TaskAnswer::from_json(TaskFamily::Wav, body)?;
+/// let answer = TaskAnswer::from_json(Family::Wav, body)?;
 /// assert_eq!(answer.task_id(), "t1");
 /// assert_eq!(answer.status(), &TaskStatus::Success);
 /// assert_eq!(
@@ -93,43 +106,39 @@ impl TaskPayload {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskAnswer {
-    family: TaskFamily,
+    route: ApiRoute,
+    family: Family,
     task_id: String,
     status: TaskStatus,
     error_code: Option<i64>,
     error_message: Option<String>,
+    msg: Option<String>,
     payload: TaskPayload,
 }
 
 impl TaskAnswer {
-    /// Reads an answer of `family`'s endpoint. The answer's own `code` must be `200`.
-    pub fn from_json(family: TaskFamily, body: &[u8]) -> Result<Self, AnswerError> {
-        let root: Value = serde_json::from_slice(body).map_err(|e| AnswerError::json(&e))?;
-        let Value::Object(root) = root else {
-            return Err(AnswerError::missing("data"));
-        };
-        let code = root.get("code").and_then(integer);
-        if code != Some(200) {
-            let msg = root.get("msg").and_then(text).unwrap_or_default();
-            return Err(AnswerError::refused(code.unwrap_or(0), &msg));
+    /// Reads an answer of `family`'s endpoint on the classic route. The answer's own
+    /// `code` must be `200`.
+    ///
+    /// # Errors
+    ///
+    /// The answer is not JSON, its `code` is not `200`, it lacks the task id or the
+    /// status, its status is none of the family's, or `family` is
+    /// [`Family::Unknown`] (no classic endpoint answers for it).
+    pub fn from_json(family: Family, body: &[u8]) -> Result<Self, AnswerError> {
+        if family == Family::Unknown {
+            return Err(AnswerError::unknown_family());
         }
-        let Some(Value::Object(data)) = root.get("data") else {
-            return Err(AnswerError::missing("data"));
-        };
-        let task_id = data
-            .get("taskId")
-            .or_else(|| data.get("task_id"))
-            .and_then(text)
-            .filter(|id| !id.is_empty())
-            .ok_or(AnswerError::missing("taskId"))?;
+        let (root, data, task_id) = envelope(body)?;
         let status_value = match family {
-            TaskFamily::Music | TaskFamily::Lyrics | TaskFamily::Voice => {
+            Family::Music | Family::Lyrics | Family::Voice => {
                 data.get("status").or_else(|| data.get("successFlag"))
             }
             _ => data.get("successFlag").or_else(|| data.get("status")),
         };
         let status = TaskStatus::from_wire(family, status_value.unwrap_or(&Value::Null))?;
         Ok(Self {
+            route: ApiRoute::Classic,
             family,
             task_id,
             status,
@@ -138,12 +147,69 @@ impl TaskAnswer {
                 .get("errorMessage")
                 .and_then(text)
                 .filter(|m| !m.is_empty()),
-            payload: payload(family, data),
+            msg: root.get("msg").and_then(text),
+            payload: payload(family, &data),
         })
     }
 
-    /// The family whose endpoint answered.
-    pub fn family(&self) -> TaskFamily {
+    /// Reads an answer of the jobs route's endpoint (`/api/v1/jobs/recordInfo`): the
+    /// status from `data.state` (`waiting`, `queuing`, `generating` pending;
+    /// `success`, `fail` final), the family from `data.model`
+    /// ([`Family::from_model`]), the reason of a failure from `failCode` and
+    /// `failMsg`.
+    ///
+    /// ```
+    /// use suno_callback::{ApiRoute, Family};
+    /// use suno_callback::provider::{TaskAnswer, TaskStatus};
+    ///
+    /// let body = br#"{"code":200,"msg":"success","data":{"taskId":"t1",
+    ///     "model":"ai-music-api/convert-to-wav-format","state":"queuing","resultJson":""}}"#;
+    /// let answer = TaskAnswer::from_jobs_json(body)?;
+    /// assert_eq!(answer.route(), ApiRoute::Jobs);
+    /// assert_eq!(answer.family(), Family::Wav);
+    /// assert_eq!(answer.status(), &TaskStatus::Pending);
+    /// # Ok::<(), suno_callback::provider::AnswerError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The answer is not JSON, its `code` is not `200`, it lacks the task id, the
+    /// model or the state, or its state is none of the five.
+    pub fn from_jobs_json(body: &[u8]) -> Result<Self, AnswerError> {
+        let (root, data, task_id) = envelope(body)?;
+        let model = data
+            .get("model")
+            .and_then(text)
+            .filter(|model| !model.is_empty())
+            .ok_or(AnswerError::missing("model"))?;
+        let family = Family::from_model(&model).unwrap_or(Family::Unknown);
+        let status = TaskStatus::from_jobs_state(data.get("state").unwrap_or(&Value::Null))?;
+        Ok(Self {
+            route: ApiRoute::Jobs,
+            family,
+            task_id,
+            status,
+            error_code: data.get("failCode").and_then(integer),
+            error_message: data.get("failMsg").and_then(text).filter(|m| !m.is_empty()),
+            msg: root.get("msg").and_then(text),
+            payload: TaskPayload::Jobs {
+                model,
+                data: data.clone(),
+            },
+        })
+    }
+
+    /// Which route's endpoint answered.
+    pub fn route(&self) -> ApiRoute {
+        self.route
+    }
+    /// The answer's own `msg` (`success` when the request succeeded).
+    pub fn msg(&self) -> Option<&str> {
+        self.msg.as_deref()
+    }
+
+    /// The family whose endpoint answered (on the jobs route: the model's family).
+    pub fn family(&self) -> Family {
         self.family
     }
     /// The task id (`data.taskId`).
@@ -154,11 +220,12 @@ impl TaskAnswer {
     pub fn status(&self) -> &TaskStatus {
         &self.status
     }
-    /// `data.errorCode`, when the provider gave one.
+    /// `data.errorCode` (jobs route: `data.failCode`), when the provider gave one as
+    /// an integer.
     pub fn error_code(&self) -> Option<i64> {
         self.error_code
     }
-    /// `data.errorMessage`, when the provider gave one.
+    /// `data.errorMessage` (jobs route: `data.failMsg`), when the provider gave one.
     pub fn error_message(&self) -> Option<&str> {
         self.error_message.as_deref()
     }
@@ -168,7 +235,33 @@ impl TaskAnswer {
     }
 }
 
-fn payload(family: TaskFamily, data: &Map<String, Value>) -> TaskPayload {
+/// A JSON object.
+type Object = Map<String, Value>;
+
+/// The answer's root, its `data` object and its task id, once its `code` is `200`.
+fn envelope(body: &[u8]) -> Result<(Object, Object, String), AnswerError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| AnswerError::json(&e))?;
+    let Value::Object(mut root) = root else {
+        return Err(AnswerError::missing("data"));
+    };
+    let code = root.get("code").and_then(integer);
+    if code != Some(200) {
+        let msg = root.get("msg").and_then(text).unwrap_or_default();
+        return Err(AnswerError::refused(code.unwrap_or(0), &msg));
+    }
+    let Some(Value::Object(data)) = root.remove("data") else {
+        return Err(AnswerError::missing("data"));
+    };
+    let task_id = data
+        .get("taskId")
+        .or_else(|| data.get("task_id"))
+        .and_then(text)
+        .filter(|id| !id.is_empty())
+        .ok_or(AnswerError::missing("taskId"))?;
+    Ok((root, data, task_id))
+}
+
+fn payload(family: Family, data: &Map<String, Value>) -> TaskPayload {
     let response = data.get("response").and_then(Value::as_object);
     let field = |name: &str| {
         response
@@ -176,36 +269,37 @@ fn payload(family: TaskFamily, data: &Map<String, Value>) -> TaskPayload {
             .or_else(|| data.get(name))
     };
     match family {
-        TaskFamily::Music => TaskPayload::Music {
+        Family::Music => TaskPayload::Music {
             tracks: objects(field("sunoData")),
         },
-        TaskFamily::Lyrics => TaskPayload::Lyrics {
+        Family::Lyrics => TaskPayload::Lyrics {
             items: objects(field("data")),
         },
-        TaskFamily::Wav => TaskPayload::Wav {
+        Family::Wav => TaskPayload::Wav {
             audio_wav_url: field("audioWavUrl").and_then(url),
         },
-        TaskFamily::Separation => TaskPayload::Separation {
+        Family::Separation => TaskPayload::Separation {
             stems: response.cloned().unwrap_or_default(),
         },
-        TaskFamily::Midi => TaskPayload::Midi {
+        Family::Midi => TaskPayload::Midi {
             midi: field("midiData")
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default(),
         },
-        TaskFamily::Video => TaskPayload::Video {
+        Family::Video => TaskPayload::Video {
             video_url: field("videoUrl")
                 .or_else(|| field("video_url"))
                 .and_then(url),
         },
-        TaskFamily::Cover => TaskPayload::Cover {
+        Family::Cover => TaskPayload::Cover {
             images: match field("images") {
                 Some(Value::Array(images)) => images.iter().filter_map(url).collect(),
                 _ => Vec::new(),
             },
         },
-        TaskFamily::Voice => TaskPayload::Voice {
+        // `from_json` refuses the unknown family before reading a payload.
+        _ => TaskPayload::Voice {
             voice_id: field("voiceId").and_then(url),
             validate_info: field("validateInfo").and_then(url),
         },

@@ -1,18 +1,23 @@
-//! The task-details client: one `GET` per question, authenticated with the user's API
-//! key, rate limited, retried with exponential backoff and jitter on `429` (honouring
-//! `Retry-After`, in seconds or as an HTTP date), `5xx`, timeouts and connection errors.
+//! The provider client: one `GET` per task-details question, authenticated with the
+//! user's API key, rate limited, retried with exponential backoff and jitter on `429`
+//! (honouring `Retry-After`, in seconds or as an HTTP date), `5xx`, timeouts and
+//! connection errors; and the jobs route's `POST` that creates a task, retried only
+//! where the provider cannot have created it (a `429`, a connection never made).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use serde_json::Value;
 
-use super::answer::TaskAnswer;
-use super::error::ProviderError;
-use super::family::TaskFamily;
+use super::answer::{TaskAnswer, integer, text};
+use super::error::{AnswerError, ProviderError};
+use super::family::{JOBS_CREATE_PATH, JOBS_RECORD_INFO_PATH, record_info_path};
 use super::rate::{PER_TASK_INTERVAL, RateLimiter};
+use super::submit::JobsTask;
+use crate::event::{ApiRoute, Family};
 use crate::store::random_u64;
 
 /// Kie AI's API, the default base URL.
@@ -27,8 +32,19 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 5.0;
 /// The largest answer read, in bytes.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The longest task id taken from a creation answer, in bytes.
+const MAX_TASK_ID_BYTES: usize = 256;
 
-/// A client for the task-details (`record-info`) endpoints of every family.
+/// Whether a failed request may be sent again: a task-details question always; a
+/// creation only where the provider cannot have created the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    Idempotent,
+    CreatesTask,
+}
+
+/// A client for the task-details (`record-info`) endpoints of every family and the
+/// jobs route, and for creating jobs-route tasks.
 ///
 /// Clones share the connection pool and the rate limits.
 ///
@@ -86,40 +102,143 @@ impl ProviderClient {
         }
     }
 
-    /// Asks `family`'s task-details endpoint about `task_id` and reads the answer.
+    /// Asks `family`'s task-details endpoint (classic route) about `task_id` and reads
+    /// the answer.
     ///
     /// ```no_run
     /// # async fn run(client: suno_callback::provider::ProviderClient) -> Result<(), Box<dyn std::error::Error>> {
-    /// use suno_callback::provider::TaskFamily;
+    /// use suno_callback::Family;
     ///
-    /// let answer = client.task_details(TaskFamily::Music, "2fac7b1e").await?;
+    /// let answer = client.task_details(Family::Music, "2fac7b1e").await?;
     /// println!("{:?}", answer.status());
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Family::Unknown`] ([`is_unknown_family`](ProviderError::is_unknown_family)),
+    /// or the request or its answer failed (see [`ProviderError`]).
     pub async fn task_details(
         &self,
-        family: TaskFamily,
+        family: Family,
         task_id: &str,
     ) -> Result<TaskAnswer, ProviderError> {
-        let body = self.fetch(family, task_id).await?;
+        let path = record_info_path(family).ok_or_else(ProviderError::unknown_family)?;
+        let body = self.fetch(path, task_id).await?;
         TaskAnswer::from_json(family, &body).map_err(ProviderError::answer)
     }
 
-    /// The raw answer of the endpoint, after retries.
-    async fn fetch(&self, family: TaskFamily, task_id: &str) -> Result<Vec<u8>, ProviderError> {
-        let inner = &*self.inner;
-        let mut url = inner
+    /// Asks the jobs route's task-details endpoint (`/api/v1/jobs/recordInfo`) about
+    /// `task_id`, whatever its model, and reads the answer.
+    ///
+    /// ```no_run
+    /// # async fn run(client: suno_callback::provider::ProviderClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// let answer = client.jobs_task_details("2fac7b1e").await?;
+    /// println!("{} {:?}", answer.family(), answer.status());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The request or its answer failed (see [`ProviderError`]).
+    pub async fn jobs_task_details(&self, task_id: &str) -> Result<TaskAnswer, ProviderError> {
+        let body = self.fetch(JOBS_RECORD_INFO_PATH, task_id).await?;
+        TaskAnswer::from_jobs_json(&body).map_err(ProviderError::answer)
+    }
+
+    /// The task details of a task of `route` and `family`.
+    pub(crate) async fn details(
+        &self,
+        route: ApiRoute,
+        family: Family,
+        task_id: &str,
+    ) -> Result<TaskAnswer, ProviderError> {
+        match route {
+            ApiRoute::Jobs => self.jobs_task_details(task_id).await,
+            _ => self.task_details(family, task_id).await,
+        }
+    }
+
+    /// Creates a task on the jobs route (`POST /api/v1/jobs/createTask` with
+    /// `{"model", "callBackUrl", "input"}`) and returns its task id. It registers
+    /// nothing: [`Reconciler::submit`](super::Reconciler::submit) creates the task and
+    /// registers it for recovery in one call.
+    ///
+    /// The request is retried only where the provider cannot have created the task (a
+    /// `429`, a connection that was never made): a timeout or a `5xx` is returned, as a
+    /// second request could create a second task and cost its credits twice.
+    ///
+    /// ```no_run
+    /// # async fn run(client: suno_callback::provider::ProviderClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// use suno_callback::provider::JobsTask;
+    ///
+    /// let task = JobsTask::new("ai-music-api/generate", serde_json::json!({"prompt": "a calm piano piece"}))
+    ///     .callback_url("https://api.example.com/callbacks/suno");
+    /// let task_id = client.create_jobs_task(&task).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The task has no callback URL ([`is_config`](ProviderError::is_config)), the
+    /// request failed, or the provider refused it (its `code`:
+    /// [`AnswerError::refused_code`] of [`answer_error`](ProviderError::answer_error)).
+    pub async fn create_jobs_task(&self, task: &JobsTask) -> Result<String, ProviderError> {
+        let callback_url = task
+            .callback_url_ref()
+            .ok_or_else(|| ProviderError::config("the task has no callback URL"))?;
+        let url = self.url(JOBS_CREATE_PATH)?;
+        let body = serde_json::json!({
+            "model": task.model(),
+            "callBackUrl": callback_url,
+            "input": task.input(),
+        });
+        // Serializing a `Value` cannot fail.
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let http = &self.inner.http;
+        let post = || {
+            http.post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        };
+        let answer = self.send(Retry::CreatesTask, None, post).await?;
+        created_task_id(&answer).map_err(ProviderError::answer)
+    }
+
+    /// `path` under the base URL.
+    fn url(&self, path: &str) -> Result<Url, ProviderError> {
+        self.inner
             .base
-            .join(family.record_info_path().trim_start_matches('/'))
-            .map_err(|_| ProviderError::config("base URL cannot take a path"))?;
+            .join(path.trim_start_matches('/'))
+            .map_err(|_| ProviderError::config("base URL cannot take a path"))
+    }
+
+    /// The raw answer of a task-details endpoint, after retries.
+    async fn fetch(&self, path: &str, task_id: &str) -> Result<Vec<u8>, ProviderError> {
+        let mut url = self.url(path)?;
         url.query_pairs_mut().append_pair("taskId", task_id);
+        let http = &self.inner.http;
+        self.send(Retry::Idempotent, Some(task_id), || http.get(url.clone()))
+            .await
+    }
+
+    /// Sends the request `build` makes, rate limited (per task when it is about one),
+    /// retried as `retry` allows; the body of the `200` answer.
+    async fn send(
+        &self,
+        retry: Retry,
+        task_id: Option<&str>,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let inner = &*self.inner;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            inner.limiter.acquire(task_id).await;
-            let sent = inner
-                .http
-                .get(url.clone())
+            match task_id {
+                Some(task_id) => inner.limiter.acquire(task_id).await,
+                None => inner.limiter.acquire_global().await,
+            }
+            let sent = build()
                 .header(AUTHORIZATION, inner.authorization.clone())
                 .send()
                 .await;
@@ -129,8 +248,8 @@ impl ProviderClient {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let retryable =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || (retry == Retry::Idempotent && status.is_server_error());
                     if !retryable || attempt > inner.max_retries {
                         return Err(ProviderError::status(status.as_u16(), attempt));
                     }
@@ -145,19 +264,20 @@ impl ProviderClient {
                     tracing::debug!(
                         status = status.as_u16(),
                         attempt,
-                        "task-details request will be retried"
+                        "provider request will be retried"
                     );
                     asked
                 }
                 Err(error) => {
-                    let retryable = error.is_timeout() || error.is_connect();
+                    let retryable =
+                        error.is_connect() || (retry == Retry::Idempotent && error.is_timeout());
                     if !retryable || attempt > inner.max_retries {
                         return Err(ProviderError::transport(error));
                     }
                     tracing::debug!(
                         timeout = error.is_timeout(),
                         attempt,
-                        "task-details request will be retried"
+                        "provider request will be retried"
                     );
                     None
                 }
@@ -196,6 +316,22 @@ fn retry_after(value: Option<&HeaderValue>, now: std::time::SystemTime) -> Optio
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The task id of a creation answer, `{"code": 200, "data": {"taskId": …}}`.
+fn created_task_id(body: &[u8]) -> Result<String, AnswerError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| AnswerError::json(&e))?;
+    let code = root.get("code").and_then(integer);
+    if code != Some(200) {
+        let msg = root.get("msg").and_then(text).unwrap_or_default();
+        return Err(AnswerError::refused(code.unwrap_or(0), &msg));
+    }
+    root.get("data")
+        .and_then(|data| data.get("taskId").or_else(|| data.get("task_id")))
+        .and_then(text)
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty() && id.len() <= MAX_TASK_ID_BYTES)
+        .ok_or(AnswerError::missing("taskId"))
 }
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {

@@ -8,24 +8,24 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::client::ProviderClient;
-use super::family::TaskFamily;
 use super::map::SyntheticCallback;
-use super::registry::TaskRegistry;
-use crate::event::CallbackEvent;
+use super::registry::DynRegistry;
+use crate::event::{ApiRoute, CallbackEvent, Family};
 
 /// Which families confirm mode applies to.
 ///
 /// ```
-/// use suno_callback::provider::{ConfirmMode, TaskFamily};
+/// use suno_callback::Family;
+/// use suno_callback::provider::ConfirmMode;
 ///
-/// assert!(ConfirmMode::all().applies_to(TaskFamily::Wav));
-/// let music_only = ConfirmMode::families([TaskFamily::Music]);
-/// assert!(music_only.applies_to(TaskFamily::Music));
-/// assert!(!music_only.applies_to(TaskFamily::Wav));
+/// assert!(ConfirmMode::all().applies_to(Family::Wav));
+/// let music_only = ConfirmMode::families([Family::Music]);
+/// assert!(music_only.applies_to(Family::Music));
+/// assert!(!music_only.applies_to(Family::Wav));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfirmMode {
-    families: Option<BTreeSet<TaskFamily>>,
+    families: Option<BTreeSet<Family>>,
 }
 
 impl ConfirmMode {
@@ -35,7 +35,7 @@ impl ConfirmMode {
     }
 
     /// Only these families.
-    pub fn families(families: impl IntoIterator<Item = TaskFamily>) -> Self {
+    pub fn families(families: impl IntoIterator<Item = Family>) -> Self {
         Self {
             families: Some(families.into_iter().collect()),
         }
@@ -47,7 +47,7 @@ impl ConfirmMode {
     }
 
     /// Whether callbacks of `family` are confirmed.
-    pub fn applies_to(&self, family: TaskFamily) -> bool {
+    pub fn applies_to(&self, family: Family) -> bool {
         self.families
             .as_ref()
             .is_none_or(|families| families.contains(&family))
@@ -84,13 +84,18 @@ impl ConfirmStage {
     pub(crate) async fn run(
         &self,
         event: &CallbackEvent,
-        registry: &dyn TaskRegistry,
+        registry: &dyn DynRegistry,
         reused: bool,
     ) -> Confirmation {
-        // The registered family first; else the event's (its path's, or its shape's).
-        let family = match registry.family_of(event.task_id()).await {
-            Ok(Some(family)) => Some(family),
-            _ => TaskFamily::from_family(event.family()),
+        // A callback in the jobs shape is asked about at the jobs route's endpoint,
+        // which needs no family: the model's decides whether the mode applies.
+        let route = event.api_route();
+        // Else the registered family first; else the event's (its path's, or its
+        // shape's).
+        let family = match (route, registry.family_of_boxed(event.task_id()).await) {
+            (ApiRoute::Jobs, _) => Some(event.family()),
+            (_, Ok(Some(family))) if family != Family::Unknown => Some(family),
+            _ => Some(event.family()).filter(|family| *family != Family::Unknown),
         };
         let Some(family) = family else {
             if reused || self.mode.applies_to_all() {
@@ -105,7 +110,7 @@ impl ConfirmStage {
         if !reused && !self.mode.applies_to(family) {
             return Confirmation::NotApplicable;
         }
-        let answer = match self.client.task_details(family, event.task_id()).await {
+        let answer = match self.client.details(route, family, event.task_id()).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(%error, %family, "confirm mode: task-details request failed");

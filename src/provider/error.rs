@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::family::TaskFamily;
+use crate::event::Family;
 
 /// Longest piece of provider text kept in an error, in characters.
 const MAX_TEXT: usize = 200;
@@ -20,9 +20,10 @@ pub(crate) fn cut(text: &str) -> String {
 /// such an answer is reported, never delivered.
 ///
 /// ```
-/// use suno_callback::provider::{TaskAnswer, TaskFamily};
+/// use suno_callback::Family;
+/// use suno_callback::provider::TaskAnswer;
 ///
-/// let error = TaskAnswer::from_json(TaskFamily::Wav, br#"{"code":200,"data":{"taskId":"t1","successFlag":"MAYBE"}}"#)
+/// let error = TaskAnswer::from_json(Family::Wav, br#"{"code":200,"data":{"taskId":"t1","successFlag":"MAYBE"}}"#)
 ///     .unwrap_err();
 /// assert!(error.is_unknown_status());
 /// ```
@@ -35,9 +36,10 @@ pub struct AnswerError {
 enum AnswerErrorKind {
     Json(String),
     Missing(&'static str),
-    UnknownStatus { family: TaskFamily, value: String },
+    UnknownStatus { family: Family, value: String },
     Refused { code: i64, msg: String },
     NoResult(&'static str),
+    UnknownFamily,
 }
 
 impl AnswerError {
@@ -51,7 +53,7 @@ impl AnswerError {
             kind: AnswerErrorKind::Missing(field),
         }
     }
-    pub(crate) fn unknown_status(family: TaskFamily, value: &str) -> Self {
+    pub(crate) fn unknown_status(family: Family, value: &str) -> Self {
         Self {
             kind: AnswerErrorKind::UnknownStatus {
                 family,
@@ -70,6 +72,11 @@ impl AnswerError {
     pub(crate) fn no_result(what: &'static str) -> Self {
         Self {
             kind: AnswerErrorKind::NoResult(what),
+        }
+    }
+    pub(crate) fn unknown_family() -> Self {
+        Self {
+            kind: AnswerErrorKind::UnknownFamily,
         }
     }
 
@@ -101,6 +108,11 @@ impl AnswerError {
     pub fn is_no_result(&self) -> bool {
         matches!(self.kind, AnswerErrorKind::NoResult(_))
     }
+    /// The answer was to be read as [`Family::Unknown`]'s, which no classic endpoint
+    /// answers for.
+    pub fn is_unknown_family(&self) -> bool {
+        matches!(self.kind, AnswerErrorKind::UnknownFamily)
+    }
 }
 
 impl fmt::Display for AnswerError {
@@ -108,6 +120,10 @@ impl fmt::Display for AnswerError {
         match &self.kind {
             AnswerErrorKind::Json(error) => write!(f, "answer is not a JSON object: {error}"),
             AnswerErrorKind::Missing(field) => write!(f, "answer has no `{field}`"),
+            AnswerErrorKind::UnknownStatus {
+                family: Family::Unknown,
+                value,
+            } => write!(f, "unknown task state \"{value}\""),
             AnswerErrorKind::UnknownStatus { family, value } => {
                 write!(f, "unknown {family} task status \"{value}\"")
             }
@@ -115,13 +131,16 @@ impl fmt::Display for AnswerError {
                 write!(f, "provider answered code {code}: \"{msg}\"")
             }
             AnswerErrorKind::NoResult(what) => write!(f, "success without {what}"),
+            AnswerErrorKind::UnknownFamily => {
+                f.write_str("a task of an unknown family has no task-details endpoint")
+            }
         }
     }
 }
 
 impl std::error::Error for AnswerError {}
 
-/// A task-details request that did not give an answer.
+/// A request to the provider (task details, task creation) that did not give an answer.
 ///
 /// ```
 /// use suno_callback::provider::ProviderClient;
@@ -143,6 +162,7 @@ enum ProviderErrorKind {
     Status { status: u16, attempts: u32 },
     TooLarge,
     Answer(AnswerError),
+    UnknownFamily,
 }
 
 impl ProviderError {
@@ -181,6 +201,11 @@ impl ProviderError {
             kind: ProviderErrorKind::Answer(error),
         }
     }
+    pub(crate) fn unknown_family() -> Self {
+        Self {
+            kind: ProviderErrorKind::UnknownFamily,
+        }
+    }
 
     /// The client's configuration is invalid.
     pub fn is_config(&self) -> bool {
@@ -205,6 +230,11 @@ impl ProviderError {
     pub fn is_too_large(&self) -> bool {
         matches!(self.kind, ProviderErrorKind::TooLarge)
     }
+    /// The task's family is [`Family::Unknown`] on the classic route: no endpoint can
+    /// be asked (a jobs-route task is asked whatever its family).
+    pub fn is_unknown_family(&self) -> bool {
+        matches!(self.kind, ProviderErrorKind::UnknownFamily)
+    }
     /// The answer came but cannot be read or mapped.
     pub fn answer_error(&self) -> Option<&AnswerError> {
         match &self.kind {
@@ -218,14 +248,17 @@ impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ProviderErrorKind::Config(reason) => write!(f, "invalid provider client: {reason}"),
-            ProviderErrorKind::Transport(_) => f.write_str("task-details request failed"),
-            ProviderErrorKind::Timeout => f.write_str("task-details request timed out"),
+            ProviderErrorKind::Transport(_) => f.write_str("provider request failed"),
+            ProviderErrorKind::Timeout => f.write_str("provider request timed out"),
             ProviderErrorKind::Status { status, attempts } => write!(
                 f,
-                "task-details endpoint answered HTTP {status} (after {attempts} attempts)"
+                "provider answered HTTP {status} (after {attempts} attempts)"
             ),
-            ProviderErrorKind::TooLarge => f.write_str("task-details answer too large"),
-            ProviderErrorKind::Answer(error) => write!(f, "task-details answer: {error}"),
+            ProviderErrorKind::TooLarge => f.write_str("provider answer too large"),
+            ProviderErrorKind::Answer(error) => write!(f, "provider answer: {error}"),
+            ProviderErrorKind::UnknownFamily => {
+                f.write_str("a task of an unknown family has no task-details endpoint")
+            }
         }
     }
 }

@@ -1,16 +1,18 @@
 //! The one place that maps a task-details answer to the crate's callback events: an
 //! answer becomes the body the sender would have posted for it (a *synthetic
-//! callback*), so [`CallbackEvent::from_json_as`] of that body and its family yields the same typed event,
-//! and the same dedup key, as the callback itself.
+//! callback*), so [`CallbackEvent::from_json_as`] of that body and its family yields
+//! the same typed event, and the same dedup key, as the callback itself. On the jobs
+//! route the answer's `data` is the callback's `data`, so the body is that `data`
+//! verbatim under the callback's `code` and `msg`, read by shape
+//! ([`CallbackEvent::from_json`]) as the callback is.
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::answer::{TaskAnswer, TaskPayload};
 use super::error::AnswerError;
-use super::family::TaskFamily;
 use super::status::TaskStatus;
-use crate::event::{CallbackEvent, ParseError};
+use crate::event::{ApiRoute, CallbackEvent, Family, ParseError};
 
 pub use crate::event::Outcome;
 
@@ -18,11 +20,12 @@ pub use crate::event::Outcome;
 ///
 /// ```
 /// use suno_callback::CallbackEvent;
-/// use suno_callback::provider::{Outcome, SyntheticCallback, TaskAnswer, TaskFamily};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{Outcome, SyntheticCallback, TaskAnswer};
 ///
 /// let body = br#"{"code":200,"data":{"taskId":"t1","successFlag":"SUCCESS",
 ///     "response":{"videoUrl":"https://cdn.example.net/v.mp4"}}}"#;
-/// let answer = TaskAnswer::from_json(TaskFamily::Video, body)?;
+/// let answer = TaskAnswer::from_json(Family::Video, body)?;
 /// let synthetic = SyntheticCallback::from_answer(&answer)?.expect("final");
 /// assert_eq!(synthetic.outcome(), Outcome::Success);
 /// let event = synthetic.to_event()?;
@@ -32,8 +35,9 @@ pub use crate::event::Outcome;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticCallback {
+    route: ApiRoute,
     task_id: String,
-    family: TaskFamily,
+    family: Family,
     stage: String,
     outcome: Outcome,
     code: i64,
@@ -45,7 +49,14 @@ impl SyntheticCallback {
     /// Maps an answer. `Ok(None)` while there is nothing to deliver (pending); an error
     /// when the answer says the task is done but what it carries cannot be the event (a
     /// music `SUCCESS` without tracks…).
+    ///
+    /// # Errors
+    ///
+    /// The answer says the task is done but lacks what its event carries.
     pub fn from_answer(answer: &TaskAnswer) -> Result<Option<Self>, AnswerError> {
+        if answer.route() == ApiRoute::Jobs {
+            return jobs(answer);
+        }
         let family = answer.family();
         let succeeded = match answer.status() {
             TaskStatus::Pending => return Ok(None),
@@ -68,12 +79,17 @@ impl SyntheticCallback {
     pub fn task_id(&self) -> &str {
         &self.task_id
     }
-    /// The family whose endpoint answered.
-    pub fn family(&self) -> TaskFamily {
+    /// The family whose endpoint answered (jobs route: the model's family).
+    pub fn family(&self) -> Family {
         self.family
     }
+    /// The route whose endpoint answered.
+    pub fn route(&self) -> ApiRoute {
+        self.route
+    }
     /// The stage: `text`, `first`, `complete` or `error` for music; `complete` or
-    /// `error` for the other families; a voice step's word (`wait_validating`).
+    /// `error` for the other families and on the jobs route; a voice step's word
+    /// (`wait_validating`).
     pub fn stage(&self) -> &str {
         &self.stage
     }
@@ -94,10 +110,18 @@ impl SyntheticCallback {
     pub fn body(&self) -> &Bytes {
         &self.body
     }
-    /// The body parsed as a callback of its family: the same event, family, stage and
-    /// outcome (so the same dedup key) as the sender's callback.
+    /// The body parsed as a callback of its family (jobs route: by its shape, as the
+    /// jobs callback is): the same event, family, stage and outcome (so the same dedup
+    /// key) as the sender's callback.
+    ///
+    /// # Errors
+    ///
+    /// The body does not parse as a callback (not expected of a mapped answer).
     pub fn to_event(&self) -> Result<CallbackEvent, ParseError> {
-        CallbackEvent::from_json_as(self.family.into(), self.body.clone())
+        match self.route {
+            ApiRoute::Jobs => CallbackEvent::from_json(self.body.clone()),
+            _ => CallbackEvent::from_json_as(self.family, self.body.clone()),
+        }
     }
     /// Whether nothing more will happen to the task after this event.
     pub fn is_final(&self) -> bool {
@@ -107,9 +131,9 @@ impl SyntheticCallback {
 
 /// The callback's task id key: most families write `task_id`, cover, voice and midi
 /// write `taskId`.
-fn task_key(family: TaskFamily) -> &'static str {
+fn task_key(family: Family) -> &'static str {
     match family {
-        TaskFamily::Cover | TaskFamily::Voice | TaskFamily::Midi => "taskId",
+        Family::Cover | Family::Voice | Family::Midi => "taskId",
         _ => "task_id",
     }
 }
@@ -127,6 +151,7 @@ fn build(
     let msg = message.clone().unwrap_or_else(|| "success".to_owned());
     let body = json!({ "code": code, "msg": msg, "data": Value::Object(data) });
     SyntheticCallback {
+        route: ApiRoute::Classic,
         task_id: answer.task_id().to_owned(),
         family,
         stage: stage.to_owned(),
@@ -216,6 +241,8 @@ fn success(answer: &TaskAnswer) -> Result<SyntheticCallback, AnswerError> {
             }
             data.insert("images".into(), json!(images));
         }
+        // A jobs answer is mapped by `jobs`.
+        TaskPayload::Jobs { .. } => return Err(AnswerError::no_result("a classic payload")),
         TaskPayload::Voice {
             voice_id,
             validate_info,
@@ -231,7 +258,7 @@ fn success(answer: &TaskAnswer) -> Result<SyntheticCallback, AnswerError> {
     Ok(build(answer, "complete", Outcome::Success, 200, None, data))
 }
 
-fn failure(answer: &TaskAnswer, family: TaskFamily) -> SyntheticCallback {
+fn failure(answer: &TaskAnswer, family: Family) -> SyntheticCallback {
     let word = match answer.status() {
         TaskStatus::Failed(word) => word.as_str(),
         _ => "CALLBACK_EXCEPTION",
@@ -248,35 +275,68 @@ fn failure(answer: &TaskAnswer, family: TaskFamily) -> SyntheticCallback {
     );
     let mut data = Map::new();
     match family {
-        TaskFamily::Music => {
+        Family::Music => {
             data.insert("callbackType".into(), json!("error"));
             data.insert("data".into(), Value::Null);
         }
         // Lyrics failures come as `complete` with code 400 and no data.
-        TaskFamily::Lyrics => {
+        Family::Lyrics => {
             data.insert("callbackType".into(), json!("complete"));
             data.insert("data".into(), Value::Null);
         }
-        TaskFamily::Wav => {
+        Family::Wav => {
             data.insert("audioWavUrl".into(), Value::Null);
         }
-        TaskFamily::Separation => {
+        Family::Separation => {
             data.insert("vocal_separation_info".into(), Value::Null);
         }
-        TaskFamily::Video => {
+        Family::Video => {
             data.insert("video_url".into(), Value::Null);
         }
-        TaskFamily::Cover => {
+        Family::Cover => {
             data.insert("images".into(), Value::Null);
         }
-        TaskFamily::Voice => {
+        Family::Voice => {
             data.insert("status".into(), json!("fail"));
             data.insert("errorCode".into(), json!(code));
             data.insert("errorMessage".into(), json!(message));
         }
-        TaskFamily::Midi => {}
+        _ => {}
     }
     build(answer, "error", Outcome::Failure, code, message, data)
+}
+
+/// A jobs-route answer: nothing while `waiting`, `queuing` or `generating`; once
+/// `success` or `fail`, the callback `{"code", "msg", "data"}` with the answer's `data`
+/// verbatim. `code` is `200` on success; on failure the `failCode` when it is an integer
+/// (or one written as a string), else `500`. `msg` is the answer's `msg` on success,
+/// the `failMsg` (else the answer's `msg`) on failure.
+fn jobs(answer: &TaskAnswer) -> Result<Option<SyntheticCallback>, AnswerError> {
+    let TaskPayload::Jobs { data, .. } = answer.payload() else {
+        return Err(AnswerError::no_result("data"));
+    };
+    let (outcome, stage, code, message) = match answer.status() {
+        TaskStatus::Success => (Outcome::Success, "complete", 200, None),
+        TaskStatus::Failed(_) => {
+            let message = answer.error_message().or(answer.msg()).map(str::to_owned);
+            let code = answer.error_code().unwrap_or(500);
+            (Outcome::Failure, "error", code, message)
+        }
+        _ => return Ok(None),
+    };
+    let msg = message.as_deref().or(answer.msg()).unwrap_or("success");
+    let body = json!({ "code": code, "msg": msg, "data": Value::Object(data.clone()) });
+    Ok(Some(SyntheticCallback {
+        route: ApiRoute::Jobs,
+        task_id: answer.task_id().to_owned(),
+        family: answer.family(),
+        stage: stage.to_owned(),
+        outcome,
+        code,
+        message,
+        // Serializing a `Value` cannot fail.
+        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    }))
 }
 
 /// The tracks with the callback's snake_case keys (`audioUrl` → `audio_url`);

@@ -11,6 +11,8 @@
 //! | module | job |
 //! |---|---|
 //! | `client` | [`ProviderClient`]: requests, retries, timeouts |
+//! | `family` | where each family's (and the jobs route's) task details are |
+//! | `submit` | [`JobsTask`], [`SubmitError`]: creating a jobs-route task |
 //! | `rate` | the global and per-task request rates |
 //! | `status`, `answer` | [`TaskStatus`], [`TaskAnswer`]: reading an answer |
 //! | `map` | [`SyntheticCallback`]: an answer as a callback body |
@@ -31,6 +33,7 @@ mod registry;
 #[cfg(feature = "redis")]
 mod registry_redis;
 mod status;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,22 +45,24 @@ pub use client::{
 };
 pub use confirm::ConfirmMode;
 pub use error::{AnswerError, ProviderError};
-pub use family::{TaskFamily, UnknownFamily};
+pub use family::record_info_path;
 pub use map::{Outcome, SyntheticCallback};
 pub use reconcile::{
     DEFAULT_MAX_AGE, DEFAULT_MAX_RECONCILE_INTERVAL, DEFAULT_RECONCILE_AFTER,
     DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
 };
 pub use registry::{
-    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, RegistryFuture,
-    TaskRegistry,
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, TaskRegistry,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use registry_redis::{DEFAULT_REGISTRY_PREFIX, RedisRegistry};
 pub use status::TaskStatus;
+pub use submit::{JobsTask, SubmitError};
 
+pub(crate) use family::stored_family;
 pub(crate) use map::is_final;
+pub(crate) use registry::DynRegistry;
 
 use bytes::Bytes;
 
@@ -87,13 +92,13 @@ pub(crate) enum Confirmed {
 /// tasks.
 #[derive(Debug)]
 pub(crate) struct ProviderHooks {
-    pub(crate) registry: Arc<dyn TaskRegistry>,
+    pub(crate) registry: Arc<dyn DynRegistry>,
     pub(crate) confirm: Option<ConfirmStage>,
 }
 
 impl ProviderHooks {
     pub(crate) fn new(
-        registry: Option<Arc<dyn TaskRegistry>>,
+        registry: Option<Arc<dyn DynRegistry>>,
         confirm: Option<(ProviderClient, ConfirmMode)>,
     ) -> Self {
         Self {
@@ -111,7 +116,8 @@ impl ProviderHooks {
         };
         reused
             || stage.mode.applies_to_all()
-            || TaskFamily::from_family(family).is_none_or(|family| stage.mode.applies_to(family))
+            || family == crate::Family::Unknown
+            || stage.mode.applies_to(family)
     }
 
     /// The confirm stage on a verified callback (`reused`: its signature was first
@@ -151,7 +157,7 @@ impl ProviderHooks {
 
     /// The task is no longer expected: its final outcome reached the handlers.
     pub(crate) async fn settled(&self, task_id: &str) {
-        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done(task_id)).await {
+        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done_boxed(task_id)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),
             Err(_elapsed) => tracing::warn!("task registry timed out marking the task done"),

@@ -49,6 +49,12 @@ impl RateLimiter {
         sleep_until(global_slot).await;
     }
 
+    /// Waits for the next global slot (a request about no one task).
+    pub(crate) async fn acquire_global(&self) {
+        let global_slot = self.reserve_global();
+        sleep_until(global_slot).await;
+    }
+
     fn reserve_global(&self) -> Instant {
         let now = Instant::now();
         let mut next = self

@@ -10,11 +10,11 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::client::ProviderClient;
-use super::family::TaskFamily;
 use super::map::SyntheticCallback;
-use super::registry::{ExpectedTask, RegistryError, TaskRegistry, millis, unix_millis};
+use super::registry::{DynRegistry, ExpectedTask, RegistryError, millis, unix_millis};
+use super::submit::{JobsTask, SubmitError};
 use crate::answer::Answer;
-use crate::event::Family;
+use crate::event::{ApiRoute, Family};
 use crate::metrics::{self, Labels};
 use crate::pipeline::Pipeline;
 use crate::receiver::SunoCallbacks;
@@ -41,7 +41,8 @@ type OverdueHandler = Arc<dyn Fn(&ExpectedTask) + Send + Sync>;
 /// ```no_run
 /// use std::time::Duration;
 /// use suno_callback::SunoCallbacks;
-/// use suno_callback::provider::{ProviderClient, Reconciler, TaskFamily};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{ProviderClient, Reconciler};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let callbacks = SunoCallbacks::builder()
@@ -54,7 +55,7 @@ type OverdueHandler = Arc<dyn Fn(&ExpectedTask) + Send + Sync>;
 ///     .build();
 /// tokio::spawn(reconciler.clone().run());
 /// // After each submission:
-/// reconciler.expect("2fac7b1e", TaskFamily::Music).await?;
+/// reconciler.expect("2fac7b1e", Family::Music).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -72,6 +73,7 @@ struct Inner {
     lease: Duration,
     batch: usize,
     on_overdue: Option<OverdueHandler>,
+    callback_url: Option<String>,
 }
 
 impl fmt::Debug for Reconciler {
@@ -86,6 +88,7 @@ impl fmt::Debug for Reconciler {
             .field("max_age", &inner.max_age)
             .field("batch", &inner.batch)
             .field("on_overdue", &inner.on_overdue.is_some())
+            .field("callback_url", &inner.callback_url)
             .finish()
     }
 }
@@ -117,33 +120,113 @@ impl Reconciler {
             max_age: DEFAULT_MAX_AGE,
             batch: 50,
             on_overdue: None,
+            callback_url: None,
         }
     }
 
-    fn registry(&self) -> &dyn TaskRegistry {
+    fn registry(&self) -> &dyn DynRegistry {
         &*self.inner.pipeline.provider.registry
     }
 
-    /// Registers a submitted task: polled from the configured delay on, until its
-    /// final callback or poll.
+    /// Registers a task submitted on the classic route: polled at its family's
+    /// endpoint from the configured delay on, until its final callback or poll. A task
+    /// of [`Family::Unknown`] cannot be polled there: it is given up (and reported as
+    /// overdue) at its first poll.
+    ///
+    /// # Errors
+    ///
+    /// The registry is unavailable.
     pub async fn expect(
         &self,
         task_id: impl Into<String>,
-        family: TaskFamily,
+        family: Family,
     ) -> Result<(), RegistryError> {
-        let now = unix_millis();
-        let task = ExpectedTask::new(task_id, family, now);
-        let due = now.saturating_add(millis(self.inner.after));
-        self.registry().expect(task, due).await
+        self.register(ExpectedTask::new(task_id, family, unix_millis()))
+            .await
+    }
+
+    /// Registers a task created on the jobs route (`POST /api/v1/jobs/createTask`):
+    /// polled at `/api/v1/jobs/recordInfo`, whatever `family` (the model's,
+    /// [`Family::from_model`]; [`Family::Unknown`] when not known: the answer's
+    /// model tells it). [`submit`](Self::submit) creates and registers in one call.
+    ///
+    /// # Errors
+    ///
+    /// The registry is unavailable.
+    pub async fn expect_jobs(
+        &self,
+        task_id: impl Into<String>,
+        family: Family,
+    ) -> Result<(), RegistryError> {
+        let task = ExpectedTask::new(task_id, family, unix_millis()).with_route(ApiRoute::Jobs);
+        self.register(task).await
+    }
+
+    async fn register(&self, task: ExpectedTask) -> Result<(), RegistryError> {
+        let due = task
+            .registered_at_ms()
+            .saturating_add(millis(self.inner.after));
+        self.registry().expect_boxed(task, due).await
+    }
+
+    /// Creates a task on the jobs route and registers it for recovery before it
+    /// returns its id, so a task whose callbacks never come is still polled, with no
+    /// code of yours. The callback URL is the task's, else the reconciler's
+    /// ([`ReconcilerBuilder::callback_url`]); the family is the model's.
+    ///
+    /// ```no_run
+    /// use suno_callback::SunoCallbacks;
+    /// use suno_callback::provider::{JobsTask, ProviderClient, Reconciler};
+    ///
+    /// # async fn run(callbacks: SunoCallbacks) -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = ProviderClient::builder(std::env::var("SUNO_API_KEY")?).build()?;
+    /// let reconciler = Reconciler::builder(&callbacks, client)
+    ///     .callback_url("https://api.example.com/callbacks/suno")
+    ///     .build();
+    /// let input = serde_json::json!({"prompt": "a calm piano piece", "model": "V6"});
+    /// let task_id = reconciler.submit(JobsTask::new("ai-music-api/generate", input)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// No callback URL ([`SubmitError::is_config`]; nothing sent), the provider did not
+    /// create the task ([`SubmitError::is_provider`]), or the task was created but the
+    /// registry failed ([`SubmitError::is_registry`], with its
+    /// [`task_id`](SubmitError::task_id)).
+    pub async fn submit(&self, task: JobsTask) -> Result<String, SubmitError> {
+        let task = match (task.callback_url_ref(), &self.inner.callback_url) {
+            (Some(_), _) => task,
+            (None, Some(url)) => task.callback_url(url.clone()),
+            (None, None) => {
+                return Err(SubmitError::config(
+                    "no callback URL: set JobsTask::callback_url or ReconcilerBuilder::callback_url",
+                ));
+            }
+        };
+        let task_id = self
+            .inner
+            .client
+            .create_jobs_task(&task)
+            .await
+            .map_err(SubmitError::provider)?;
+        match self.expect_jobs(task_id.clone(), task.family()).await {
+            Ok(()) => Ok(task_id),
+            Err(error) => Err(SubmitError::registry(task_id, error)),
+        }
     }
 
     /// Polls every task now due, once.
+    ///
+    /// # Errors
+    ///
+    /// The registry is unavailable.
     pub async fn poll_due(&self) -> Result<PollReport, RegistryError> {
         let inner = &*self.inner;
         let now = unix_millis();
         let tasks = self
             .registry()
-            .take_due(now, inner.batch, millis(inner.lease))
+            .take_due_boxed(now, inner.batch, millis(inner.lease))
             .await?;
         let mut report = PollReport::default();
         for task in tasks {
@@ -199,56 +282,71 @@ impl Reconciler {
                 family = %task.family(),
                 "expected task not final after the maximum age; no longer polled"
             );
-            metrics::poll(Family::from(task.family()), "overdue");
+            metrics::poll(task.family(), "overdue");
             if let Some(handler) = &inner.on_overdue {
                 handler(task);
             }
-            return self.registry().done(task.task_id()).await;
+            return self.registry().done_boxed(task.task_id()).await;
         }
         report.polled += 1;
         let answer = match inner
             .client
-            .task_details(task.family(), task.task_id())
+            .details(task.route(), task.family(), task.task_id())
             .await
         {
             Ok(answer) => answer,
+            Err(error) if error.is_unknown_family() => {
+                // No endpoint will ever answer: give it up now rather than at its age.
+                report.overdue += 1;
+                tracing::warn!(
+                    task_id = ?task.task_id(),
+                    "expected classic task of an unknown family cannot be polled; no longer polled"
+                );
+                metrics::poll(task.family(), "overdue");
+                if let Some(handler) = &inner.on_overdue {
+                    handler(task);
+                }
+                return self.registry().done_boxed(task.task_id()).await;
+            }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll failed; will retry");
-                metrics::poll(Family::from(task.family()), "request_failed");
+                metrics::poll(task.family(), "request_failed");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let synthetic = match SyntheticCallback::from_answer(&answer) {
             Ok(Some(synthetic)) if synthetic.task_id() == task.task_id() => synthetic,
             Ok(None) => {
-                metrics::poll(Family::from(task.family()), "pending");
+                metrics::poll(task.family(), "pending");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
             Ok(Some(_)) => {
                 tracing::warn!(task_id = ?task.task_id(), "provider answered about another task");
-                metrics::poll(Family::from(task.family()), "unmapped");
+                metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll answer cannot be mapped; will retry");
-                metrics::poll(Family::from(task.family()), "unmapped");
+                metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let event = match synthetic.to_event() {
             Ok(event) => event,
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "synthetic callback does not parse");
-                metrics::poll(Family::from(task.family()), "unmapped");
+                metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule(task.task_id(), next).await;
+                return self.registry().reschedule_boxed(task.task_id(), next).await;
             }
         };
         let labels = Labels::of(event.family(), event.stage().as_str());
+        // The event's family: on the jobs route, the answer's model tells it.
+        let family = event.family();
         let span = tracing::info_span!(
             "suno_callback",
             task_id = ?Untrusted(task.task_id()),
@@ -261,7 +359,6 @@ impl Reconciler {
             .deliver_verified(event, EventSource::Poll)
             .instrument(span)
             .await;
-        let family = Family::from(task.family());
         let delivered = match answer {
             Answer::Processed(_) => {
                 metrics::poll(family, "delivered");
@@ -295,9 +392,9 @@ impl Reconciler {
         if delivered && synthetic.is_final() {
             // The pipeline marked it done already; this covers a registry that was
             // briefly unavailable then.
-            self.registry().done(task.task_id()).await
+            self.registry().done_boxed(task.task_id()).await
         } else {
-            self.registry().reschedule(task.task_id(), next).await
+            self.registry().reschedule_boxed(task.task_id(), next).await
         }
     }
 }
@@ -312,6 +409,7 @@ pub struct ReconcilerBuilder {
     max_age: Duration,
     batch: usize,
     on_overdue: Option<OverdueHandler>,
+    callback_url: Option<String>,
 }
 
 impl fmt::Debug for ReconcilerBuilder {
@@ -323,6 +421,7 @@ impl fmt::Debug for ReconcilerBuilder {
             .field("max_interval", &self.max_interval)
             .field("max_age", &self.max_age)
             .field("batch", &self.batch)
+            .field("callback_url", &self.callback_url)
             .finish_non_exhaustive()
     }
 }
@@ -370,6 +469,13 @@ impl ReconcilerBuilder {
         self.on_overdue = Some(Arc::new(handler));
         self
     }
+    /// The receiver's public URL, the `callBackUrl` of the tasks
+    /// [`Reconciler::submit`] creates without one of their own.
+    #[must_use]
+    pub fn callback_url(mut self, url: impl Into<String>) -> Self {
+        self.callback_url = Some(url.into());
+        self
+    }
     /// Builds the reconciler.
     pub fn build(self) -> Reconciler {
         // A task taken by a pass stays leased long enough for the client's retries.
@@ -385,6 +491,7 @@ impl ReconcilerBuilder {
                 lease,
                 batch: self.batch,
                 on_overdue: self.on_overdue,
+                callback_url: self.callback_url,
             }),
         }
     }

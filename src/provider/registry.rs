@@ -11,12 +11,11 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::family::TaskFamily;
 use crate::error::BoxError;
+use crate::event::{ApiRoute, Family};
 
-/// A boxed future of a registry call.
-pub type RegistryFuture<'a, T> =
-    Pin<Box<dyn Future<Output = Result<T, RegistryError>> + Send + 'a>>;
+/// A boxed future of a registry call, for the object-safe [`DynRegistry`].
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RegistryError>> + Send + 'a>>;
 
 /// The current time in milliseconds since the Unix epoch.
 pub(crate) fn unix_millis() -> u64 {
@@ -30,37 +29,57 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One expected task.
+/// One expected task: its id, family and route, and when it was registered.
 ///
 /// ```
-/// use suno_callback::provider::{ExpectedTask, TaskFamily};
+/// use suno_callback::{ApiRoute, Family};
+/// use suno_callback::provider::ExpectedTask;
 ///
-/// let task = ExpectedTask::new("2fac7b1e", TaskFamily::Music, 1_700_000_000_000);
+/// let task = ExpectedTask::new("2fac7b1e", Family::Music, 1_700_000_000_000);
 /// assert_eq!(task.task_id(), "2fac7b1e");
-/// assert_eq!(task.family(), TaskFamily::Music);
+/// assert_eq!(task.family(), Family::Music);
+/// assert_eq!(task.route(), ApiRoute::Classic);
+/// let jobs = task.with_route(ApiRoute::Jobs);
+/// assert_eq!(jobs.route(), ApiRoute::Jobs);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedTask {
     task_id: String,
-    family: TaskFamily,
+    family: Family,
+    route: ApiRoute,
     registered_at_ms: u64,
 }
 
 impl ExpectedTask {
-    /// A task of `family`, registered at `registered_at_ms` (Unix milliseconds).
-    pub fn new(task_id: impl Into<String>, family: TaskFamily, registered_at_ms: u64) -> Self {
+    /// A task of `family` created on the classic route, registered at
+    /// `registered_at_ms` (Unix milliseconds).
+    pub fn new(task_id: impl Into<String>, family: Family, registered_at_ms: u64) -> Self {
         Self {
             task_id: task_id.into(),
             family,
+            route: ApiRoute::Classic,
             registered_at_ms,
         }
+    }
+    /// The same task, created on `route`. A jobs-route task is polled at
+    /// `/api/v1/jobs/recordInfo` whatever its family (which may be
+    /// [`Family::Unknown`]: the answer's model tells it); a classic one at its
+    /// family's endpoint.
+    #[must_use]
+    pub fn with_route(mut self, route: ApiRoute) -> Self {
+        self.route = route;
+        self
+    }
+    /// The route the task was created through.
+    pub fn route(&self) -> ApiRoute {
+        self.route
     }
     /// The task id.
     pub fn task_id(&self) -> &str {
         &self.task_id
     }
     /// The task's family.
-    pub fn family(&self) -> TaskFamily {
+    pub fn family(&self) -> Family {
         self.family
     }
     /// When it was registered, in Unix milliseconds.
@@ -96,14 +115,74 @@ impl std::error::Error for RegistryError {
     }
 }
 
-/// Where expected tasks are kept.
+/// Where expected tasks are kept: a small trait in [`DedupStore`]'s shape (each call
+/// an `async fn` returning `Send` futures, no macro, no boxing of yours), with one
+/// conformance suite (`testing::registry_conformance`, feature `testing`).
 ///
 /// Implementing one: [`take_due`](Self::take_due) must be atomic per task (of two
 /// concurrent callers, one gets a given task), which is what lets several replicas
-/// share one registry.
+/// share one registry; every field of an [`ExpectedTask`] (its route included) must
+/// come back as it was registered.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use suno_callback::Family;
+/// use suno_callback::provider::{ExpectedTask, RegistryError, TaskRegistry};
+///
+/// /// Tasks and their due times behind one lock: every call is atomic.
+/// #[derive(Debug, Default)]
+/// struct MyRegistry(Mutex<HashMap<String, (ExpectedTask, u64)>>);
+///
+/// impl TaskRegistry for MyRegistry {
+///     async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
+///         self.0.lock().unwrap().insert(task.task_id().to_owned(), (task, due_ms));
+///         Ok(())
+///     }
+///     async fn take_due(&self, now_ms: u64, limit: usize, lease_ms: u64)
+///         -> Result<Vec<ExpectedTask>, RegistryError> {
+///         let mut tasks = self.0.lock().unwrap();
+///         let mut due: Vec<_> = tasks.values().filter(|(_, at)| *at <= now_ms).cloned().collect();
+///         due.sort_by_key(|(_, at)| *at);
+///         due.truncate(limit);
+///         for (task, _) in &due {
+///             if let Some(entry) = tasks.get_mut(task.task_id()) {
+///                 entry.1 = now_ms + lease_ms;
+///             }
+///         }
+///         Ok(due.into_iter().map(|(task, _)| task).collect())
+///     }
+///     async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
+///         if let Some(entry) = self.0.lock().unwrap().get_mut(task_id) {
+///             entry.1 = due_ms;
+///         }
+///         Ok(())
+///     }
+///     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+///         self.0.lock().unwrap().remove(task_id);
+///         Ok(())
+///     }
+///     async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+///         Ok(self.0.lock().unwrap().get(task_id).map(|(task, _)| task.family()))
+///     }
+/// }
+///
+/// # #[cfg(feature = "testing")]
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(
+/// suno_callback::testing::registry_conformance::run_all(std::sync::Arc::new(MyRegistry::default()))
+/// # );
+/// ```
+///
+/// [`DedupStore`]: crate::store::DedupStore
 pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
     /// Registers `task`, first due at `due_ms`. Registering it again replaces it.
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()>;
+    /// Everything the task holds (id, family, route, registration time) comes back
+    /// from [`take_due`](Self::take_due) as it was given.
+    fn expect(
+        &self,
+        task: ExpectedTask,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// Takes at most `limit` tasks due at `now_ms` and leases them: none of them is due
     /// again before `now_ms + lease_ms`, unless [`reschedule`](Self::reschedule)d.
@@ -112,21 +191,32 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>>;
+    ) -> impl Future<Output = Result<Vec<ExpectedTask>, RegistryError>> + Send;
 
     /// Sets a task's next due time (no-op when the task is no longer registered).
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()>;
+    fn reschedule(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// Removes a task: its outcome arrived.
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()>;
+    fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
     /// The family of a registered task.
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>>;
+    fn family_of(
+        &self,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<Family>, RegistryError>> + Send;
 }
 
 /// A shared registry: the receiver and your own code can hold the same one.
 impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
+    fn expect(
+        &self,
+        task: ExpectedTask,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).expect(task, due_ms)
     }
     fn take_due(
@@ -134,17 +224,71 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
+    ) -> impl Future<Output = Result<Vec<ExpectedTask>, RegistryError>> + Send {
         (**self).take_due(now_ms, limit, lease_ms)
     }
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
+    fn reschedule(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).reschedule(task_id, due_ms)
     }
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
+    fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).done(task_id)
     }
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+    fn family_of(
+        &self,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<Family>, RegistryError>> + Send {
         (**self).family_of(task_id)
+    }
+}
+
+/// The object-safe form of [`TaskRegistry`] the receiver and the reconciler store.
+pub(crate) trait DynRegistry: Send + Sync + 'static {
+    fn expect_boxed(&self, task: ExpectedTask, due_ms: u64) -> BoxFuture<'_, ()>;
+    fn take_due_boxed(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> BoxFuture<'_, Vec<ExpectedTask>>;
+    fn reschedule_boxed<'a>(&'a self, task_id: &'a str, due_ms: u64) -> BoxFuture<'a, ()>;
+    fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()>;
+    fn family_of_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Option<Family>>;
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+impl<R: TaskRegistry> DynRegistry for R {
+    fn expect_boxed(&self, task: ExpectedTask, due_ms: u64) -> BoxFuture<'_, ()> {
+        Box::pin(self.expect(task, due_ms))
+    }
+    fn take_due_boxed(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> BoxFuture<'_, Vec<ExpectedTask>> {
+        Box::pin(self.take_due(now_ms, limit, lease_ms))
+    }
+    fn reschedule_boxed<'a>(&'a self, task_id: &'a str, due_ms: u64) -> BoxFuture<'a, ()> {
+        Box::pin(self.reschedule(task_id, due_ms))
+    }
+    fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.done(task_id))
+    }
+    fn family_of_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Option<Family>> {
+        Box::pin(self.family_of(task_id))
+    }
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl fmt::Debug for dyn DynRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.debug(f)
     }
 }
 
@@ -152,11 +296,12 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
 /// 100 000); registering more fails.
 ///
 /// ```
-/// use suno_callback::provider::{ExpectedTask, MemoryRegistry, TaskFamily, TaskRegistry};
+/// use suno_callback::Family;
+/// use suno_callback::provider::{ExpectedTask, MemoryRegistry, TaskRegistry};
 ///
 /// # async fn run() -> Result<(), suno_callback::provider::RegistryError> {
 /// let registry = MemoryRegistry::new();
-/// registry.expect(ExpectedTask::new("t1", TaskFamily::Wav, 0), 10).await?;
+/// registry.expect(ExpectedTask::new("t1", Family::Wav, 0), 10).await?;
 /// assert!(registry.take_due(9, 10, 1_000).await?.is_empty());
 /// assert_eq!(registry.take_due(10, 10, 1_000).await?.len(), 1);
 /// // Leased: not due again before 1 010.
@@ -210,7 +355,11 @@ impl MemoryRegistry {
 }
 
 impl TaskRegistry for MemoryRegistry {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
+    fn expect(
+        &self,
+        task: ExpectedTask,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
         let result = {
             let mut tasks = self.lock();
             if tasks.len() >= self.max_tasks && !tasks.contains_key(task.task_id()) {
@@ -220,7 +369,7 @@ impl TaskRegistry for MemoryRegistry {
                 Ok(())
             }
         };
-        Box::pin(async move { result })
+        std::future::ready(result)
     }
 
     fn take_due(
@@ -228,7 +377,7 @@ impl TaskRegistry for MemoryRegistry {
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
+    ) -> impl Future<Output = Result<Vec<ExpectedTask>, RegistryError>> + Send {
         let mut due: Vec<(u64, ExpectedTask)> = {
             let tasks = self.lock();
             tasks
@@ -250,23 +399,30 @@ impl TaskRegistry for MemoryRegistry {
                 })
             })
             .collect();
-        Box::pin(async move { Ok(taken) })
+        std::future::ready(Ok(taken))
     }
 
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
+    fn reschedule(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
         if let Some(entry) = self.lock().get_mut(task_id) {
             entry.1 = due_ms;
         }
-        Box::pin(async { Ok(()) })
+        std::future::ready(Ok(()))
     }
 
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
+    fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
         self.lock().remove(task_id);
-        Box::pin(async { Ok(()) })
+        std::future::ready(Ok(()))
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
+    fn family_of(
+        &self,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<Family>, RegistryError>> + Send {
         let family = self.lock().get(task_id).map(|(task, _)| task.family);
-        Box::pin(async move { Ok(family) })
+        std::future::ready(Ok(family))
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
-use super::family::TaskFamily;
-use super::registry::{ExpectedTask, RegistryError, RegistryFuture, TaskRegistry};
+use super::family::stored_family;
+use super::registry::{ExpectedTask, RegistryError, TaskRegistry};
+use crate::event::{ApiRoute, Family};
 
 /// The key prefix by default.
 pub const DEFAULT_REGISTRY_PREFIX: &str = "suno-callback:expected";
@@ -35,7 +36,7 @@ return out
 ";
 
 /// A [`TaskRegistry`] in Redis: a sorted set of task ids by due time
-/// (`<prefix>:due`) and a hash of their family and registration time
+/// (`<prefix>:due`) and a hash of their family, registration time and route
 /// (`<prefix>:tasks`). Taking due tasks moves them a lease ahead in the same Lua
 /// script, which is the per-task lease: a replica that dies mid-poll leaves the task
 /// due again when the lease ends.
@@ -107,94 +108,107 @@ impl RedisRegistry {
     }
 }
 
-/// `family:registered_at_ms`, the hash's value.
+/// `family:registered_at_ms`, the hash's value, followed by `:jobs` for a jobs-route
+/// task (a classic one keeps the value of the versions that kept no route).
 fn encode(task: &ExpectedTask) -> String {
-    format!("{}:{}", task.family(), task.registered_at_ms())
+    match task.route() {
+        ApiRoute::Classic => format!("{}:{}", task.family(), task.registered_at_ms()),
+        route => format!("{}:{}:{route}", task.family(), task.registered_at_ms()),
+    }
 }
 
 fn decode(task_id: String, info: &str) -> Option<ExpectedTask> {
-    let (family, at) = info.split_once(':')?;
-    Some(ExpectedTask::new(
-        task_id,
-        family.parse().ok()?,
-        at.parse().ok()?,
-    ))
+    let mut parts = info.splitn(3, ':');
+    let family = stored_family(parts.next()?)?;
+    let at = parts.next()?.parse().ok()?;
+    let route = match parts.next() {
+        None => ApiRoute::Classic,
+        Some(route) => ApiRoute::from_name(route)?,
+    };
+    Some(ExpectedTask::new(task_id, family, at).with_route(route))
 }
 
 impl TaskRegistry for RedisRegistry {
-    fn expect(&self, task: ExpectedTask, due_ms: u64) -> RegistryFuture<'_, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .hset(&self.tasks_key, task.task_id(), encode(&task))
-                .ignore()
-                .zadd(&self.due_key, task.task_id(), due_ms)
-                .ignore();
-            Self::call(pipe.query_async::<()>(&mut connection)).await
-        })
+    async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&self.tasks_key, task.task_id(), encode(&task))
+            .ignore()
+            .zadd(&self.due_key, task.task_id(), due_ms)
+            .ignore();
+        Self::call(pipe.query_async::<()>(&mut connection)).await
     }
 
-    fn take_due(
+    async fn take_due(
         &self,
         now_ms: u64,
         limit: usize,
         lease_ms: u64,
-    ) -> RegistryFuture<'_, Vec<ExpectedTask>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut invocation = self.take_script.key(&self.due_key);
-            invocation
-                .key(&self.tasks_key)
-                .arg(now_ms)
-                .arg(limit)
-                .arg(now_ms.saturating_add(lease_ms));
-            let flat: Vec<String> = Self::call(invocation.invoke_async(&mut connection)).await?;
-            let mut tasks = Vec::with_capacity(flat.len() / 2);
-            let mut items = flat.into_iter();
-            while let (Some(id), Some(info)) = (items.next(), items.next()) {
-                match decode(id, &info) {
-                    Some(task) => tasks.push(task),
-                    None => tracing::warn!("unreadable expected task in the Redis registry"),
-                }
+    ) -> Result<Vec<ExpectedTask>, RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.take_script.key(&self.due_key);
+        invocation
+            .key(&self.tasks_key)
+            .arg(now_ms)
+            .arg(limit)
+            .arg(now_ms.saturating_add(lease_ms));
+        let flat: Vec<String> = Self::call(invocation.invoke_async(&mut connection)).await?;
+        let mut tasks = Vec::with_capacity(flat.len() / 2);
+        let mut items = flat.into_iter();
+        while let (Some(id), Some(info)) = (items.next(), items.next()) {
+            match decode(id, &info) {
+                Some(task) => tasks.push(task),
+                None => tracing::warn!("unreadable expected task in the Redis registry"),
             }
-            Ok(tasks)
-        })
+        }
+        Ok(tasks)
     }
 
-    fn reschedule<'a>(&'a self, task_id: &'a str, due_ms: u64) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut command = redis::cmd("ZADD");
-            command
-                .arg(&self.due_key)
-                .arg("XX")
-                .arg(due_ms)
-                .arg(task_id);
-            Self::call(command.query_async::<()>(&mut connection)).await
-        })
+    async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("ZADD");
+        command
+            .arg(&self.due_key)
+            .arg("XX")
+            .arg(due_ms)
+            .arg(task_id);
+        Self::call(command.query_async::<()>(&mut connection)).await
     }
 
-    fn done<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, ()> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .zrem(&self.due_key, task_id)
-                .ignore()
-                .hdel(&self.tasks_key, task_id)
-                .ignore();
-            Self::call(pipe.query_async::<()>(&mut connection)).await
-        })
+    async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(&self.due_key, task_id)
+            .ignore()
+            .hdel(&self.tasks_key, task_id)
+            .ignore();
+        Self::call(pipe.query_async::<()>(&mut connection)).await
     }
 
-    fn family_of<'a>(&'a self, task_id: &'a str) -> RegistryFuture<'a, Option<TaskFamily>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let mut command = redis::cmd("HGET");
-            command.arg(&self.tasks_key).arg(task_id);
-            let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
-            Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
-        })
+    async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("HGET");
+        command.arg(&self.tasks_key).arg(task_id);
+        let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
+        Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_without_a_route_are_classic_and_unknown_routes_unreadable() {
+        let classic = ExpectedTask::new("t", Family::Wav, 7);
+        assert_eq!(encode(&classic), "wav:7", "the value of earlier versions");
+        assert_eq!(decode("t".into(), "wav:7"), Some(classic));
+        let jobs = ExpectedTask::new("t", Family::Unknown, 8).with_route(ApiRoute::Jobs);
+        assert_eq!(encode(&jobs), "unknown:8:jobs");
+        assert_eq!(decode("t".into(), "unknown:8:jobs"), Some(jobs));
+        assert_eq!(decode("t".into(), "music:8:pigeon"), None);
+        assert_eq!(decode("t".into(), "hologram:8"), None);
     }
 }

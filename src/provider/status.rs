@@ -5,17 +5,18 @@
 use serde_json::Value;
 
 use super::error::AnswerError;
-use super::family::TaskFamily;
+use crate::event::Family;
 
 /// Where a task stands, as the provider's task-details answer says.
 ///
 /// ```
-/// use suno_callback::provider::{TaskFamily, TaskStatus};
+/// use suno_callback::Family;
+/// use suno_callback::provider::TaskStatus;
 ///
-/// let status = TaskStatus::from_wire(TaskFamily::Music, &serde_json::json!("FIRST_SUCCESS"))?;
+/// let status = TaskStatus::from_wire(Family::Music, &serde_json::json!("FIRST_SUCCESS"))?;
 /// assert_eq!(status, TaskStatus::First);
 /// assert!(!status.is_final());
-/// let status = TaskStatus::from_wire(TaskFamily::Midi, &serde_json::json!(3))?;
+/// let status = TaskStatus::from_wire(Family::Midi, &serde_json::json!(3))?;
 /// assert!(status.is_failure());
 /// # Ok::<(), suno_callback::provider::AnswerError>(())
 /// ```
@@ -44,7 +45,7 @@ pub enum TaskStatus {
 impl TaskStatus {
     /// Parses a status value (the `status` or `successFlag` field) in the family's
     /// vocabulary. Integers written as strings are accepted, case is ignored.
-    pub fn from_wire(family: TaskFamily, value: &Value) -> Result<Self, AnswerError> {
+    pub fn from_wire(family: Family, value: &Value) -> Result<Self, AnswerError> {
         let text = match value {
             Value::String(text) => text.trim(),
             Value::Number(number) => {
@@ -62,9 +63,9 @@ impl TaskStatus {
         let upper = text.to_ascii_uppercase();
         let status = match upper.as_str() {
             "PENDING" | "WAIT_PROCESSING" | "PROCESSING_VALIDATE" | "GENERATING" => Self::Pending,
-            "TEXT_SUCCESS" if family == TaskFamily::Music => Self::Text,
-            "FIRST_SUCCESS" if family == TaskFamily::Music => Self::First,
-            "WAIT_VALIDATING" if family == TaskFamily::Voice => {
+            "TEXT_SUCCESS" if family == Family::Music => Self::Text,
+            "FIRST_SUCCESS" if family == Family::Music => Self::First,
+            "WAIT_VALIDATING" if family == Family::Voice => {
                 Self::Step("wait_validating".to_owned())
             }
             "SUCCESS" | "COMPLETE" => Self::Success,
@@ -78,15 +79,50 @@ impl TaskStatus {
         Ok(status)
     }
 
+    /// Parses a jobs-route `data.state`: `waiting`, `queuing` and `generating` are
+    /// pending, `success` is done, `fail` failed (as [`Failed`](Self::Failed)`("fail")`).
+    /// Case is ignored.
+    ///
+    /// ```
+    /// use suno_callback::provider::TaskStatus;
+    ///
+    /// assert_eq!(TaskStatus::from_jobs_state(&serde_json::json!("generating"))?, TaskStatus::Pending);
+    /// assert!(TaskStatus::from_jobs_state(&serde_json::json!("fail"))?.is_failure());
+    /// # Ok::<(), suno_callback::provider::AnswerError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The state is absent, not a string, or none of the five.
+    pub fn from_jobs_state(value: &Value) -> Result<Self, AnswerError> {
+        let text = match value {
+            Value::String(text) => text.trim(),
+            Value::Null => return Err(AnswerError::missing("state")),
+            other => {
+                return Err(AnswerError::unknown_status(
+                    Family::Unknown,
+                    &other.to_string(),
+                ));
+            }
+        };
+        let status = match text.to_ascii_lowercase().as_str() {
+            "waiting" | "queuing" | "generating" => Self::Pending,
+            "success" => Self::Success,
+            "fail" => Self::Failed("fail".to_owned()),
+            _ => return Err(AnswerError::unknown_status(Family::Unknown, text)),
+        };
+        Ok(status)
+    }
+
     /// The integer `successFlag` of midi (0 pending, 1 success, 2 create failed,
     /// 3 generation failed) and cover (0 pending, 1 success, 2 generating, 3 failed).
-    fn from_flag(family: TaskFamily, flag: i64) -> Result<Self, AnswerError> {
+    fn from_flag(family: Family, flag: i64) -> Result<Self, AnswerError> {
         let status = match (family, flag) {
             (_, 0) => Self::Pending,
             (_, 1) => Self::Success,
-            (TaskFamily::Cover, 2) => Self::Pending,
-            (TaskFamily::Midi, 2) => Self::Failed("CREATE_TASK_FAILED".to_owned()),
-            (TaskFamily::Midi | TaskFamily::Cover, 3) => Self::Failed("GENERATE_FAILED".to_owned()),
+            (Family::Cover, 2) => Self::Pending,
+            (Family::Midi, 2) => Self::Failed("CREATE_TASK_FAILED".to_owned()),
+            (Family::Midi | Family::Cover, 3) => Self::Failed("GENERATE_FAILED".to_owned()),
             _ => return Err(AnswerError::unknown_status(family, &flag.to_string())),
         };
         Ok(status)

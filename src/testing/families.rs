@@ -4,13 +4,36 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::music::{remove_pointer, set_pointer};
-use super::{MusicCallback, Signer, TaskIdAt, unsigned_request};
-use crate::Family;
+use super::{MusicCallback, TaskIdAt};
+use crate::{ApiRoute, Family};
+
+/// The model of another provider that [`jobs_model`] gives for [`Family::Unknown`].
+const OTHER_MODEL: &str = "sora-2-text-to-video";
+
+/// A jobs-route model of `family`: the first of [`Family::JOBS_MODELS`] with it
+/// (`ai-music-api/generate` for music), or another provider's model
+/// (`sora-2-text-to-video`) for [`Family::Unknown`].
+///
+/// ```
+/// use suno_callback::Family;
+/// use suno_callback::testing::jobs_model;
+///
+/// assert_eq!(jobs_model(Family::Music), "ai-music-api/generate");
+/// assert_eq!(Family::from_model(&jobs_model(Family::Wav)), Some(Family::Wav));
+/// assert_eq!(Family::from_model(&jobs_model(Family::Unknown)), None);
+/// ```
+pub fn jobs_model(family: Family) -> String {
+    Family::JOBS_MODELS
+        .iter()
+        .find(|(_, of)| *of == family)
+        .map_or_else(
+            || OTHER_MODEL.to_owned(),
+            |(name, _)| format!("ai-music-api/{name}"),
+        )
+}
 
 /// A callback body of any family, success or failure, with the defaults of the pages
 /// (Kie's shapes; sunoapi.org's variants through [`with_field`](Self::with_field))
@@ -35,6 +58,7 @@ use crate::Family;
 #[derive(Clone, Debug, PartialEq)]
 pub struct FamilyCallback {
     family: Family,
+    route: ApiRoute,
     task_id: String,
     body: Value,
     /// Raw JSON edits applied last, in order: a JSON pointer and a value (`None`
@@ -157,8 +181,71 @@ impl FamilyCallback {
             .with_field("/data/vocal_separation_info", Value::Object(info))
     }
 
+    /// A jobs-route success of `model` (`ai-music-api/generate`, any other name): the
+    /// market pages' envelope (`data.model`, `data.state` `success`, credits, times,
+    /// `param`) whose `resultJson` string holds what the classic success of the
+    /// model's family holds in its `data` (the music `complete` object with its
+    /// tracks, the lyrics list, `audioWavUrl`, `vocal_separation_info`, `instruments`,
+    /// `video_url`, `images`, `voiceId`), or `{"resultUrls": […]}` for a model of no
+    /// known family.
+    ///
+    /// ```
+    /// use suno_callback::{ApiRoute, CallbackEvent, Family};
+    /// use suno_callback::testing::FamilyCallback;
+    ///
+    /// let callback = FamilyCallback::jobs_success("ai-music-api/generate", "task-1");
+    /// assert_eq!(callback.route(), ApiRoute::Jobs);
+    /// assert_eq!(callback.family(), Family::Music);
+    /// let event = CallbackEvent::from_json(callback.body())?;
+    /// assert_eq!(event.api_route(), ApiRoute::Jobs);
+    /// assert_eq!(event.tracks().len(), 2);
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn jobs_success(model: impl Into<String>, task_id: impl Into<String>) -> Self {
+        let (model, task_id) = (model.into(), task_id.into());
+        let family = Family::from_model(&model).unwrap_or(Family::Unknown);
+        let result = match family {
+            Family::Unknown => json!({"resultUrls": [
+                format!("https://cdn.example.net/{task_id}/result.mp4")]}),
+            family => Self::success(family, task_id.as_str()).to_json()["data"].take(),
+        };
+        let body = jobs_body(&model, &task_id, "success", &result.to_string());
+        Self::from_body(family, task_id, body).on_jobs_route()
+    }
+
+    /// A jobs-route failure of `model`: `code` 501, `state` `fail`, `failCode` `"500"`
+    /// and `failMsg`, an empty `resultJson`, as the market pages show.
+    ///
+    /// ```
+    /// use suno_callback::{CallbackEvent, Family};
+    /// use suno_callback::testing::FamilyCallback;
+    ///
+    /// let callback = FamilyCallback::jobs_failure("ai-music-api/convert-to-wav-format", "task-2");
+    /// let event = CallbackEvent::from_json(callback.body())?;
+    /// assert_eq!(event.family(), Family::Wav);
+    /// assert!(event.is_failure());
+    /// # Ok::<(), suno_callback::ParseError>(())
+    /// ```
+    pub fn jobs_failure(model: impl Into<String>, task_id: impl Into<String>) -> Self {
+        let (model, task_id) = (model.into(), task_id.into());
+        let family = Family::from_model(&model).unwrap_or(Family::Unknown);
+        let mut body = jobs_body(&model, &task_id, "fail", "");
+        body["code"] = json!(501);
+        body["msg"] = json!("Playground task failed.");
+        body["data"]["failCode"] = json!("500");
+        body["data"]["failMsg"] = json!("Internal server error");
+        body["data"]["consumeCredits"] = json!(0);
+        Self::from_body(family, task_id, body).on_jobs_route()
+    }
+
+    fn on_jobs_route(mut self) -> Self {
+        self.route = ApiRoute::Jobs;
+        self
+    }
+
     fn from_body(family: Family, task_id: String, body: Value) -> Self {
         Self {
+            route: ApiRoute::Classic,
             family,
             task_id,
             body,
@@ -216,8 +303,12 @@ impl FamilyCallback {
     }
 
     /// The stage the body names: `callbackType` (music, lyrics) or `status` (voice);
-    /// `None` for families without stages.
+    /// `None` for families without stages and on the jobs route (whose callbacks are
+    /// all final).
     pub fn stage(&self) -> Option<String> {
+        if self.route == ApiRoute::Jobs {
+            return None;
+        }
         let body = self.to_json();
         let data = &body["data"];
         let stage = match self.family {
@@ -230,6 +321,12 @@ impl FamilyCallback {
     /// The family.
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    /// The route whose shape the body has: [`ApiRoute::Jobs`] for
+    /// [`jobs_success`](Self::jobs_success) and [`jobs_failure`](Self::jobs_failure).
+    pub fn route(&self) -> ApiRoute {
+        self.route
     }
 
     /// The task id.
@@ -253,31 +350,22 @@ impl FamilyCallback {
         }
         body
     }
+}
 
-    /// The body as bytes.
-    pub fn body(&self) -> Bytes {
-        Bytes::from(self.to_json().to_string())
-    }
+impl FamilyCallback {
+    super::request::body_and_requests!();
+}
 
-    /// An unsigned `POST` of the body to `uri`.
-    pub fn request(&self, uri: &str) -> Request<Full<Bytes>> {
-        unsigned_request(uri, self.body())
-    }
-
-    /// A `POST` of the body to `uri`, signed by `signer` and timestamped now.
-    pub fn signed_request(&self, signer: &Signer, uri: &str) -> Request<Full<Bytes>> {
-        signer.request(uri, self.body())
-    }
-
-    /// Like [`signed_request`](Self::signed_request), timestamped `unix_seconds`.
-    pub fn signed_request_at(
-        &self,
-        signer: &Signer,
-        uri: &str,
-        unix_seconds: i64,
-    ) -> Request<Full<Bytes>> {
-        signer.request_at(uri, self.body(), unix_seconds)
-    }
+/// The jobs route's callback envelope about `task_id` of `model`, in `state`, with
+/// this `resultJson` text.
+fn jobs_body(model: &str, task_id: &str, state: &str, result_json: &str) -> Value {
+    let param = json!({"model": model, "callBackUrl": "https://api.example.com/callbacks/suno",
+        "input": {"prompt": "a calm piano piece", "model": "V6"}});
+    json!({"code": 200, "msg": "Playground task completed successfully.", "data": {
+        "taskId": task_id, "model": model, "state": state, "param": param.to_string(),
+        "resultJson": result_json, "failCode": null, "failMsg": null, "costTime": 41,
+        "completeTime": 1_791_201_641_000_i64, "createTime": 1_791_201_600_000_i64,
+        "updateTime": 1_791_201_641_000_i64, "consumeCredits": 12, "remainedCredits": 2488}})
 }
 
 impl From<MusicCallback> for FamilyCallback {
@@ -337,6 +425,54 @@ mod tests {
         assert_eq!(event.stage().as_str(), "wait_validating");
         let stems =
             CallbackEvent::from_json(FamilyCallback::split_stem("t-s").body()).expect("parses");
+        let crate::Payload::Separation(stems) = stems.payload() else {
+            panic!("separation")
+        };
+        assert_eq!(stems.stems().len(), 12);
+    }
+
+    #[test]
+    fn every_family_builds_a_jobs_success_and_failure_typed_as_its_model_says() {
+        for family in Family::ALL.into_iter().chain([Family::Unknown]) {
+            let model = jobs_model(family);
+            let success = FamilyCallback::jobs_success(model.as_str(), "t-js");
+            assert_eq!(success.route(), ApiRoute::Jobs);
+            assert_eq!(success.family(), family);
+            for (callback, outcome) in [
+                (success, Outcome::Success),
+                (
+                    FamilyCallback::jobs_failure(model.as_str(), "t-jf"),
+                    Outcome::Failure,
+                ),
+            ] {
+                for path in [Some(family), None] {
+                    let event = match path {
+                        Some(family) if family != Family::Unknown => {
+                            CallbackEvent::from_json_as(family, callback.body())
+                        }
+                        _ => CallbackEvent::from_json(callback.body()),
+                    }
+                    .expect("parses");
+                    assert_eq!(
+                        (event.family(), event.outcome(), event.api_route()),
+                        (family, outcome, ApiRoute::Jobs),
+                        "{model} {outcome}"
+                    );
+                    assert_eq!(event.task_id(), callback.task_id());
+                }
+            }
+        }
+        let music = FamilyCallback::jobs_success("ai-music-api/extend", "t-m");
+        let event = CallbackEvent::from_json(music.body()).expect("parses");
+        assert_eq!(event.stage(), &crate::Stage::Complete);
+        assert_eq!(event.tracks().len(), 2);
+    }
+
+    #[test]
+    fn the_classic_builders_stay_on_the_classic_route() {
+        let stems =
+            CallbackEvent::from_json(FamilyCallback::split_stem("t-s").body()).expect("parses");
+        assert_eq!(stems.api_route(), ApiRoute::Classic);
         let crate::Payload::Separation(stems) = stems.payload() else {
             panic!("separation")
         };

@@ -8,7 +8,9 @@
 //!   every field overridable;
 //! - [`FamilyCallback`] builds a success or a failure of every other family (lyrics,
 //!   WAV, separation, MIDI, video, cover, voice) in the pages' shapes, and the path of
-//!   its family ([`FamilyCallback::path`]);
+//!   its family ([`FamilyCallback::path`]); and of every model of the jobs route
+//!   ([`FamilyCallback::jobs_success`], [`FamilyCallback::jobs_failure`],
+//!   [`jobs_model`]);
 //! - [`Signer`] produces the sender's `X-Webhook-Timestamp` and `X-Webhook-Signature`
 //!   headers for any body, key and timestamp;
 //! - [`MusicCallback::signed_request`] turns one into an `http::Request` ready for
@@ -48,9 +50,10 @@ mod music;
 #[cfg(feature = "provider-api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "provider-api")))]
 pub mod registry_conformance;
+mod request;
 mod signer;
 
-pub use self::families::FamilyCallback;
+pub use self::families::{FamilyCallback, jobs_model};
 pub use self::music::{DOCUMENTED_FAILURE_CODES, MusicCallback, TaskIdAt, TestTrack, failure_msg};
 pub use self::signer::{Signer, unsigned_request};
 pub use crate::event::reference::{

@@ -4,11 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::{Map, Value, json};
-
-use super::{Signer, unsigned_request};
 
 /// The failure codes the docs list for the music callbacks: 400, 408, 413, 451
 /// (sunoapi.org), 500, 501 and 531.
@@ -401,33 +397,10 @@ impl MusicCallback {
     pub fn to_json_string(&self) -> String {
         self.to_json().to_string()
     }
+}
 
-    /// The body as bytes, as the sender puts it on the wire.
-    pub fn body(&self) -> Bytes {
-        Bytes::from(self.to_json_string())
-    }
-
-    /// An unsigned `POST` of the body to `uri` with `Content-Type: application/json`,
-    /// for a receiver without verification.
-    pub fn request(&self, uri: &str) -> Request<Full<Bytes>> {
-        unsigned_request(uri, self.body())
-    }
-
-    /// A `POST` of the body to `uri`, signed by `signer` and timestamped now, ready for
-    /// `tower::ServiceExt::oneshot` (or any HTTP client, with an absolute `uri`).
-    pub fn signed_request(&self, signer: &Signer, uri: &str) -> Request<Full<Bytes>> {
-        signer.request(uri, self.body())
-    }
-
-    /// Like [`signed_request`](Self::signed_request), timestamped `unix_seconds`.
-    pub fn signed_request_at(
-        &self,
-        signer: &Signer,
-        uri: &str,
-        unix_seconds: i64,
-    ) -> Request<Full<Bytes>> {
-        signer.request_at(uri, self.body(), unix_seconds)
-    }
+impl MusicCallback {
+    super::request::body_and_requests!();
 }
 
 impl fmt::Display for MusicCallback {

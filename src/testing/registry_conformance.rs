@@ -20,13 +20,14 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::provider::{ExpectedTask, TaskFamily, TaskRegistry};
+use crate::event::{ApiRoute, Family};
+use crate::provider::{ExpectedTask, TaskRegistry};
 use crate::store::ClaimToken;
 
 /// A time far after every due time the checks set.
 const LATER: u64 = u64::MAX / 4;
 
-fn unique_task(check: &str, family: TaskFamily, registered_at_ms: u64) -> ExpectedTask {
+fn unique_task(check: &str, family: Family, registered_at_ms: u64) -> ExpectedTask {
     let id = format!("conformance-{check}-{}", ClaimToken::new_unique());
     ExpectedTask::new(id, family, registered_at_ms)
 }
@@ -45,13 +46,13 @@ fn only<'a>(taken: Vec<ExpectedTask>, mine: &'a [&'a ExpectedTask]) -> Vec<Expec
 /// Due times here are small numbers (a registry shared with live tasks would also
 /// hand those out; they are filtered away), except for the final sweep.
 pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
-    let task = unique_task("lease", TaskFamily::Separation, 5);
+    let task = unique_task("lease", Family::Separation, 5);
     let id = task.task_id().to_owned();
     let mine = [&task];
     registry.expect(task.clone(), 100).await.expect("expect");
     assert_eq!(
         registry.family_of(&id).await.expect("family_of"),
-        Some(TaskFamily::Separation)
+        Some(Family::Separation)
     );
     assert_eq!(
         registry
@@ -84,14 +85,14 @@ pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
         std::slice::from_ref(&task),
         "rescheduled earlier"
     );
-    let again = ExpectedTask::new(id.clone(), TaskFamily::Wav, 7);
+    let again = ExpectedTask::new(id.clone(), Family::Wav, 7);
     registry
         .expect(again.clone(), 3000)
         .await
         .expect("expect again");
     assert_eq!(
         registry.family_of(&id).await.expect("family_of"),
-        Some(TaskFamily::Wav)
+        Some(Family::Wav)
     );
     assert!(
         taken(2999).await.is_empty(),
@@ -112,13 +113,21 @@ pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
 }
 
 /// `take_due` returns at most `limit` tasks, those due earliest (in any order), and
-/// every family comes back as registered.
+/// every family and route comes back as registered (a jobs-route task of
+/// [`Family::Unknown`] too).
 pub async fn take_due_honours_the_limit_and_the_order<R: TaskRegistry>(registry: &R) {
-    let families = TaskFamily::ALL;
+    let families = Family::ALL.into_iter().chain([Family::Unknown]);
     let tasks: Vec<ExpectedTask> = families
-        .iter()
         .enumerate()
-        .map(|(n, family)| unique_task("order", *family, n as u64))
+        .map(|(n, family)| {
+            let task = unique_task("order", family, n as u64);
+            // Every other task, and the unknown family's, on the jobs route.
+            if n % 2 == 1 || family == Family::Unknown {
+                task.with_route(ApiRoute::Jobs)
+            } else {
+                task
+            }
+        })
         .collect();
     // Due at 10, 11, 12…: the earliest are taken first.
     for (n, task) in tasks.iter().enumerate() {
@@ -147,7 +156,11 @@ pub async fn take_due_honours_the_limit_and_the_order<R: TaskRegistry>(registry:
         Some(&tasks[..3]),
         "the earliest due first"
     );
-    assert_eq!(batches.concat(), tasks, "each task once, with its family");
+    assert_eq!(
+        batches.concat(),
+        tasks,
+        "each task once, with its family and route"
+    );
     for task in &tasks {
         registry.done(task.task_id()).await.expect("done");
     }
@@ -181,7 +194,7 @@ pub async fn replicas_never_share_a_task<R: TaskRegistry>(replicas: &[Arc<R>]) {
     const TAKERS: usize = 6;
     let first = replicas.first().expect("at least one replica");
     let tasks: Vec<ExpectedTask> = (0..TASKS)
-        .map(|_| unique_task("race", TaskFamily::Music, 1))
+        .map(|_| unique_task("race", Family::Music, 1))
         .collect();
     for task in &tasks {
         first.expect(task.clone(), 20).await.expect("expect");
@@ -218,8 +231,8 @@ pub async fn replicas_never_share_a_task<R: TaskRegistry>(replicas: &[Arc<R>]) {
 }
 
 /// A registered task outlives its registry: `reopen` drops or closes `first` and opens
-/// the store again (a restarted process), where the task is due, with its family and
-/// registration time.
+/// the store again (a restarted process), where the task is due, with its family, route
+/// and registration time.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -241,7 +254,7 @@ where
     F: FnOnce(R) -> Fut,
     Fut: Future<Output = R>,
 {
-    let task = unique_task("restart", TaskFamily::Video, 7);
+    let task = unique_task("restart", Family::Video, 7).with_route(ApiRoute::Jobs);
     first.expect(task.clone(), 1).await.expect("expect");
     let second = reopen(first).await;
     // Due at 1, taken at 2, among up to 1000 due tasks, leased for a second.
@@ -253,7 +266,7 @@ where
     );
     assert_eq!(
         second.family_of(task.task_id()).await.expect("family_of"),
-        Some(TaskFamily::Video)
+        Some(Family::Video)
     );
     second.done(task.task_id()).await.expect("done");
 }

@@ -1,7 +1,13 @@
 //! The command line.
 
 use clap::Parser;
-use suno_callback::Family;
+use suno_callback::{ApiRoute, Family};
+
+/// A route by its name.
+fn parse_route(name: &str) -> Result<ApiRoute, String> {
+    ApiRoute::from_name(name)
+        .ok_or_else(|| format!("unknown route {name:?}; one of: classic, jobs"))
+}
 
 /// A family by its name.
 fn parse_family(name: &str) -> Result<Family, String> {
@@ -15,7 +21,8 @@ fn parse_family(name: &str) -> Result<Family, String> {
 
 /// Plays the Suno music API's callback sender against your endpoint: each task's
 /// lifecycle (music: `text`, `first`, `complete`, or a failure; or the callbacks of
-/// another family, `--family`), signed like the sender signs,
+/// another family, `--family`; or a jobs-route task's final callback, `--route jobs
+/// --model NAME`), signed like the sender signs,
 /// with its delivery rules (15 s timeout, anything but HTTP 200 is a failure, 3 retries
 /// after 1, 5 and 15 minutes).
 ///
@@ -60,6 +67,17 @@ pub(crate) struct Args {
     /// (`wait_validating`, then `success`).
     #[arg(long, default_value = "music", value_parser = parse_family)]
     pub(crate) family: Family,
+
+    /// The API route the tasks were created through: `classic` (one endpoint per
+    /// family, the callbacks above) or `jobs` (`/api/v1/jobs/createTask`: one final
+    /// callback per task, `data.model` + `data.state` + `resultJson`).
+    #[arg(long, default_value = "classic", value_parser = parse_route)]
+    pub(crate) route: ApiRoute,
+
+    /// With `--route jobs`: the model name (`ai-music-api/generate`, any other); its
+    /// family replaces `--family`. Default: a model of `--family`.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) model: Option<String>,
 
     /// Post to the family's own path: `--url` followed by `/<family>`.
     #[arg(long)]
@@ -141,6 +159,9 @@ impl Args {
                 "--retry-scale must be 0 or more, got {}",
                 self.retry_scale
             ));
+        }
+        if self.model.is_some() && self.route != ApiRoute::Jobs {
+            return Err("--model names a jobs-route model; add --route jobs".to_owned());
         }
         if self.fail_code == Some(200) {
             return Err("--fail-code 200 is a success; leave it out".to_owned());

@@ -4,10 +4,10 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -15,43 +15,18 @@ use hyper_util::rt::TokioExecutor;
 use suno_callback::testing::FamilyCallback;
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::attempt::{Answer, CopyNo, Next, seconds};
 use crate::plan::Plan;
-use crate::report::{AttemptLine, Next, Report};
+use crate::report::{AttemptLine, Report};
 
 /// The most of an answer's body read (the receiver's answers are tiny).
 const ANSWER_LIMIT: usize = 64 * 1024;
-
-/// What one attempt got back.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    /// An HTTP answer, with the body's `status` field when it is JSON with one.
-    Http {
-        status: StatusCode,
-        label: Option<String>,
-    },
-    /// No HTTP answer in time: a connection error or the timeout.
-    Error(String),
-}
-
-impl Answer {
-    /// The sender's rule: only 200 is a success.
-    pub(crate) fn is_success(&self) -> bool {
-        matches!(self, Self::Http { status, .. } if *status == StatusCode::OK)
-    }
-}
 
 /// How a delivery ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Delivered,
     GivenUp,
-}
-
-/// Which copy of a callback a delivery is.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CopyNo {
-    pub(crate) copy: u32,
-    pub(crate) of: u32,
 }
 
 /// Sends callbacks to the plan's URL.
@@ -171,33 +146,9 @@ fn describe(error: &(dyn StdError + 'static)) -> String {
     text
 }
 
-/// `1.5 s`, `600 ms`.
-pub(crate) fn seconds(duration: Duration) -> String {
-    if duration >= Duration::from_secs(1) {
-        format!("{:.1} s", duration.as_secs_f64())
-    } else if duration >= Duration::from_millis(10) {
-        format!("{} ms", duration.as_millis())
-    } else {
-        format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_200_is_a_success() {
-        let http = |code: u16| Answer::Http {
-            status: StatusCode::from_u16(code).expect("status"),
-            label: None,
-        };
-        assert!(http(200).is_success());
-        for code in [201, 204, 409, 500, 503] {
-            assert!(!http(code).is_success(), "{code}");
-        }
-        assert!(!Answer::Error("refused".into()).is_success());
-    }
 
     #[test]
     fn the_body_status_is_read_leniently() {
@@ -208,12 +159,5 @@ mod tests {
         assert_eq!(body_status(b"<html>busy</html>"), None);
         assert_eq!(body_status(br#"{"status":3}"#), None);
         assert_eq!(body_status(b""), None);
-    }
-
-    #[test]
-    fn durations_print_short() {
-        assert_eq!(seconds(Duration::from_millis(600)), "600 ms");
-        assert_eq!(seconds(Duration::from_secs(900)), "900.0 s");
-        assert_eq!(seconds(Duration::from_micros(1300)), "1.3 ms");
     }
 }

@@ -6,10 +6,11 @@
 //! ```
 //!
 //! `--help` lists every option. The modules: `args` (the command line), `plan` (what
-//! to send and the delivery rules), `deliver` (one delivery with retries), `report`
-//! (lines, progress bar, summary).
+//! to send and the delivery rules), `attempt` (what one attempt got, shared),
+//! `deliver` (one delivery with retries), `report` (lines, progress bar, summary).
 
 mod args;
+mod attempt;
 mod deliver;
 mod plan;
 mod report;
@@ -22,7 +23,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::args::Args;
-use crate::deliver::{CopyNo, Sender, seconds};
+use crate::attempt::{CopyNo, seconds};
+use crate::deliver::Sender;
 use crate::plan::Plan;
 use crate::report::Report;
 
@@ -131,8 +133,12 @@ fn describe(plan: &Plan) -> String {
     } else {
         format!("retries after {}", intervals.join(", "))
     };
+    let route = match &plan.model {
+        Some(model) => format!(" (jobs route, model {model})"),
+        None => String::new(),
+    };
     format!(
-        "playing {} task(s) against {}: {}; signature {}; storm {}, duplicates {}; \
+        "playing {} task(s) against {}: {}{route}; signature {}; storm {}, duplicates {}; \
          timeout {}, {retries}",
         plan.tasks,
         plan.url,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::Full;
-use suno_callback::Family;
-use suno_callback::testing::{FamilyCallback, MusicCallback, Signer};
+use suno_callback::testing::{FamilyCallback, MusicCallback, Signer, jobs_model};
 use suno_callback::verify::{Clock, SystemClock};
+use suno_callback::{ApiRoute, Family};
 
 use crate::args::Args;
 
@@ -100,6 +100,8 @@ pub(crate) struct Plan {
     pub(crate) concurrency: usize,
     pub(crate) quiet: bool,
     family: Family,
+    /// On the jobs route, the model the tasks were created with.
+    pub(crate) model: Option<String>,
     fail_code: Option<i64>,
     skip_text: bool,
     skip_first: bool,
@@ -118,9 +120,17 @@ impl Plan {
     /// The plan for these arguments, or why they cannot be played.
     pub(crate) fn from_args(args: &Args) -> Result<Self, String> {
         args.validate()?;
+        let model = match (args.route, &args.model) {
+            (ApiRoute::Jobs, Some(model)) => Some(model.clone()),
+            (ApiRoute::Jobs, None) => Some(jobs_model(args.family)),
+            _ => None,
+        };
+        let family = model.as_deref().map_or(args.family, |model| {
+            Family::from_model(model).unwrap_or(Family::Unknown)
+        });
         let mut url = check_url(&args.url)?;
         if args.family_path {
-            url = format!("{}/{}", url.trim_end_matches('/'), args.family);
+            url = format!("{}/{}", url.trim_end_matches('/'), family);
         }
         let signing = match (&args.key, args.unsigned) {
             (_, true) => Signing::Unsigned,
@@ -151,7 +161,8 @@ impl Plan {
             duplicates: args.duplicates,
             concurrency: args.concurrency as usize,
             quiet: args.quiet,
-            family: args.family,
+            family,
+            model,
             fail_code: args.fail_code,
             skip_text: args.skip_text,
             skip_first: args.skip_first,
@@ -170,6 +181,13 @@ impl Plan {
 
     /// The callbacks of one task, in the order the sender sends them.
     pub(crate) fn callbacks(&self, task_id: &str) -> Vec<FamilyCallback> {
+        if let Some(model) = &self.model {
+            // The jobs route sends each task's final callback only.
+            return vec![match self.fail_code {
+                Some(code) => FamilyCallback::jobs_failure(model.as_str(), task_id).with_code(code),
+                None => FamilyCallback::jobs_success(model.as_str(), task_id),
+            }];
+        }
         match self.family {
             Family::Music => self.music_callbacks(task_id),
             Family::Voice => {
@@ -295,6 +313,70 @@ mod tests {
             );
         }
         assert!(plan(&["--key", "k", "--family", "karaoke"]).is_err());
+    }
+
+    #[test]
+    fn the_jobs_route_plays_one_final_callback_of_the_models_family() {
+        let jobs = plan(&[
+            "--key",
+            "k",
+            "--route",
+            "jobs",
+            "--model",
+            "ai-music-api/generate",
+        ])
+        .expect("plan");
+        let [success] = &jobs.callbacks("t")[..] else {
+            panic!("one callback")
+        };
+        assert_eq!(
+            (success.route(), success.family(), success.code()),
+            (ApiRoute::Jobs, Family::Music, 200)
+        );
+        let event = suno_callback::CallbackEvent::from_json(success.body()).expect("parses");
+        assert_eq!(event.api_route(), ApiRoute::Jobs);
+        assert_eq!(event.tracks().len(), 2);
+
+        let failed = plan(&[
+            "--key",
+            "k",
+            "--route",
+            "jobs",
+            "--model",
+            "ai-music-api/convert-to-wav-format",
+            "--fail-code",
+            "501",
+            "--family-path",
+        ])
+        .expect("plan");
+        assert_eq!(failed.url, "http://127.0.0.1:3000/cb/wav");
+        let [failure] = &failed.callbacks("t")[..] else {
+            panic!("one callback")
+        };
+        let event = suno_callback::CallbackEvent::from_json(failure.body()).expect("parses");
+        assert_eq!((event.family(), event.is_failure()), (Family::Wav, true));
+
+        // Without a model, one of `--family`; another provider's model is unknown.
+        for family in Family::ALL {
+            let played = plan(&["--key", "k", "--route", "jobs", "--family", family.as_str()])
+                .expect("plan");
+            let callbacks = played.callbacks("t");
+            assert_eq!(callbacks.len(), 1, "{family}");
+            assert_eq!(callbacks[0].family(), family);
+            assert_eq!(callbacks[0].route(), ApiRoute::Jobs);
+        }
+        let other = plan(&[
+            "--key",
+            "k",
+            "--route",
+            "jobs",
+            "--model",
+            "sora-2-text-to-video",
+        ])
+        .expect("plan");
+        assert_eq!(other.callbacks("t")[0].family(), Family::Unknown);
+        assert!(plan(&["--key", "k", "--model", "ai-music-api/generate"]).is_err());
+        assert!(plan(&["--key", "k", "--route", "graphql"]).is_err());
     }
 
     #[test]

@@ -10,18 +10,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use suno_callback::testing::FamilyCallback;
 
-use crate::deliver::{Answer, CopyNo, seconds};
+use crate::attempt::{Answer, CopyNo, Next, seconds};
 
 /// Runs with at least this many deliveries get a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 10;
-
-/// What happens after an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Next {
-    Done,
-    RetryIn(Duration),
-    GiveUp,
-}
 
 /// One attempt, as reported.
 #[derive(Debug)]

@@ -439,3 +439,39 @@ async fn every_family_is_played_on_the_shared_or_its_own_path() {
         assert_eq!(*seen.lock().expect("lock"), expected, "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn the_jobs_route_is_played_typed_by_its_model() {
+    let (url, seen) = serve_families().await;
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--route", "jobs", "--model", "ai-music-api/generate"],
+            &["music complete"],
+        ),
+        (
+            &[
+                "--route",
+                "jobs",
+                "--model",
+                "ai-music-api/convert-to-wav-format",
+                "--fail-code",
+                "501",
+                "--family-path",
+            ],
+            &["wav failure"],
+        ),
+        (&["--route", "jobs", "--family", "cover"], &["cover"]),
+        (
+            &["--route", "jobs", "--model", "sora-2-text-to-video"],
+            &["unknown"],
+        ),
+    ];
+    for (args, expected) in cases {
+        seen.lock().expect("lock").clear();
+        let mut argv = vec!["--url", url.as_str(), "--key", KEY, "--quiet"];
+        argv.extend_from_slice(args);
+        let run = simulate(&argv).await;
+        assert_eq!(run.code, Some(0), "{args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(*seen.lock().expect("lock"), expected, "{args:?}");
+    }
+}

@@ -1,5 +1,6 @@
-//! A fake task-details server on a loopback port: scripted answers per task id, every
-//! request recorded (path, task id, `Authorization`).
+//! A fake task-details server on a loopback port: scripted answers per task id (and
+//! for the jobs route's task creation), every request recorded (method, path, task id,
+//! `Authorization`, body).
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::{HashMap, VecDeque};
@@ -8,11 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Response, Uri};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Response, Uri};
 
 /// The task id in the provider fixtures.
 pub const FIXTURE_TASK: &str = "4e5f6a7b8c9d40e1f2a3b4c5d6e7f809";
+/// The task id in the jobs-route fixtures (`jobs_*`, `market/`).
+pub const MARKET_TASK: &str = "market-task-1";
+/// The script key of `POST /api/v1/jobs/createTask` (which names no task).
+pub const CREATE_TASK: &str = "POST /api/v1/jobs/createTask";
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -61,14 +66,35 @@ pub fn provider_fixture(name: &str, task_id: &str) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("read {path}: {e}"))
         .replace(FIXTURE_TASK, task_id)
+        .replace(MARKET_TASK, task_id)
+}
+
+/// A jobs-route callback fixture (`tests/fixtures/market/NAME.json`) about `task_id`.
+pub fn market_fixture(name: &str, task_id: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/market/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {path}: {e}"))
+        .replace(MARKET_TASK, task_id)
+}
+
+/// A creation answer of the jobs route for `task_id`.
+pub fn created(task_id: &str) -> Reply {
+    Reply::ok(format!(
+        r#"{{"code":200,"msg":"success","data":{{"taskId":"{task_id}"}}}}"#
+    ))
 }
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    pub method: String,
     pub path: String,
     pub task_id: String,
     pub authorization: Option<String>,
+    pub body: String,
 }
 
 #[derive(Default)]
@@ -190,24 +216,37 @@ impl FakeProvider {
 fn app() -> (Arc<Mutex<State>>, Router) {
     let state = Arc::new(Mutex::new(State::default()));
     let shared = Arc::clone(&state);
-    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-        let state = Arc::clone(&shared);
-        async move { answer(&state, &uri, &headers).await }
-    });
+    let app = Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = Arc::clone(&shared);
+            async move { answer(&state, &method, &uri, &headers, &body).await }
+        },
+    );
     (state, app)
 }
 
-async fn answer(state: &Mutex<State>, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
-    let task_id = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("taskId="))
-        .unwrap_or("")
-        .to_owned();
+async fn answer(
+    state: &Mutex<State>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response<Body> {
+    let task_id = if method == Method::POST && uri.path() == "/api/v1/jobs/createTask" {
+        CREATE_TASK.to_owned()
+    } else {
+        uri.query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("taskId="))
+            .unwrap_or("")
+            .to_owned()
+    };
     let reply = {
         let mut state = state.lock().expect("lock");
         state.seen.push(Seen {
+            method: method.to_string(),
+            body: String::from_utf8_lossy(body).into_owned(),
             path: uri.path().to_owned(),
             task_id: task_id.clone(),
             authorization: headers
