@@ -6,6 +6,7 @@
 //! SUNO_INBOX_DATABASE_URL=postgres://127.0.0.1:5432/test cargo run --example inbox --features postgres -- serve
 //! cargo run --example inbox --features sqlite -- replay --dead     # or --id N, --task ID
 //! cargo run --example inbox --features sqlite -- --help
+//! SUNO_CONSOLE_TOKEN=secret cargo run --example inbox --features sqlite,console -- serve
 //! ```
 //!
 //! It does nothing without a command: `serve` runs a receiver and its workers, which
@@ -24,6 +25,8 @@
 //!   tests).
 //! - `SUNO_EXAMPLE_HANDLER_DELAY_MS`: each handler run sleeps this long first.
 //! - `SUNO_EXAMPLE_FAIL_FIRST=N`: the first N runs of every event fail.
+//! - `SUNO_CONSOLE_TOKEN`: serve the operator's console at `/console` (feature
+//!   `console`), for this bearer token or its login form.
 //!
 //! Like the quickstart, it also serves `/callbacks/suno/<family>` (the family the path
 //! names is stored with the event, and the worker types the body as that family) and
@@ -188,9 +191,16 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
                 METRICS_PATH,
                 get(move || std::future::ready(metrics.render())),
             );
+        let (app, console) = mount_console(app, &inbox)?;
         let listener = TcpListener::bind(settings.bind).await?;
         let store = format!("inbox at {} with {concurrency} workers", redact(&url));
         common::announce_store("inbox", listener.local_addr()?, &settings, &store)?;
+        if let Some(path) = console {
+            println!(
+                "suno-callback inbox console on http://{}{path}",
+                listener.local_addr()?
+            );
+        }
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -204,6 +214,34 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
     }
 
     /// One handler for every event: wait, maybe fail on purpose, then record the run in
+    /// The operator's console at `/console` when `SUNO_CONSOLE_TOKEN` is set (feature
+    /// `console`): the token as `Authorization: Bearer …`, or entered once in its login
+    /// form for a session cookie.
+    fn mount_console(
+        app: Router,
+        inbox: &Inbox,
+    ) -> Result<(Router, Option<String>), Box<dyn Error>> {
+        let token = std::env::var("SUNO_CONSOLE_TOKEN").unwrap_or_default();
+        if token.trim().is_empty() {
+            return Ok((app, None));
+        }
+        #[cfg(feature = "console")]
+        {
+            use suno_callback::console::{Access, Console};
+            let console = Console::builder(inbox)
+                .path("/console")
+                .bearer_token(token.trim(), Access::All)
+                .build()?;
+            let path = console.path().to_owned();
+            Ok((app.nest_service(&path, console.service()), Some(path)))
+        }
+        #[cfg(not(feature = "console"))]
+        {
+            let _ = inbox;
+            Err("SUNO_CONSOLE_TOKEN is set: build the example with --features console".into())
+        }
+    }
+
     /// `example_results` inside the inbox's transaction.
     async fn handle(
         event: CallbackEvent,

@@ -66,6 +66,12 @@ mod source;
 mod timing;
 mod untrusted;
 
+#[cfg(all(feature = "console", any(feature = "sqlite", feature = "postgres")))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "console", any(feature = "sqlite", feature = "postgres"))))
+)]
+pub mod console;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod inbox;

@@ -34,6 +34,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "dedup store",
         sql: include_str!("../../migrations/sqlite/0004_dedup_store.sql"),
     },
+    Migration {
+        version: 5,
+        description: "console indexes",
+        sql: include_str!("../../migrations/sqlite/0005_console_indexes.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -58,6 +63,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 4,
         description: "dedup store",
         sql: include_str!("../../migrations/postgres/0004_dedup_store.sql"),
+    },
+    Migration {
+        version: 5,
+        description: "console indexes",
+        sql: include_str!("../../migrations/postgres/0005_console_indexes.sql"),
     },
 ];
 

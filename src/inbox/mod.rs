@@ -55,6 +55,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod backend;
 mod context;
 mod error;
@@ -82,6 +83,10 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
+pub use self::admin::{
+    COUNT_CAP, Count, DEFAULT_REPLAY_CAP, EventDetail, EventFilter, EventPage, EventRow,
+    ExpectedRow, ExpectedSummary, InboxAdmin, LIST_ERROR_CHARS, MAX_PAGE, Minute, Overview,
+};
 pub use self::context::EventContext;
 pub use self::error::InboxError;
 #[cfg(feature = "provider-api")]
