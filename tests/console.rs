@@ -174,15 +174,18 @@ async fn a_console_without_access_is_not_built_unless_loopback_only() {
         .loopback_only()
         .build()
         .expect("loopback only");
-    let request = |peer: &str| {
-        let mut request = Request::get("/console/")
-            .body(Full::new(Bytes::new()))
-            .expect("request");
+    let request_with = |peer: &str, headers: &[(&str, &str)]| {
+        let mut request = Request::get("/console/");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Full::new(Bytes::new())).expect("request");
         request
             .extensions_mut()
             .insert(suno_callback::PeerAddr(peer.parse().expect("addr")));
         request
     };
+    let request = |peer: &str| request_with(peer, &[]);
     let inside = loopback.service().oneshot(request("127.0.0.1:5000")).await;
     assert_eq!(inside.expect("infallible").status(), StatusCode::OK);
     let outside = loopback
@@ -190,6 +193,45 @@ async fn a_console_without_access_is_not_built_unless_loopback_only() {
         .oneshot(request("203.0.113.9:5000"))
         .await;
     assert_eq!(outside.expect("infallible").status(), StatusCode::FORBIDDEN);
+    // A loopback peer is trusted only under a loopback name: a page of another site
+    // whose name was rebound to 127.0.0.1 says its own name in `Host`.
+    for host in [
+        "localhost:3000",
+        "127.0.0.1:3000",
+        "[::1]:3000",
+        "localhost",
+    ] {
+        let answer = loopback
+            .service()
+            .oneshot(request_with("127.0.0.1:5000", &[("host", host)]))
+            .await;
+        assert_eq!(
+            answer.expect("infallible").status(),
+            StatusCode::OK,
+            "{host}"
+        );
+    }
+    for headers in [
+        &[("host", "rebind.attacker.example:3000")][..],
+        &[("host", "localhost.attacker.example")][..],
+        // A proxy on the same host: every request arrives from loopback.
+        &[
+            ("host", "localhost:3000"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ][..],
+        &[("host", "localhost:3000"), ("forwarded", "for=203.0.113.9")][..],
+        &[("host", "localhost:3000"), ("x-real-ip", "203.0.113.9")][..],
+    ] {
+        let answer = loopback
+            .service()
+            .oneshot(request_with("127.0.0.1:5000", headers))
+            .await;
+        assert_eq!(
+            answer.expect("infallible").status(),
+            StatusCode::FORBIDDEN,
+            "{headers:?}"
+        );
+    }
 }
 
 #[tokio::test]

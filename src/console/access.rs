@@ -256,6 +256,7 @@ impl Gate {
         if self.loopback_only
             && crate::intake::peer_addr(&parts.extensions)
                 .is_some_and(|peer: SocketAddr| peer.ip().is_loopback())
+            && from_this_machine(&parts.headers)
         {
             return Grant::all("loopback");
         }
@@ -386,6 +387,33 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
     authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+/// Whether a request from a loopback peer was meant for this machine: no proxy speaks
+/// for someone else (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`), and `Host`, when
+/// given, names a loopback host. A page of another site whose name was rebound to
+/// 127.0.0.1 (DNS rebinding) still sends its own name in `Host`.
+fn from_this_machine(headers: &HeaderMap) -> bool {
+    if ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| headers.contains_key(*name))
+    {
+        return false;
+    }
+    let Some(host) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or("", |(name, _)| name),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -64,13 +64,15 @@ pub(crate) fn parse_input_time(text: &str) -> Option<i64> {
         return None;
     }
     let mut time = time.splitn(3, ':');
-    let hour: i64 = time.next()?.parse().ok()?;
-    let minute: i64 = time.next()?.parse().ok()?;
-    let second: i64 = time.next().map_or(Some(0), |s| s.parse().ok())?;
+    // Unsigned and in range before any arithmetic: a query string may say anything.
+    let hour: u8 = time.next()?.parse().ok()?;
+    let minute: u8 = time.next()?.parse().ok()?;
+    let second: u8 = time.next().map_or(Some(0), |s| s.parse().ok())?;
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let days = days_from_civil(year, month, day);
+    let (hour, minute, second) = (i64::from(hour), i64::from(minute), i64::from(second));
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
 }
 
@@ -181,6 +183,16 @@ mod tests {
         assert_eq!(parse_input_time("2000-02-29T00:00"), Some(951_782_400_000));
         assert_eq!(parse_input_time("2000-13-01T00:00"), None);
         assert_eq!(parse_input_time("yesterday"), None);
+        // Fields out of range, negative or huge are no time, never an overflow.
+        for text in [
+            "2026-01-01T-9223372036854775808:00",
+            "2026-01-01T00:-1",
+            "2026-01-01T00:00:-5",
+            "2026-01-01T24:00",
+            "2026-01-01T99999999999999999999:00",
+        ] {
+            assert_eq!(parse_input_time(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -257,8 +257,11 @@ impl ConsoleBuilder {
 
     /// Lets in, with [`Access::All`], requests from a loopback peer address (as axum's
     /// `ConnectInfo` or [`PeerAddr`](crate::PeerAddr) gives it), when nothing else
-    /// granted access. Without a peer address a request is refused. For a console
-    /// reached only through an SSH tunnel or on a developer's machine.
+    /// granted access. Without a peer address a request is refused, and so is one whose
+    /// `Host` names anything but a loopback host (a page whose name was rebound to
+    /// 127.0.0.1) or that a proxy forwarded (`Forwarded`, `X-Forwarded-For`,
+    /// `X-Real-IP`: behind a proxy on the same machine every peer is loopback). For a
+    /// console reached only through an SSH tunnel or on a developer's machine.
     #[must_use]
     pub fn loopback_only(mut self) -> Self {
         self.loopback_only = true;
