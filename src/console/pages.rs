@@ -316,12 +316,48 @@ fn summary(detail: &EventDetail) -> Markup {
 /// The longest body shown (pretty-printed); the rest is cut.
 const MAX_BODY_SHOWN: usize = 64 * 1024;
 
+/// The body pretty-printed, at most [`MAX_BODY_SHOWN`] characters. The printing stops
+/// at the cap: a deeply nested body indents every line by its depth, so its whole
+/// pretty text could be a hundred times its own size.
 fn pretty(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let shown = &body[..body.len().min(MAX_BODY_SHOWN * 4)];
+        return cut(&String::from_utf8_lossy(shown), MAX_BODY_SHOWN);
     };
-    cut(&text, MAX_BODY_SHOWN)
+    let mut out = CappedWriter {
+        bytes: Vec::new(),
+        // A character is at most four bytes: the cap in characters is applied below.
+        cap: MAX_BODY_SHOWN * 4,
+    };
+    let complete = serde_json::to_writer_pretty(&mut out, &value).is_ok();
+    let shown = cut(&String::from_utf8_lossy(&out.bytes), MAX_BODY_SHOWN);
+    if complete || shown.ends_with('…') {
+        shown
+    } else {
+        shown + "…"
+    }
+}
+
+/// A writer that keeps its first `cap` bytes, then refuses.
+struct CappedWriter {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.cap - self.bytes.len();
+        if room == 0 {
+            return Err(std::io::Error::other("cut short"));
+        }
+        let taken = buf.len().min(room);
+        self.bytes.extend_from_slice(&buf[..taken]);
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The event page.
@@ -490,6 +526,31 @@ pub(crate) fn error(prefix: &str, title: &str, text: &str) -> Markup {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn a_deep_body_is_printed_no_further_than_the_cap() {
+        // 120 levels of arrays around many small numbers: every number on a line of
+        // its own, indented by 240 spaces.
+        let body = format!(
+            r#"{{"code":200,"data":{{"taskId":"t","x":{}{}{}}}}}"#,
+            "[".repeat(120),
+            ["0"; 20_000].join(","),
+            "]".repeat(120)
+        );
+        let shown = pretty(body.as_bytes());
+        assert!(shown.ends_with('…'), "cut short");
+        assert!(
+            shown.chars().count() <= MAX_BODY_SHOWN + 1,
+            "{}",
+            shown.len()
+        );
+        assert!(shown.starts_with("{\n  \"code\": 200"), "{}", &shown[..40]);
+        // A small body is shown whole.
+        let small = pretty(br#"{"code":200}"#);
+        assert_eq!(small, "{\n  \"code\": 200\n}");
+        // Text that is not JSON is shown as text, cut the same way.
+        assert_eq!(pretty(b"not json"), "not json");
+    }
 
     #[test]
     fn a_script_in_a_body_stays_text() {
