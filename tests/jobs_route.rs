@@ -538,3 +538,25 @@ fn a_task_details_answer_reads_as_its_callback() {
         ("generating", Outcome::Success)
     );
 }
+
+/// The texts a jobs body carries show in `Debug` cut short, however long they are.
+#[test]
+fn debug_shows_long_texts_cut_short() {
+    let long = "x".repeat(200_000);
+    let body = json!({
+        "code": 501,
+        "msg": long,
+        "data": {
+            "taskId": "t",
+            "model": format!("ai-music-api/{long}"),
+            "state": "fail",
+            "failCode": long,
+            "failMsg": long,
+        }
+    })
+    .to_string();
+    let event = CallbackEvent::from_json(body).expect("a jobs failure");
+    assert_eq!(event.jobs().expect("jobs").fail_msg(), Some(long.as_str()));
+    let debug = format!("{event:?}");
+    assert!(debug.len() < 5_000, "Debug is {} bytes", debug.len());
+}

@@ -12,6 +12,7 @@ use super::jobs::JobsMeta;
 use super::payload::Payload;
 use super::shape::{self, Built};
 use super::stage::Stage;
+use crate::untrusted::Untrusted;
 
 /// What every event carries, whatever its family.
 #[derive(Clone)]
@@ -37,7 +38,7 @@ impl fmt::Debug for Meta {
             .field("outcome", &self.outcome)
             .field("route", &self.route)
             .field("code", &self.code)
-            .field("msg", &self.msg)
+            .field("msg", &self.msg.as_deref().map(Untrusted))
             .field("raw_len", &self.raw.len())
             .field("jobs", &self.jobs)
             .finish()

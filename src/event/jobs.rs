@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::time::CreateTime;
 use super::tolerant::from_slice_tolerant;
+use crate::untrusted::Untrusted;
 
 /// The jobs-route metadata of a callback: [`CallbackEvent::jobs`] gives it for a
 /// callback of a task created through `POST /api/v1/jobs/createTask`.
@@ -127,19 +128,20 @@ fn json_value(text: &str) -> Option<serde_json::Value> {
 }
 
 impl fmt::Debug for JobsMeta {
-    /// The texts the sender echoes (`resultJson`, `param`) by length only.
+    /// The texts the sender echoes (`resultJson`, `param`) by length only; the other
+    /// texts cut short and escaped, as every text from a body in a log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobsMeta")
-            .field("model", &self.model)
-            .field("state", &self.state)
+            .field("model", &self.model.as_deref().map(Untrusted))
+            .field("state", &self.state.as_deref().map(Untrusted))
             .field(
                 "result_json_len",
                 &self.result_json.as_ref().map(String::len),
             )
             .field("result_urls", &self.result_urls.len())
             .field("param_len", &self.param.as_ref().map(String::len))
-            .field("fail_code", &self.fail_code)
-            .field("fail_msg", &self.fail_msg)
+            .field("fail_code", &self.fail_code.as_deref().map(Untrusted))
+            .field("fail_msg", &self.fail_msg.as_deref().map(Untrusted))
             .field("cost_time", &self.cost_time)
             .field("consume_credits", &self.consume_credits)
             .field("remained_credits", &self.remained_credits)
