@@ -484,10 +484,12 @@ impl Pipeline {
         // Processed here; its completion is still being retried.
         if self.completing.contains(&key) {
             if let Some(Claim::Acquired(token)) = first_claim {
-                // The retried completion claims the key again if its lease ran out:
-                // leave the key to it.
-                let release = self.store.release_boxed(&key, token);
-                let _ = tokio::time::timeout(self.timing.store_timeout, release).await;
+                // Its lease ran out while the completion is retried, and this delivery
+                // claimed it afresh: the handler succeeded here, so complete it now
+                // (the retry then finds it done) rather than leave it free for a
+                // replay on another replica.
+                let complete = self.store.complete_boxed(&key, token, self.timing.done_ttl);
+                let _ = tokio::time::timeout(self.timing.store_timeout, complete).await;
             }
             return Answer::Duplicate(key);
         }
