@@ -253,6 +253,23 @@ async fn login(browser: &Client, base: &str, token: &str) {
     form.submit_with(Locator::Css("button[type=submit]"))
         .await
         .expect("log in");
+    wait_for_url(browser, "the page after the login", |url| {
+        !url.contains("/login")
+    })
+    .await;
+}
+
+/// Waits (10 s at most) until the browser's address satisfies `arrived`: a click that
+/// submits a form may return before the next page has replaced the current one.
+async fn wait_for_url(browser: &Client, what: &str, arrived: impl Fn(&str) -> bool) {
+    for _ in 0..100 {
+        let url = browser.current_url().await.expect("current url");
+        if arrived(url.as_str()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the browser never reached {what}");
 }
 
 async fn text(browser: &Client) -> String {
@@ -327,6 +344,10 @@ async fn walk(driver: &Driver) {
         .submit_with(Locator::Css("button[type=submit]"))
         .await
         .expect("filter");
+    wait_for_url(&browser, "the filtered events", |url| {
+        url.contains("state=dead")
+    })
+    .await;
     let rows = browser
         .find_all(Locator::Css("table.events tbody tr"))
         .await
@@ -345,6 +366,11 @@ async fn walk(driver: &Driver) {
         .click()
         .await
         .expect("open");
+    let event_path = format!("/console/events/{hostile}");
+    wait_for_url(&browser, "the hostile event", |url| {
+        url.contains(&event_path)
+    })
+    .await;
     let page = text(&browser).await;
     assert!(page.contains("<script>window.__xss = 1</script>"), "{page}");
     let ran = browser
@@ -366,21 +392,18 @@ async fn walk(driver: &Driver) {
         .click()
         .await
         .expect("replay");
+    // The click returns while the answer's redirect may still be loading: a page
+    // without the badge yet is read again.
     let mut done = false;
     for _ in 0..100 {
-        let state = browser
-            .find(Locator::Css("dl.facts .badge"))
-            .await
-            .expect("state")
-            .text()
-            .await
-            .expect("text");
-        if state == "done" {
+        if let Ok(badge) = browser.find(Locator::Css("dl.facts .badge")).await
+            && badge.text().await.is_ok_and(|state| state == "done")
+        {
             done = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        browser.refresh().await.expect("refresh");
+        let _ = browser.refresh().await;
     }
     assert!(done, "the replayed event ran and is done");
     shoot(&browser, "event-done").await;
@@ -408,6 +431,12 @@ async fn walk(driver: &Driver) {
         .click()
         .await
         .expect("click");
+    wait_for_url(
+        &browser,
+        "the console's answer to the other site's form",
+        |url| url.contains("/discard"),
+    )
+    .await;
     let refused = browser.source().await.expect("source");
     assert!(
         refused.contains("Cross-origin request refused"),
