@@ -9,7 +9,7 @@ use sqlx::{Row as _, query};
 
 use super::Config;
 use super::error::InboxError;
-use super::migrate::CREATE_VERSIONS;
+use super::migrate::apply_missing;
 use super::rows::{Leased, NewEvent, attempt, from_millis, millis, stored_event};
 use super::types::{InboxStats, Replay, StoredEvent};
 
@@ -189,26 +189,7 @@ impl Backend {
     /// PostgreSQL an advisory lock).
     pub(crate) async fn migrate(&self) -> Result<(), InboxError> {
         with_backend!(self, |pool, sql, now, wrap, own| {
-            let mut tx = pool.begin_with(sql.begin).await?;
-            if let Some(lock) = sql.migration_lock {
-                query(lock).execute(&mut *tx).await?;
-            }
-            sqlx::raw_sql(CREATE_VERSIONS).execute(&mut *tx).await?;
-            for migration in sql.migrations {
-                let applied = query(sql.migration_applied)
-                    .bind(migration.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if applied.is_none() {
-                    sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-                    query(sql.migration_record)
-                        .bind(migration.version)
-                        .bind(migration.description)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
+            apply_missing!(pool, sql)?;
             Ok(())
         })
     }

@@ -75,57 +75,49 @@ pub(crate) const POSTGRES: &[Migration] = &[
 pub(crate) const CREATE_VERSIONS: &str = "CREATE TABLE IF NOT EXISTS suno_inbox_migrations (\
      version BIGINT PRIMARY KEY, description TEXT NOT NULL)";
 
-/// The advisory lock that serializes PostgreSQL migrations between processes (the
-/// inbox's backend takes the same one).
-#[cfg(feature = "postgres")]
-const POSTGRES_LOCK: i64 = 0x5355_4e4f_4942_5831; // "SUNOIBX1"
+/// Applies the migrations of a backend's statement table (`$sql`: its migrations, how
+/// it begins a transaction, its migration lock, its placeholders) missing from
+/// `suno_inbox_migrations` on `$pool`, in one transaction; evaluates to the commit's
+/// `Result<(), sqlx::Error>`. The inbox and the SQL dedup stores both migrate with it.
+macro_rules! apply_missing {
+    ($pool:expr, $sql:expr) => {{
+        let sql = $sql;
+        let mut tx = $pool.begin_with(sql.begin).await?;
+        if let Some(lock) = sql.migration_lock {
+            sqlx::query(lock).execute(&mut *tx).await?;
+        }
+        sqlx::raw_sql($crate::inbox::migrate::CREATE_VERSIONS)
+            .execute(&mut *tx)
+            .await?;
+        for migration in sql.migrations {
+            let applied = sqlx::query(sql.migration_applied)
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if applied.is_none() {
+                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+                sqlx::query(sql.migration_record)
+                    .bind(migration.version)
+                    .bind(migration.description)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }};
+}
+pub(crate) use apply_missing;
 
 /// Applies the PostgreSQL migrations missing from `pool`'s database, for the stores
 /// that use the crate's tables without an inbox.
 #[cfg(feature = "postgres")]
 pub(crate) async fn apply_postgres(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(POSTGRES_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::raw_sql(CREATE_VERSIONS).execute(&mut *tx).await?;
-    for migration in POSTGRES {
-        let applied = sqlx::query("SELECT 1 FROM suno_inbox_migrations WHERE version = $1")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if applied.is_none() {
-            sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO suno_inbox_migrations (version, description) VALUES ($1, $2)")
-                .bind(migration.version)
-                .bind(migration.description)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await
+    apply_missing!(pool, &super::postgres::STATEMENTS)
 }
 
 /// Applies the SQLite migrations missing from `pool`'s database (`BEGIN IMMEDIATE`
 /// serializes them against other connections).
 #[cfg(feature = "sqlite")]
 pub(crate) async fn apply_sqlite(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::raw_sql(CREATE_VERSIONS).execute(&mut *tx).await?;
-    for migration in SQLITE {
-        let applied = sqlx::query("SELECT 1 FROM suno_inbox_migrations WHERE version = ?1")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if applied.is_none() {
-            sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO suno_inbox_migrations (version, description) VALUES (?1, ?2)")
-                .bind(migration.version)
-                .bind(migration.description)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await
+    apply_missing!(pool, &super::sqlite::STATEMENTS)
 }
