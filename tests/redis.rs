@@ -119,6 +119,15 @@ macro_rules! conformance_trials {
                 .await
                 .expect("connect to REDIS_URL");
             conformance::concurrent_bindings_have_one_winner(Arc::new(store)).await;
+        }),
+        trial(concat!("conformance::", $mode, "::concurrent_bind_and_claims_have_one_winner"), || async {
+            let store = RedisStore::builder(redis_url())
+                .key_prefix(unique_prefix("bind-claim-race"))
+                .claim_by_script($by_script)
+                .connect()
+                .await
+                .expect("connect to REDIS_URL");
+            conformance::concurrent_bind_and_claims_have_one_winner(Arc::new(store)).await;
         })]
     };
 }

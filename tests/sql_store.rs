@@ -134,6 +134,10 @@ async fn concurrent_bindings_have_one_winner(db: &Db) {
     conformance::concurrent_bindings_have_one_winner(Arc::new(store(db).await)).await;
 }
 
+async fn concurrent_bind_and_claims_have_one_winner(db: &Db) {
+    conformance::concurrent_bind_and_claims_have_one_winner(Arc::new(store(db).await)).await;
+}
+
 /// The whole suite with every call going to the other replica than the last.
 async fn the_suite_passes_across_two_replicas(db: &Db) {
     conformance::run_all(Arc::new(Replicas::on(db).await)).await;
@@ -583,6 +587,88 @@ async fn two_quickstarts_on_one_postgres_are_one_receiver(db: &Db) {
         .expect(200, "duplicate");
 }
 
+/// Counts the statements sqlx sends (its `sqlx::query` events) on this thread.
+#[derive(Clone, Default)]
+struct StatementCounter(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _context: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl StatementCounter {
+    /// The statements sent since the last call.
+    fn take(&self) -> usize {
+        self.0.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// On PostgreSQL a signed callback's signature binding and claim are one statement:
+/// a first delivery costs two round trips (bind and claim, complete), a duplicate
+/// one, and a forged body one (nothing claimed).
+async fn a_signed_callback_costs_two_statements_and_a_duplicate_one(db: &Db) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let store = PostgresStore::connect(&db.url())
+        .await
+        .expect("connect the PostgreSQL store");
+    let counter = StatementCounter::default();
+    let _counting =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(counter.clone()));
+    // The first call opens the connection and starts the pruner.
+    let warm = DedupKey::new("warm-up", Family::Music, "complete", Outcome::Success);
+    assert!(matches!(
+        store.claim(&warm, Duration::from_secs(30)).await,
+        Ok(Claim::Acquired(_))
+    ));
+    counter.take();
+
+    let key = DedupKey::new("two-trips", Family::Music, "complete", Outcome::Success);
+    let signature = SignatureUse::new("two-trips", "1700000000", "complete", false)
+        .with_body(bytes::Bytes::from_static(b"first body"));
+    let ttl = Duration::from_secs(600);
+    let lease = Duration::from_secs(30);
+    let (binding, claim) = store
+        .bind_and_claim(&signature, ttl, &key, lease)
+        .await
+        .expect("bind and claim");
+    assert_eq!(binding, Binding::First);
+    let Some(Claim::Acquired(token)) = claim else {
+        panic!("the first delivery claims the key: {claim:?}");
+    };
+    assert_eq!(counter.take(), 1, "binding and claim are one statement");
+    store.complete(&key, token, ttl).await.expect("complete");
+    assert_eq!(counter.take(), 1, "completion is one statement");
+
+    let duplicate = store
+        .bind_and_claim(&signature, ttl, &key, lease)
+        .await
+        .expect("bind and claim the duplicate");
+    assert_eq!(duplicate, (Binding::Same, Some(Claim::Done)));
+    assert_eq!(counter.take(), 1, "a duplicate is one statement");
+
+    let forged = SignatureUse::new("two-trips", "1700000000", "complete", false)
+        .with_body(bytes::Bytes::from_static(b"another body"));
+    let untouched = DedupKey::new("forged", Family::Music, "complete", Outcome::Success);
+    let refused = store
+        .bind_and_claim(&forged, ttl, &untouched, lease)
+        .await
+        .expect("bind and claim the forged body");
+    assert_eq!(refused, (Binding::Other, None));
+    assert_eq!(counter.take(), 1, "a forged body is one statement");
+    // The forged body's key was not claimed.
+    assert!(matches!(
+        store.claim(&untouched, lease).await,
+        Ok(Claim::Acquired(_))
+    ));
+}
+
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
     let url = postgres_url();
@@ -604,7 +690,10 @@ fn main() -> ExitCode {
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let mut suite = suno_callback_tests_suite(kind);
         if kind == Kind::Postgres {
-            suite.extend(suite!(kind; two_quickstarts_on_one_postgres_are_one_receiver));
+            suite.extend(suite!(kind;
+                two_quickstarts_on_one_postgres_are_one_receiver,
+                a_signed_callback_costs_two_statements_and_a_duplicate_one,
+            ));
         }
         let ignored = kind == Kind::Postgres && !postgres;
         trials.extend(
@@ -632,6 +721,7 @@ fn suno_callback_tests_suite(kind: Kind) -> Vec<libtest_mimic::Trial> {
         bind_and_claim_keeps_both_guarantees,
         concurrent_claims_have_one_winner,
         concurrent_bindings_have_one_winner,
+        concurrent_bind_and_claims_have_one_winner,
         the_suite_passes_across_two_replicas,
         replicas_run_each_callback_once,
         a_duplicate_waits_for_the_other_replica,

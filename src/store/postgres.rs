@@ -73,6 +73,42 @@ const BIND: &str = concat!(
      SELECT EXISTS (SELECT 1 FROM bound), (SELECT bound_use FROM live)"
 );
 
+/// [`BIND`] and [`CLAIM`] in one statement, for a signed first delivery in one round
+/// trip: the claim's insert runs only when the bind's result lets the callback through
+/// (bound now, or bound to this same use). Columns: bound now, the live binding's use,
+/// claimed now, the live key's `done`. When the binding is neither (a concurrent first
+/// use this snapshot predates), nothing was claimed and the caller reads the binding
+/// again and claims on its own.
+const BIND_AND_CLAIM: &str = concat!(
+    "WITH blive AS (SELECT b.bound_use FROM suno_signature_bindings b \
+       WHERE b.signature = $1 AND b.expires_at > ",
+    now!(),
+    "), bound AS (\
+       INSERT INTO suno_signature_bindings AS b (signature, bound_use, expires_at) \
+       SELECT $1, $2, ",
+    now!(),
+    " + $3 WHERE NOT EXISTS (SELECT 1 FROM blive) \
+       ON CONFLICT (signature) DO UPDATE SET bound_use = excluded.bound_use, \
+       expires_at = excluded.expires_at WHERE b.expires_at <= ",
+    now!(),
+    " RETURNING 1), admitted AS (\
+       SELECT 1 WHERE EXISTS (SELECT 1 FROM bound) \
+       OR (SELECT bound_use FROM blive) = $2), \
+     klive AS (SELECT k.token IS NULL AS done FROM suno_dedup_keys k \
+       WHERE k.key = $4 AND k.expires_at > ",
+    now!(),
+    "), claimed AS (\
+       INSERT INTO suno_dedup_keys AS k (key, token, expires_at) SELECT $4, $5, ",
+    now!(),
+    " + $6 WHERE EXISTS (SELECT 1 FROM admitted) AND NOT EXISTS (SELECT 1 FROM klive) \
+       ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at \
+       WHERE k.expires_at <= ",
+    now!(),
+    " RETURNING 1) \
+     SELECT EXISTS (SELECT 1 FROM bound), (SELECT bound_use FROM blive), \
+       EXISTS (SELECT 1 FROM claimed), (SELECT done FROM klive)"
+);
+
 /// The binding as it is now (after a concurrent first use this statement could not see).
 const BOUND_USE: &str = concat!(
     "SELECT bound_use FROM suno_signature_bindings WHERE signature = $1 AND expires_at > ",
@@ -104,8 +140,9 @@ const PRUNE_BINDINGS: &str = concat!(
 /// - **Claim** is one statement: a read of the key's live row (a duplicate writes
 ///   nothing), else an `INSERT … ON CONFLICT DO UPDATE … WHERE` the row is expired:
 ///   one round trip, atomic under the row's lock. Complete and
-///   release are one token-checked `UPDATE` / `DELETE` each. A callback costs three
-///   round trips with its signature binding (bind, claim, complete), a duplicate two.
+///   release are one token-checked `UPDATE` / `DELETE` each. The signature's binding
+///   and the claim are one statement too, so a signed callback costs two round trips
+///   (bind and claim, complete) and a duplicate one.
 /// - **Time** is the database server's clock, so the replicas' clocks need not agree.
 /// - **Pruning**: expired rows are deleted in the background every
 ///   [`prune_interval`](PostgresStoreBuilder::prune_interval), in batches of
@@ -150,6 +187,11 @@ pub struct PostgresStoreBuilder {
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://…`) with the default settings
     /// and runs the migrations. Fails if the database cannot be reached now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the database does not
+    /// answer, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder().connect(url).await
     }
@@ -184,6 +226,10 @@ impl PostgresStore {
 
     /// Runs the crate's migrations that are not applied yet (serialized against other
     /// replicas by an advisory lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the database fails or a migration's SQL does.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         crate::inbox::migrate::apply_postgres(&self.inner.pool)
             .await
@@ -192,6 +238,11 @@ impl PostgresStore {
 
     /// Deletes the expired rows now (the store also does it in the background);
     /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the database fails; rows deleted before the
+    /// failure stay deleted.
     pub async fn prune(&self) -> Result<u64, StoreError> {
         super::sql::prune(&*self.inner, self.inner.prune_batch).await
     }
@@ -284,6 +335,55 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    async fn bind_and_claim_now(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> Result<(Binding, Option<Claim>), StoreError> {
+        self.inner.pruner.start(&self.inner);
+        let wanted = signature.use_digest().to_vec();
+        let token = ClaimToken::new_unique();
+        let row = query(BIND_AND_CLAIM)
+            .bind(signature.signature_digest().to_vec())
+            .bind(&wanted)
+            .bind(millis(binding_ttl))
+            .bind(key_digest(key))
+            .bind(token_bytes(token))
+            .bind(millis(lease))
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(unavailable)?;
+        let binding = if row.try_get::<bool, _>(0).map_err(unavailable)? {
+            Binding::First
+        } else if let Some(bound) = row.try_get::<Option<Vec<u8>>, _>(1).map_err(unavailable)? {
+            held_binding(Some(bound), &wanted)
+        } else {
+            // A concurrent first use: read the binding again, then claim on its own.
+            let binding = self.bind_now(signature, binding_ttl).await?;
+            if binding == Binding::Other {
+                return Ok((binding, None));
+            }
+            return Ok((binding, Some(self.claim_now(key, lease).await?)));
+        };
+        if binding == Binding::Other {
+            return Ok((binding, None));
+        }
+        if row.try_get::<bool, _>(2).map_err(unavailable)? {
+            return Ok((binding, Some(Claim::Acquired(token))));
+        }
+        let done: Option<bool> = row.try_get(3).map_err(unavailable)?;
+        let claim = if done == Some(true) {
+            Claim::Done
+        } else {
+            Claim::InFlight
+        };
+        Ok((binding, Some(claim)))
+    }
+}
+
 impl Prunable for Inner {
     async fn prune_batch(&self, batch: u32) -> Result<(u64, bool), StoreError> {
         let keys = query(PRUNE_KEYS)
@@ -343,6 +443,11 @@ impl PostgresStoreBuilder {
     }
 
     /// Connects to `url` (`postgres://…`) and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the database does not
+    /// answer, or a migration fails.
     pub async fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
         self.connect_with(options).await
@@ -350,6 +455,11 @@ impl PostgresStoreBuilder {
 
     /// Connects with these options (for example a `search_path` to keep the tables in
     /// a schema of their own) and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the database does not
+    /// answer, or a migration fails.
     pub async fn connect_with(
         self,
         options: PgConnectOptions,
@@ -365,6 +475,10 @@ impl PostgresStoreBuilder {
 
     /// A store on a pool the application already has; runs the migrations unless
     /// [`migrate_on_start(false)`](Self::migrate_on_start).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when a migration fails.
     pub async fn from_pool(self, pool: PgPool) -> Result<PostgresStore, StoreError> {
         let store = PostgresStore::on_pool(pool, &self.settings);
         if self.settings.migrate_on_start {
@@ -406,6 +520,17 @@ impl DedupStore for PostgresStore {
         ttl: Duration,
     ) -> impl Future<Output = Result<Binding, StoreError>> + Send {
         self.bind_now(signature, ttl)
+    }
+
+    /// One round trip ([`BIND_AND_CLAIM`]) for a signed first delivery or a duplicate.
+    fn bind_and_claim(
+        &self,
+        signature: &SignatureUse,
+        binding_ttl: Duration,
+        key: &DedupKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(Binding, Option<Claim>), StoreError>> + Send {
+        self.bind_and_claim_now(signature, binding_ttl, key, lease)
     }
 }
 

@@ -201,6 +201,11 @@ pub struct RedisStoreBuilder {
 impl RedisStore {
     /// Connects to the server at `url` (`redis://[user:password@]host:port[/db]`) with
     /// the default settings. Fails if the server cannot be reached now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the server does not
+    /// answer in time, or it refuses the login.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder(url).connect().await
     }
@@ -620,6 +625,10 @@ impl RedisStoreBuilder {
     /// Builds the store without connecting: the first call connects, and until Redis
     /// is reachable every call is [`StoreError::unavailable`]. Fails only on a URL that
     /// cannot be read.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read.
     pub fn build(self) -> Result<RedisStore, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
         let connection =
@@ -631,6 +640,11 @@ impl RedisStoreBuilder {
     /// Builds the store and connects now; fails if Redis cannot be reached, or refuses
     /// the login, with an error that says which (and shows the URL without its
     /// password).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the server does not
+    /// answer in time, or it refuses the login.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::unavailable)?;
         self.first_contact(&client).await?;

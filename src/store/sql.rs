@@ -193,6 +193,11 @@ macro_rules! route {
 impl SqlStore {
     /// Deletes the expired rows now (the store also does it in the background);
     /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the database fails; rows deleted before the
+    /// failure stay deleted.
     pub async fn prune(&self) -> Result<u64, StoreError> {
         route!(self, store => store.prune().await)
     }

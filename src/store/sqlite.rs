@@ -118,6 +118,11 @@ pub struct SqliteStoreBuilder {
 impl SqliteStore {
     /// Opens (or creates) the file at `url` (`sqlite://path`) with the default
     /// settings and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the file cannot be
+    /// opened or created, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder().connect(url).await
     }
@@ -152,6 +157,10 @@ impl SqliteStore {
     }
 
     /// Runs the crate's migrations that are not applied yet.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the database fails or a migration's SQL does.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         crate::inbox::migrate::apply_sqlite(&self.inner.pool)
             .await
@@ -160,6 +169,11 @@ impl SqliteStore {
 
     /// Deletes the expired rows now (the store also does it in the background);
     /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the database fails; rows deleted before the
+    /// failure stay deleted.
     pub async fn prune(&self) -> Result<u64, StoreError> {
         super::sql::prune(&*self.inner, self.inner.prune_batch).await
     }
@@ -329,6 +343,11 @@ impl SqliteStoreBuilder {
 
     /// Opens (or creates) the file at `url` (`sqlite://path`) and runs the
     /// migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the file cannot be
+    /// opened or created, or a migration fails.
     pub async fn connect(self, url: &str) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(unavailable)?;
         self.connect_with(options).await
@@ -336,6 +355,11 @@ impl SqliteStoreBuilder {
 
     /// Opens the file with these options (WAL journal, `synchronous=FULL` and a busy
     /// timeout are set on top of them) and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when the URL cannot be read, the file cannot be
+    /// opened or created, or a migration fails.
     pub async fn connect_with(
         self,
         options: SqliteConnectOptions,
@@ -356,6 +380,10 @@ impl SqliteStoreBuilder {
 
     /// A store on a pool the application already has; runs the migrations unless
     /// [`migrate_on_start(false)`](Self::migrate_on_start).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::unavailable`] when a migration fails.
     pub async fn from_pool(self, pool: SqlitePool) -> Result<SqliteStore, StoreError> {
         let store = SqliteStore::on_pool(pool, &self.settings);
         if self.settings.migrate_on_start {

@@ -431,6 +431,64 @@ pub async fn concurrent_bindings_have_one_winner<S: DedupStore>(store: Arc<S>) {
     assert_eq!(firsts, 1, "exactly one of {BINDERS} concurrent uses binds");
 }
 
+/// Concurrent [`DedupStore::bind_and_claim`] calls of one signature, half with one
+/// body and half with another: one body's use binds, and exactly one call claims the
+/// key (one of that body's); every call of the other body is refused unclaimed.
+pub async fn concurrent_bind_and_claims_have_one_winner<S: DedupStore>(store: Arc<S>) {
+    const CALLERS: usize = 32;
+    let base = unique_signature("bind-claim-race", "complete", false);
+    let key = unique_key("bind-claim-race", "complete");
+    let barrier = Arc::new(tokio::sync::Barrier::new(CALLERS));
+    let mut callers = Vec::with_capacity(CALLERS);
+    for n in 0..CALLERS {
+        let (store, key, barrier) = (Arc::clone(&store), key.clone(), Arc::clone(&barrier));
+        let body = if n % 2 == 0 { "body-a" } else { "body-b" };
+        let signature = SignatureUse::new(base.task_id(), base.timestamp(), "complete", false)
+            .with_body(bytes::Bytes::from(body));
+        callers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (
+                body,
+                store.bind_and_claim(&signature, TTL, &key, LEASE).await,
+            )
+        }));
+    }
+    let (mut firsts, mut winners, mut admitted_bodies) = (0, 0, Vec::new());
+    for caller in callers {
+        let (body, result) = caller.await.expect("caller task");
+        match result.expect("bind_and_claim must not fail") {
+            (Binding::Other, None) => {}
+            (Binding::Other, claim) => {
+                panic!("a refused use must claim nothing, got {claim:?}")
+            }
+            (binding, Some(claim)) => {
+                if binding == Binding::First {
+                    firsts += 1;
+                }
+                admitted_bodies.push(body);
+                match claim {
+                    Claim::Acquired(_) => winners += 1,
+                    Claim::InFlight => {}
+                    Claim::Done => panic!("nothing completed the key yet"),
+                }
+            }
+            (binding, None) => panic!("an admitted use ({binding:?}) must claim"),
+        }
+    }
+    assert_eq!(firsts, 1, "exactly one of {CALLERS} concurrent uses binds");
+    assert_eq!(
+        winners, 1,
+        "exactly one of {CALLERS} concurrent calls claims"
+    );
+    admitted_bodies.sort_unstable();
+    admitted_bodies.dedup();
+    assert_eq!(
+        admitted_bodies.len(),
+        1,
+        "only the binding body's calls are let through: {admitted_bodies:?}"
+    );
+}
+
 /// [`DedupStore::bind_and_claim`] binds and claims as the two calls do: a first use
 /// binds and claims, the same use again finds the claim, another use claims nothing.
 pub async fn bind_and_claim_keeps_both_guarantees<S: DedupStore>(store: &S) {
@@ -486,6 +544,7 @@ pub async fn run_all<S: DedupStore>(store: Arc<S>) {
     signature_binding_expires(&*store).await;
     bind_and_claim_keeps_both_guarantees(&*store).await;
     concurrent_bindings_have_one_winner(Arc::clone(&store)).await;
+    concurrent_bind_and_claims_have_one_winner(Arc::clone(&store)).await;
     concurrent_claims_have_one_winner(store).await;
 }
 
@@ -526,6 +585,13 @@ macro_rules! dedup_store_conformance {
         async fn concurrent_bindings_have_one_winner() {
             let store = ::std::sync::Arc::new($make_store().await);
             $crate::testing::conformance::concurrent_bindings_have_one_winner(store).await;
+        }
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_bind_and_claims_have_one_winner() {
+            let store = ::std::sync::Arc::new($make_store().await);
+            $crate::testing::conformance::concurrent_bind_and_claims_have_one_winner(store)
+                .await;
         }
     };
     (@checks $make_store:path; $($check:ident),*) => {
