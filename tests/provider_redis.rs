@@ -10,74 +10,27 @@
 mod common;
 mod fake_provider;
 
-use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Counter;
-use fake_provider::{FakeProvider, Reply, provider_fixture};
-use libtest_mimic::{Arguments, Failed, Trial};
-use suno_callback::provider::{ProviderClient, Reconciler, RedisRegistry, TaskRegistry};
-use suno_callback::store::ClaimToken;
-use suno_callback::testing::registry_conformance;
-use suno_callback::{Family, SunoCallbacks};
-
-const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+use common::redis::{REQUIRE_REDIS as REQUIRE, answers_ping, redis_url};
+use common::{Counter, trial};
 
 /// A key prefix no other test or run uses.
 fn unique_prefix(test: &str) -> String {
-    format!(
-        "suno-callback-test:provider:{test}:{}",
-        ClaimToken::new_unique()
-    )
+    common::redis::unique_prefix(&format!("provider:{test}"))
 }
+use fake_provider::{FakeProvider, Reply, provider_fixture};
+use libtest_mimic::Arguments;
+use suno_callback::provider::{ProviderClient, Reconciler, RedisRegistry, TaskRegistry};
+use suno_callback::testing::registry_conformance;
+use suno_callback::{Family, SunoCallbacks};
 
 async fn registry(prefix: &str) -> RedisRegistry {
     RedisRegistry::connect(&redis_url(), prefix)
         .await
         .expect("connect to REDIS_URL")
-}
-
-fn answers_ping(url: &str) -> bool {
-    let Some(authority) = url
-        .split("://")
-        .nth(1)
-        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
-        .and_then(|rest| rest.split('/').next())
-    else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect(authority) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut reply = String::new();
-    stream.write_all(b"PING\r\n").is_ok()
-        && BufReader::new(stream).read_line(&mut reply).is_ok()
-        && (reply.starts_with("+PONG") || reply.starts_with("-NOAUTH"))
-}
-
-fn trial<F, Fut>(name: &str, test: F) -> Trial
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    Trial::test(name, move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Failed::from(error.to_string()))?;
-        runtime.block_on(test());
-        Ok(())
-    })
 }
 
 /// The registry conformance suite, on a key prefix of its own.

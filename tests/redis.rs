@@ -11,30 +11,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Counter, KEY, RunningExample, http_send, send, signed};
-use libtest_mimic::{Arguments, Failed, Trial};
-use suno_callback::store::{Claim, ClaimToken, DedupKey, DedupStore, RedisStore};
+use common::redis::{REQUIRE_REDIS as REQUIRE, answers_ping, redis_url, unique_prefix};
+use common::{Counter, KEY, send, signed, trial, two_quickstarts_are_one_receiver};
+use libtest_mimic::Arguments;
+use suno_callback::store::{Claim, DedupKey, DedupStore, RedisStore};
 use suno_callback::testing::{MusicCallback, conformance};
 use suno_callback::{CallbackEvent, Family, HandlerError, Outcome, SunoCallbacks};
 use tokio::sync::Notify;
-
-const REQUIRE: &str = "SUNO_CALLBACK_REQUIRE_REDIS";
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A key prefix no other test or run uses.
-fn unique_prefix(test: &str) -> String {
-    format!("suno-callback-test:{test}:{}", ClaimToken::new_unique())
-}
 
 async fn store(prefix: &str) -> RedisStore {
     RedisStore::builder(redis_url())
@@ -44,49 +33,12 @@ async fn store(prefix: &str) -> RedisStore {
         .expect("connect to REDIS_URL")
 }
 
-/// Whether a Redis server answers `PING` at `url` (host and port only).
-fn answers_ping(url: &str) -> bool {
-    let Some(authority) = url
-        .split("://")
-        .nth(1)
-        .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
-        .and_then(|rest| rest.split('/').next())
-    else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect(authority) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut reply = String::new();
-    stream.write_all(b"PING\r\n").is_ok()
-        && BufReader::new(stream).read_line(&mut reply).is_ok()
-        && (reply.starts_with("+PONG") || reply.starts_with("-NOAUTH"))
-}
-
 fn redis_server_installed() -> bool {
     Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
-}
-
-/// A test run on its own multi-threaded tokio runtime.
-fn trial<F, Fut>(name: &str, test: F) -> Trial
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    Trial::test(name, move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Failed::from(error.to_string()))?;
-        runtime.block_on(test());
-        Ok(())
-    })
 }
 
 macro_rules! conformance_trials {
@@ -399,51 +351,6 @@ async fn dead_replica() {
         .await
         .expect(200, "processed");
     assert_eq!(runs.get(), 1);
-}
-
-async fn two_quickstarts() {
-    let (url, prefix) = (redis_url(), unique_prefix("quickstart"));
-    let env = [
-        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
-        ("REDIS_URL", url.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
-    ];
-    let mut a = RunningExample::start("quickstart", &env, &[]).await;
-    let mut b = RunningExample::start("quickstart", &env, &[]).await;
-    for copy in [&a, &b] {
-        assert!(
-            copy.startup
-                .iter()
-                .any(|line| line.contains("dedup store RedisStore")),
-            "the quickstart says it uses Redis: {:?}",
-            copy.startup
-        );
-    }
-    let complete = MusicCallback::complete("two-copies").body();
-    http_send(a.addr, signed(complete.clone()))
-        .await
-        .expect(200, "processed");
-    assert!(
-        a.next_line()
-            .await
-            .starts_with("music complete task=two-copies")
-    );
-    http_send(b.addr, signed(complete))
-        .await
-        .expect(200, "duplicate");
-
-    let text = MusicCallback::text("two-copies").body();
-    http_send(b.addr, signed(text.clone()))
-        .await
-        .expect(200, "processed");
-    assert!(
-        b.next_line()
-            .await
-            .starts_with("music text task=two-copies")
-    );
-    http_send(a.addr, signed(text))
-        .await
-        .expect(200, "duplicate");
 }
 
 /// A loopback port nothing listens on now.
@@ -1094,4 +1001,16 @@ async fn failed_run_taken_over() {
         .await
         .expect(200, "duplicate");
     assert_eq!((failed_runs.get(), runs.get()), (1, 1));
+}
+
+/// Two copies of the quickstart with one `REDIS_URL` say they use `RedisStore` and
+/// behave as one receiver.
+async fn two_quickstarts() {
+    let (url, prefix) = (redis_url(), unique_prefix("quickstart"));
+    let env = [
+        ("SUNO_WEBHOOK_HMAC_KEY", KEY),
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    two_quickstarts_are_one_receiver(&env, "RedisStore").await;
 }

@@ -14,23 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::redis::{authority, redis_required, redis_url};
 use common::{Counter, KEY, PATH, send, signer};
 use suno_callback::store::{ClaimToken, DedupKey, RedisStore};
 use suno_callback::testing::MusicCallback;
 use suno_callback::{Family, Outcome, SunoCallbacks};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// `host:port` of a `redis://` URL without credentials or database.
-fn authority(url: &str) -> String {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let rest = rest.rsplit('@').next().unwrap_or(rest);
-    rest.split('/').next().unwrap_or(rest).to_owned()
-}
 
 /// A loopback TCP proxy to Redis that can be cut (every connection closed, new ones
 /// refused) and restored.
@@ -116,13 +106,13 @@ async fn a_refused_completion_is_retried_until_a_replay_finds_it_done() {
     .await;
     let Ok(Ok(mut direct)) = direct else {
         assert!(
-            std::env::var("SUNO_CALLBACK_REQUIRE_REDIS").as_deref() != Ok("1"),
+            !redis_required(),
             "SUNO_CALLBACK_REQUIRE_REDIS=1 but no Redis server answers at {url}"
         );
         println!("skipped: no Redis server answers at {url}");
         return;
     };
-    let proxy = Arc::new(Proxy::start(authority(&url)).await);
+    let proxy = Arc::new(Proxy::start(authority(&url).unwrap_or(&url).to_owned()).await);
     let prefix = format!("suno-callback-test:settle:{}", ClaimToken::new_unique());
     let store = RedisStore::builder(proxy.url())
         .key_prefix(&prefix)

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Counter, KEY, RunningExample, http_send, send, signed};
+use common::{Counter, KEY, send, signed, two_quickstarts_are_one_receiver};
 use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
 use libtest_mimic::Arguments;
 use suno_callback::inbox::Inbox;
@@ -550,41 +550,7 @@ async fn two_quickstarts_on_one_postgres_are_one_receiver(db: &Db) {
         ("SUNO_WEBHOOK_HMAC_KEY", KEY),
         ("DATABASE_URL", url.as_str()),
     ];
-    let mut a = RunningExample::start("quickstart", &env, &[]).await;
-    let mut b = RunningExample::start("quickstart", &env, &[]).await;
-    for copy in [&a, &b] {
-        assert!(
-            copy.startup
-                .iter()
-                .any(|line| line.contains("dedup store PostgresStore")),
-            "the quickstart says it uses PostgreSQL: {:?}",
-            copy.startup
-        );
-    }
-    let complete = MusicCallback::complete("two-copies").body();
-    http_send(a.addr, signed(complete.clone()))
-        .await
-        .expect(200, "processed");
-    assert!(
-        a.next_line()
-            .await
-            .starts_with("music complete task=two-copies")
-    );
-    http_send(b.addr, signed(complete))
-        .await
-        .expect(200, "duplicate");
-    let text = MusicCallback::text("two-copies").body();
-    http_send(b.addr, signed(text.clone()))
-        .await
-        .expect(200, "processed");
-    assert!(
-        b.next_line()
-            .await
-            .starts_with("music text task=two-copies")
-    );
-    http_send(a.addr, signed(text))
-        .await
-        .expect(200, "duplicate");
+    two_quickstarts_are_one_receiver(&env, "PostgresStore").await;
 }
 
 /// Counts the statements sqlx sends (its `sqlx::query` events) on this thread.

@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 pub use suno_callback::testing::Signer;
 use tower::{Service, ServiceExt};
 
+pub mod redis;
+
 pub const KEY: &str = "test-webhook-hmac-key";
 pub const PATH: &str = "/callbacks/suno";
 
@@ -302,4 +304,60 @@ async fn next_line(
         .expect("the example printed a line in time")
         .expect("read stdout")
         .expect("the example is still running")
+}
+
+/// A test of a `libtest-mimic` runner, on a multi-threaded tokio runtime of its own.
+pub fn trial<F, Fut>(name: &str, test: F) -> libtest_mimic::Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    libtest_mimic::Trial::test(name, move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| libtest_mimic::Failed::from(error.to_string()))?;
+        runtime.block_on(test());
+        Ok(())
+    })
+}
+
+/// Two copies of the quickstart started with `env` say they use `store` and behave as
+/// one receiver: a callback processed by one is a duplicate on the other, both ways.
+pub async fn two_quickstarts_are_one_receiver(env: &[(&str, &str)], store: &str) {
+    let mut a = RunningExample::start("quickstart", env, &[]).await;
+    let mut b = RunningExample::start("quickstart", env, &[]).await;
+    let said = format!("dedup store {store}");
+    for copy in [&a, &b] {
+        assert!(
+            copy.startup.iter().any(|line| line.contains(&said)),
+            "the quickstart says it uses {store}: {:?}",
+            copy.startup
+        );
+    }
+    let complete = suno_callback::testing::MusicCallback::complete("two-copies").body();
+    http_send(a.addr, signed(complete.clone()))
+        .await
+        .expect(200, "processed");
+    assert!(
+        a.next_line()
+            .await
+            .starts_with("music complete task=two-copies")
+    );
+    http_send(b.addr, signed(complete))
+        .await
+        .expect(200, "duplicate");
+    let text = suno_callback::testing::MusicCallback::text("two-copies").body();
+    http_send(b.addr, signed(text.clone()))
+        .await
+        .expect(200, "processed");
+    assert!(
+        b.next_line()
+            .await
+            .starts_with("music text task=two-copies")
+    );
+    http_send(a.addr, signed(text))
+        .await
+        .expect(200, "duplicate");
 }
