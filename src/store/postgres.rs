@@ -522,7 +522,7 @@ impl DedupStore for PostgresStore {
         self.bind_now(signature, ttl)
     }
 
-    /// One round trip ([`BIND_AND_CLAIM`]) for a signed first delivery or a duplicate.
+    /// One round trip (the `BIND_AND_CLAIM` statement) for a signed first delivery or a duplicate.
     fn bind_and_claim(
         &self,
         signature: &SignatureUse,
