@@ -1,6 +1,6 @@
 //! `RedisRegistry` against a real Redis server: the registry conformance suite, two replicas
-//! sharing the due tasks, a registry that outlives its process, and the reconciler
-//! polling through it.
+//! sharing the due tasks, a registry that outlives its process, the reconciler
+//! polling through it, and a late shapeless failure on another replica after a poll.
 //!
 //! The server is `REDIS_URL` (default `redis://127.0.0.1:6379`); every test writes
 //! under its own key prefix. Without a server the tests are reported as ignored,
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::redis::{REQUIRE_REDIS as REQUIRE, answers_ping, redis_url};
-use common::{Counter, trial};
+use common::{Counter, PATH, send, signer, trial};
 
 /// A key prefix no other test or run uses.
 fn unique_prefix(test: &str) -> String {
@@ -24,8 +24,9 @@ fn unique_prefix(test: &str) -> String {
 use fake_provider::{FakeProvider, Reply, provider_fixture};
 use libtest_mimic::Arguments;
 use suno_callback::provider::{ProviderClient, Reconciler, RedisRegistry, TaskRegistry};
+use suno_callback::store::RedisStore;
 use suno_callback::testing::registry_conformance;
-use suno_callback::{Family, SunoCallbacks};
+use suno_callback::{EventSource, Family, SunoCallbacks};
 
 async fn registry(prefix: &str) -> RedisRegistry {
     RedisRegistry::connect(&redis_url(), prefix)
@@ -88,7 +89,76 @@ async fn the_reconciler_polls_through_redis() {
     assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1);
     assert_eq!(runs.get(), 1);
     let check = registry(&prefix).await;
-    assert_eq!(check.family_of("redis-task").await.unwrap(), None);
+    assert_eq!(
+        check.take_due(u64::MAX / 2, 10, 10).await.unwrap(),
+        [],
+        "a task delivered is no longer due"
+    );
+    assert_eq!(
+        check.family_of("redis-task").await.unwrap(),
+        Some(Family::Music),
+        "a task delivered keeps its family for a late callback"
+    );
+}
+
+/// Two replicas share one store and one registry. Replica A's reconciler polls a MIDI
+/// task's failure and runs the failure handler; the sender's late callback of that
+/// failure, which names no family, reaches replica B, where the task is no longer
+/// expected. B takes the family the task was registered with from the registry and
+/// answers duplicate: the failure handler ran once, for `midi`.
+async fn a_late_shapeless_failure_on_another_replica_is_a_duplicate() {
+    let fake = FakeProvider::start().await;
+    let prefix = unique_prefix("late-shapeless");
+    let failures: Arc<std::sync::Mutex<Vec<(Family, EventSource)>>> = Arc::default();
+    let replica = || async {
+        let seen = failures.clone();
+        let store = RedisStore::builder(redis_url())
+            .key_prefix(format!("{prefix}:store"))
+            .connect()
+            .await
+            .expect("store");
+        SunoCallbacks::builder()
+            .hmac_key(common::KEY)
+            .store(store)
+            .task_registry(registry(&format!("{prefix}:expected")).await)
+            .on_failure(move |event| {
+                seen.lock()
+                    .unwrap()
+                    .push((event.family(), EventSource::current()));
+                async { Ok(()) }
+            })
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica().await, replica().await);
+    let task = "late-midi";
+    let client = ProviderClient::builder("k")
+        .base_url(fake.base_url())
+        .build()
+        .unwrap();
+    let reconciler = Reconciler::builder(&a, client)
+        .after(Duration::ZERO)
+        .build();
+    fake.script(
+        task,
+        [Reply::ok(
+            serde_json::json!({"code": 200, "data": {"taskId": task, "successFlag": 3,
+                "errorCode": 500, "errorMessage": "MIDI generation failed"}})
+            .to_string(),
+        )],
+    );
+    reconciler.expect(task, Family::Midi).await.unwrap();
+    assert_eq!(reconciler.poll_due().await.unwrap().delivered, 1);
+    let late = serde_json::json!({"code": 500, "msg": "MIDI generation failed",
+        "data": {"taskId": task}});
+    send(b.service(), signer().request(PATH, late.to_string()))
+        .await
+        .expect(200, "duplicate");
+    assert_eq!(
+        *failures.lock().unwrap(),
+        [(Family::Midi, EventSource::Poll)],
+        "the failure handler ran once, for the registered family"
+    );
 }
 
 fn main() -> ExitCode {
@@ -116,6 +186,10 @@ fn main() -> ExitCode {
         trial(
             "reconciler::polls_through_redis",
             the_reconciler_polls_through_redis,
+        ),
+        trial(
+            "reconciler::a_late_shapeless_failure_on_another_replica_is_a_duplicate",
+            a_late_shapeless_failure_on_another_replica_is_a_duplicate,
         ),
     ]
     .into_iter()

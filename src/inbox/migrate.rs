@@ -39,6 +39,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "console indexes",
         sql: include_str!("../../migrations/sqlite/0005_console_indexes.sql"),
     },
+    Migration {
+        version: 6,
+        description: "settled tasks",
+        sql: include_str!("../../migrations/sqlite/0006_settled_tasks.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -68,6 +73,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         description: "console indexes",
         sql: include_str!("../../migrations/postgres/0005_console_indexes.sql"),
+    },
+    Migration {
+        version: 6,
+        description: "settled tasks",
+        sql: include_str!("../../migrations/postgres/0006_settled_tasks.sql"),
     },
 ];
 

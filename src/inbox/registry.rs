@@ -7,7 +7,8 @@ use std::fmt;
 use super::Inbox;
 use super::backend::Backend;
 use crate::event::{ApiRoute, Family};
-use crate::provider::{ExpectedTask, RegistryError, TaskRegistry};
+use crate::provider::{ExpectedTask, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry};
+use crate::provider::{millis, unix_millis};
 
 /// The registry's statements in one backend's placeholder syntax.
 struct Statements {
@@ -16,7 +17,12 @@ struct Statements {
     /// Takes the due tasks and moves them a lease ahead, in one statement.
     take_due: &'static str,
     reschedule: &'static str,
+    /// Forgets the settled tasks settled before `$1`, except `$2`.
+    forget_settled: &'static str,
+    /// Keeps the family of task `$1` among the settled tasks, settled at `$2`.
+    keep_settled: &'static str,
     done: &'static str,
+    /// The family of a registered task, else of a settled one.
     family_of: &'static str,
 }
 
@@ -34,8 +40,14 @@ const POSTGRES: Statements = Statements {
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = $2 WHERE task_id = $1",
+    forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < $1 AND task_id <> $2",
+    keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
+         SELECT task_id, family, $2 FROM suno_expected_tasks WHERE task_id = $1 \
+         ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
+         settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = $1",
-    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = $1",
+    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = $1 \
+         UNION ALL SELECT family FROM suno_settled_tasks WHERE task_id = $1 LIMIT 1",
 };
 
 /// SQLite runs one writer at a time, so the `UPDATE … RETURNING` is atomic as it is.
@@ -51,8 +63,14 @@ const SQLITE: Statements = Statements {
          ORDER BY due_at LIMIT ?2) \
          RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = ?2 WHERE task_id = ?1",
+    forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < ?1 AND task_id <> ?2",
+    keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
+         SELECT task_id, family, ?2 FROM suno_expected_tasks WHERE task_id = ?1 \
+         ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
+         settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = ?1",
-    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1",
+    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1 \
+         UNION ALL SELECT family FROM suno_settled_tasks WHERE task_id = ?1 LIMIT 1",
 };
 
 /// A [`TaskRegistry`] in the inbox's database: the table `suno_expected_tasks`,
@@ -62,7 +80,8 @@ const SQLITE: Statements = Statements {
 /// per-task lease: of two replicas taking at once, each task goes to one, and a replica
 /// that dies mid-poll leaves the task due again when the lease ends. The table has no
 /// bound of its own, as Redis has none: it holds the tasks registered and not yet
-/// final, and the [`Reconciler`](crate::provider::Reconciler) removes a task it reports
+/// final (and `suno_settled_tasks` the families of those settled in the last
+/// [`SETTLED_FAMILY_TTL`], for a late callback that names none), and the [`Reconciler`](crate::provider::Reconciler) removes a task it reports
 /// overdue (after [`max_age`](crate::provider::ReconcilerBuilder::max_age), 14 days by
 /// default). Each row keeps the task's route (`classic`, `jobs`; rows written before
 /// the route was kept are classic). A row whose family or route this version does not
@@ -216,13 +235,32 @@ impl TaskRegistry for InboxRegistry {
         Ok(())
     }
 
+    /// In one transaction: forgets the tasks settled longer than
+    /// [`SETTLED_FAMILY_TTL`] ago (an index range, a few rows per call), keeps this
+    /// task's family among the settled ones and removes it from the expected ones.
     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
+        let now = unix_millis();
+        let cutoff = db_millis(now.saturating_sub(millis(SETTLED_FAMILY_TTL)));
         with_pool!(&self.backend, pool, sql => {
-            sqlx::query(sql.done)
+            let mut tx = pool.begin().await.map_err(RegistryError::new)?;
+            sqlx::query(sql.forget_settled)
+                .bind(cutoff)
                 .bind(task_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(RegistryError::new)?;
+            sqlx::query(sql.keep_settled)
+                .bind(task_id)
+                .bind(db_millis(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(RegistryError::new)?;
+            sqlx::query(sql.done)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(RegistryError::new)?;
+            tx.commit().await.map_err(RegistryError::new)?;
         });
         Ok(())
     }

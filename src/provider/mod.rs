@@ -53,7 +53,8 @@ pub use reconcile::{
     DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
 };
 pub use registry::{
-    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, TaskRegistry,
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, SETTLED_FAMILY_TTL,
+    TaskRegistry,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -63,7 +64,7 @@ pub use submit::{JobsTask, SubmitError};
 
 pub(crate) use family::stored_family;
 pub(crate) use map::is_final;
-pub(crate) use registry::DynRegistry;
+pub(crate) use registry::{DynRegistry, millis, unix_millis};
 
 use bytes::Bytes;
 

@@ -4,7 +4,7 @@
 //! [`MemoryRegistry`] is the default; `RedisRegistry` (feature `redis`) survives
 //! restarts and shares the work between replicas.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -130,18 +130,22 @@ impl std::error::Error for RegistryError {
 /// use suno_callback::Family;
 /// use suno_callback::provider::{ExpectedTask, RegistryError, TaskRegistry};
 ///
-/// /// Tasks and their due times behind one lock: every call is atomic.
+/// /// Tasks and their due times behind one lock: every call is atomic; and the
+/// /// families of the tasks done (a real one forgets them after `SETTLED_FAMILY_TTL`).
 /// #[derive(Debug, Default)]
-/// struct MyRegistry(Mutex<HashMap<String, (ExpectedTask, u64)>>);
+/// struct MyRegistry {
+///     tasks: Mutex<HashMap<String, (ExpectedTask, u64)>>,
+///     settled: Mutex<HashMap<String, Family>>,
+/// }
 ///
 /// impl TaskRegistry for MyRegistry {
 ///     async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
-///         self.0.lock().unwrap().insert(task.task_id().to_owned(), (task, due_ms));
+///         self.tasks.lock().unwrap().insert(task.task_id().to_owned(), (task, due_ms));
 ///         Ok(())
 ///     }
 ///     async fn take_due(&self, now_ms: u64, limit: usize, lease_ms: u64)
 ///         -> Result<Vec<ExpectedTask>, RegistryError> {
-///         let mut tasks = self.0.lock().unwrap();
+///         let mut tasks = self.tasks.lock().unwrap();
 ///         let mut due: Vec<_> = tasks.values().filter(|(_, at)| *at <= now_ms).cloned().collect();
 ///         due.sort_by_key(|(_, at)| *at);
 ///         due.truncate(limit);
@@ -153,17 +157,20 @@ impl std::error::Error for RegistryError {
 ///         Ok(due.into_iter().map(|(task, _)| task).collect())
 ///     }
 ///     async fn reschedule(&self, task_id: &str, due_ms: u64) -> Result<(), RegistryError> {
-///         if let Some(entry) = self.0.lock().unwrap().get_mut(task_id) {
+///         if let Some(entry) = self.tasks.lock().unwrap().get_mut(task_id) {
 ///             entry.1 = due_ms;
 ///         }
 ///         Ok(())
 ///     }
 ///     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
-///         self.0.lock().unwrap().remove(task_id);
+///         if let Some((task, _)) = self.tasks.lock().unwrap().remove(task_id) {
+///             self.settled.lock().unwrap().insert(task_id.to_owned(), task.family());
+///         }
 ///         Ok(())
 ///     }
 ///     async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
-///         Ok(self.0.lock().unwrap().get(task_id).map(|(task, _)| task.family()))
+///         let registered = self.tasks.lock().unwrap().get(task_id).map(|(task, _)| task.family());
+///         Ok(registered.or_else(|| self.settled.lock().unwrap().get(task_id).copied()))
 ///     }
 /// }
 ///
@@ -200,10 +207,15 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
         due_ms: u64,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
-    /// Removes a task: its outcome arrived.
+    /// Removes a task: its outcome arrived. It is never due again, but its family
+    /// should stay known to [`family_of`](Self::family_of) for
+    /// [`SETTLED_FAMILY_TTL`]: a late callback of the task that names no family (a
+    /// failure on the shared path) takes it, so it makes the key the poll made, on
+    /// whichever replica it arrives. The crate's registries all keep it.
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
-    /// The family of a registered task.
+    /// The family of a registered task, or of one [`done`](Self::done) less than
+    /// [`SETTLED_FAMILY_TTL`] ago.
     fn family_of(
         &self,
         task_id: &str,
@@ -311,11 +323,68 @@ impl fmt::Debug for dyn DynRegistry {
 #[derive(Debug)]
 pub struct MemoryRegistry {
     tasks: Mutex<HashMap<String, (ExpectedTask, u64)>>,
+    settled: Mutex<SettledTasks>,
     max_tasks: usize,
+}
+
+/// The families of the tasks done in the last [`SETTLED_FAMILY_TTL`], at most a
+/// registry's `max_tasks` of them, the oldest forgotten first.
+#[derive(Debug, Default)]
+struct SettledTasks {
+    families: HashMap<String, (Family, u64)>,
+    /// Task ids in the order they were settled, with the time, to forget the oldest.
+    order: VecDeque<(String, u64)>,
+}
+
+impl SettledTasks {
+    fn insert(&mut self, task_id: &str, family: Family, now_ms: u64, max: usize) {
+        self.forget_before(now_ms.saturating_sub(millis(SETTLED_FAMILY_TTL)));
+        while self.families.len() >= max.max(1) {
+            let Some((oldest, at)) = self.order.pop_front() else {
+                break;
+            };
+            self.remove_if_settled_at(&oldest, at);
+        }
+        self.families.insert(task_id.to_owned(), (family, now_ms));
+        self.order.push_back((task_id.to_owned(), now_ms));
+    }
+
+    fn family_of(&self, task_id: &str, now_ms: u64) -> Option<Family> {
+        let (family, at) = self.families.get(task_id)?;
+        (now_ms.saturating_sub(*at) < millis(SETTLED_FAMILY_TTL)).then_some(*family)
+    }
+
+    fn forget_before(&mut self, cutoff_ms: u64) {
+        while let Some((_, at)) = self.order.front() {
+            if *at >= cutoff_ms {
+                break;
+            }
+            if let Some((task_id, at)) = self.order.pop_front() {
+                self.remove_if_settled_at(&task_id, at);
+            }
+        }
+    }
+
+    /// Forgets `task_id` if its entry is the one settled at `at` (not a later one).
+    fn remove_if_settled_at(&mut self, task_id: &str, at: u64) {
+        if self
+            .families
+            .get(task_id)
+            .is_some_and(|(_, when)| *when == at)
+        {
+            self.families.remove(task_id);
+        }
+    }
 }
 
 /// The default most tasks a [`MemoryRegistry`] holds.
 pub const DEFAULT_MAX_EXPECTED_TASKS: usize = 100_000;
+
+/// How long a registry keeps the family of a task it was told is
+/// [`done`](TaskRegistry::done): seven days, longer than the sender retries a callback
+/// and than most outages, so a late callback of the task that names no family is keyed
+/// as the poll that settled it was.
+pub const SETTLED_FAMILY_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 impl Default for MemoryRegistry {
     fn default() -> Self {
@@ -333,6 +402,7 @@ impl MemoryRegistry {
     pub fn with_max_tasks(max_tasks: usize) -> Self {
         Self {
             tasks: Mutex::new(HashMap::new()),
+            settled: Mutex::new(SettledTasks::default()),
             max_tasks,
         }
     }
@@ -349,6 +419,12 @@ impl MemoryRegistry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ExpectedTask, u64)>> {
         self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn settled(&self) -> std::sync::MutexGuard<'_, SettledTasks> {
+        self.settled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -414,7 +490,11 @@ impl TaskRegistry for MemoryRegistry {
     }
 
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
-        self.lock().remove(task_id);
+        let removed = self.lock().remove(task_id);
+        if let Some((task, _)) = removed {
+            self.settled()
+                .insert(task_id, task.family, unix_millis(), self.max_tasks);
+        }
         std::future::ready(Ok(()))
     }
 
@@ -422,7 +502,8 @@ impl TaskRegistry for MemoryRegistry {
         &self,
         task_id: &str,
     ) -> impl Future<Output = Result<Option<Family>, RegistryError>> + Send {
-        let family = self.lock().get(task_id).map(|(task, _)| task.family);
+        let registered = self.lock().get(task_id).map(|(task, _)| task.family);
+        let family = registered.or_else(|| self.settled().family_of(task_id, unix_millis()));
         std::future::ready(Ok(family))
     }
 }

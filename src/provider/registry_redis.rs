@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
 use super::family::stored_family;
-use super::registry::{ExpectedTask, RegistryError, TaskRegistry};
+use super::registry::{ExpectedTask, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry};
 use crate::event::{ApiRoute, Family};
 
 /// The key prefix by default.
@@ -35,11 +35,25 @@ end
 return out
 ";
 
+/// Removes a task (`KEYS[1]` due set, `KEYS[2]` task hash, `ARGV[1]` its id) and keeps
+/// its value under `KEYS[3]` for `ARGV[2]` seconds, for `family_of` of a late callback.
+const DONE_SCRIPT: &str = r"
+local info = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if info then
+  redis.call('SET', KEYS[3], info, 'EX', ARGV[2])
+end
+return 0
+";
+
 /// A [`TaskRegistry`] in Redis: a sorted set of task ids by due time
 /// (`<prefix>:due`) and a hash of their family, registration time and route
 /// (`<prefix>:tasks`). Taking due tasks moves them a lease ahead in the same Lua
 /// script, which is the per-task lease: a replica that dies mid-poll leaves the task
-/// due again when the lease ends.
+/// due again when the lease ends. A task done keeps its value under
+/// `<prefix>:settled:<task id>` for [`SETTLED_FAMILY_TTL`] (a Redis expiry), so that a
+/// late callback naming no family takes the task's family on every replica.
 ///
 /// ```no_run
 /// use suno_callback::SunoCallbacks;
@@ -58,7 +72,11 @@ pub struct RedisRegistry {
     connection: ConnectionManager,
     due_key: String,
     tasks_key: String,
+    /// `{prefix}:settled:`, followed by a task id: the value of a task done, for
+    /// [`SETTLED_FAMILY_TTL`].
+    settled_prefix: String,
     take_script: Script,
+    done_script: Script,
 }
 
 impl fmt::Debug for RedisRegistry {
@@ -93,7 +111,9 @@ impl RedisRegistry {
             connection,
             due_key: format!("{prefix}:due"),
             tasks_key: format!("{prefix}:tasks"),
+            settled_prefix: format!("{prefix}:settled:"),
             take_script: Script::new(TAKE_SCRIPT),
+            done_script: Script::new(DONE_SCRIPT),
         }
     }
 
@@ -178,21 +198,27 @@ impl TaskRegistry for RedisRegistry {
 
     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
         let mut connection = self.connection.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrem(&self.due_key, task_id)
-            .ignore()
-            .hdel(&self.tasks_key, task_id)
-            .ignore();
-        Self::call(pipe.query_async::<()>(&mut connection)).await
+        let mut invocation = self.done_script.key(&self.due_key);
+        invocation
+            .key(&self.tasks_key)
+            .key(format!("{}{task_id}", self.settled_prefix))
+            .arg(task_id)
+            .arg(SETTLED_FAMILY_TTL.as_secs().max(1));
+        Self::call(invocation.invoke_async::<()>(&mut connection)).await
     }
 
+    /// The registered task's family, else the family of the task done (one round trip
+    /// for both).
     async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
         let mut connection = self.connection.clone();
-        let mut command = redis::cmd("HGET");
-        command.arg(&self.tasks_key).arg(task_id);
-        let info: Option<String> = Self::call(command.query_async(&mut connection)).await?;
-        Ok(info.and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
+        let mut pipe = redis::pipe();
+        pipe.hget(&self.tasks_key, task_id)
+            .get(format!("{}{task_id}", self.settled_prefix));
+        let (registered, settled): (Option<String>, Option<String>) =
+            Self::call(pipe.query_async(&mut connection)).await?;
+        Ok(registered
+            .or(settled)
+            .and_then(|info| decode(task_id.to_owned(), &info).map(|t| t.family())))
     }
 }
 

@@ -41,7 +41,8 @@ fn only<'a>(taken: Vec<ExpectedTask>, mine: &'a [&'a ExpectedTask]) -> Vec<Expec
 }
 
 /// A task is due at its due time, not before; taking it leases it; `reschedule`,
-/// `done` and `family_of` do what they say; registering again replaces.
+/// `done` and `family_of` do what they say (a done task's family stays known);
+/// registering again replaces, a done task too.
 ///
 /// Due times here are small numbers (a registry shared with live tasks would also
 /// hand those out; they are filtered away), except for the final sweep.
@@ -100,7 +101,11 @@ pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
     );
     assert_eq!(taken(3000).await, [again], "and the task");
     registry.done(&id).await.expect("done");
-    assert_eq!(registry.family_of(&id).await.expect("family_of"), None);
+    assert_eq!(
+        registry.family_of(&id).await.expect("family_of"),
+        Some(Family::Wav),
+        "done: its family stays known, for a late callback that names none"
+    );
     assert!(taken(LATER).await.is_empty(), "done: never due again");
     registry
         .reschedule(&id, 0)
@@ -110,6 +115,18 @@ pub async fn due_tasks_are_taken_and_leased<R: TaskRegistry>(registry: &R) {
         taken(LATER).await.is_empty(),
         "rescheduling does not bring it back"
     );
+    let third = ExpectedTask::new(id.clone(), Family::Midi, 9);
+    registry
+        .expect(third.clone(), 4000)
+        .await
+        .expect("register a done task again");
+    assert_eq!(
+        registry.family_of(&id).await.expect("family_of"),
+        Some(Family::Midi),
+        "registering a done task again replaces its family"
+    );
+    assert_eq!(taken(4000).await, [third], "and makes it due again");
+    registry.done(&id).await.expect("done");
 }
 
 /// `take_due` returns at most `limit` tasks, those due earliest (in any order), and

@@ -1,0 +1,11 @@
+-- The family of each expected task that reached its outcome in the last seven days
+-- (`SETTLED_FAMILY_TTL`): a late callback of such a task that names no family (a
+-- failure on the shared path) takes it, so it makes the key the settling poll made,
+-- on every process that shares the database. Times are Unix milliseconds.
+CREATE TABLE IF NOT EXISTS suno_settled_tasks (
+    task_id    TEXT    PRIMARY KEY NOT NULL,
+    family     TEXT    NOT NULL,
+    settled_at INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS suno_settled_tasks_settled_at ON suno_settled_tasks (settled_at);
