@@ -627,12 +627,14 @@ async fn dead_after_max_age(db: &Db) {
 }
 
 async fn heartbeat_keeps_a_long_handler_exclusive(db: &Db) {
-    let builder = || quick().lease(Duration::from_millis(300)).concurrency(2);
+    // A lease long enough that a loaded machine extends it in time (the heartbeat has
+    // half of it), a handler that outlives it several times over.
+    let builder = || quick().lease(Duration::from_millis(900)).concurrency(2);
     let inbox = db.inbox(builder()).await;
     let other = db.inbox(builder()).await;
     let runs = Runs::default();
     let slow = |_| async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
         Ok(())
     };
     let callbacks = receiver(&inbox, &runs, slow);
