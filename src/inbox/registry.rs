@@ -81,7 +81,8 @@ const SQLITE: Statements = Statements {
 /// that dies mid-poll leaves the task due again when the lease ends. The table has no
 /// bound of its own, as Redis has none: it holds the tasks registered and not yet
 /// final (and `suno_settled_tasks` the families of those settled in the last
-/// [`SETTLED_FAMILY_TTL`], for a late callback that names none), and the [`Reconciler`](crate::provider::Reconciler) removes a task it reports
+/// [`SETTLED_FAMILY_TTL`], for a late callback that names none), and the
+/// [`Reconciler`](crate::provider::Reconciler) removes a task it reports
 /// overdue (after [`max_age`](crate::provider::ReconcilerBuilder::max_age), 14 days by
 /// default). Each row keeps the task's route (`classic`, `jobs`; rows written before
 /// the route was kept are classic). A row whose family or route this version does not
