@@ -4,15 +4,15 @@
 //! ```text
 //! cargo run --example inbox --features sqlite -- serve
 //! SUNO_INBOX_DATABASE_URL=postgres://127.0.0.1:5432/test cargo run --example inbox --features postgres -- serve
-//! cargo run --example inbox --features sqlite -- replay --dead     # or --id N, --task ID
+//! DATABASE_URL=sqlite://suno-inbox.db cargo run -p suno-callback-cli -- replay --dead
 //! cargo run --example inbox --features sqlite -- --help
 //! SUNO_CONSOLE_TOKEN=secret cargo run --example inbox --features sqlite,console -- serve
 //! ```
 //!
 //! It does nothing without a command: `serve` runs a receiver and its workers, which
 //! run every pending event of the database with this example's handler and mark it
-//! done; `replay` puts finished events of the database back to pending. Any other
-//! argument is refused before a database is opened. The database is
+//! done. Any other argument is refused before a database is opened; replaying, listing
+//! and discarding events is the workspace's `suno-inbox` tool (`suno-callback-cli`). The database is
 //! `SUNO_INBOX_DATABASE_URL`, never the `DATABASE_URL` an application's own database
 //! may be set in: `sqlite://…` or `postgres://…` (default `sqlite://suno-inbox.db` in
 //! the working folder, a file of the example's own). Several copies on one PostgreSQL
@@ -63,7 +63,7 @@ mod app {
 
     use axum::Router;
     use axum::routing::get;
-    use suno_callback::inbox::{EventContext, Inbox, Replay, RetryPolicy, RunReport, RunResult};
+    use suno_callback::inbox::{EventContext, Inbox, RetryPolicy, RunReport, RunResult};
     use suno_callback::verify::IpAllowlist;
     use suno_callback::{CallbackEvent, HandlerError, SunoCallbacks};
     use tokio::net::TcpListener;
@@ -88,7 +88,6 @@ mod app {
 
     const USAGE: &str = "\
 usage: inbox serve
-       inbox replay --dead | --id N | --task TASK_ID
        inbox --help
 
 Commands (nothing is opened without one):
@@ -97,8 +96,9 @@ Commands (nothing is opened without one):
            event of that inbox with this example's handler (it records the event in
            the table example_results) and mark it done. Point it only at a database
            made for this example.
-  replay   Put finished events back to pending, to be run by the next `serve`:
-           --dead every dead event, --id N one event, --task TASK_ID a task's events.
+
+To see, replay or discard the stored events, use the workspace's tool:
+  DATABASE_URL=<the same URL> cargo run -p suno-callback-cli -- replay --dead
 
 The database is SUNO_INBOX_DATABASE_URL (sqlite://... or postgres://...; default
 sqlite://suno-inbox.db in the working folder). DATABASE_URL is not read.
@@ -110,7 +110,6 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
     enum Command {
         Help,
         Serve,
-        Replay(Replay),
     }
 
     fn command(arguments: &[String]) -> Result<Command, String> {
@@ -118,16 +117,8 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
         match arguments.as_slice() {
             ["--help" | "-h" | "help", ..] => Ok(Command::Help),
             ["serve"] => Ok(Command::Serve),
-            ["replay", "--dead"] => Ok(Command::Replay(Replay::Dead)),
-            ["replay", "--id", id] => id
-                .parse()
-                .map(|id| Command::Replay(Replay::Event(id)))
-                .map_err(|_| format!("not an event id: {id:?}")),
-            ["replay", "--task", task] => Ok(Command::Replay(Replay::Task((*task).to_owned()))),
             [] => Err("no command given".to_owned()),
-            ["serve", rest @ ..] | ["replay", rest @ ..] => {
-                Err(format!("unexpected arguments: {}", rest.join(" ")))
-            }
+            ["serve", rest @ ..] => Err(format!("unexpected arguments: {}", rest.join(" "))),
             [other, ..] => Err(format!("unknown command {other:?}")),
         }
     }
@@ -147,7 +138,6 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
                 Ok(())
             }
             Ok(Command::Serve) => serve().await,
-            Ok(Command::Replay(which)) => replay(which).await,
             Err(problem) => {
                 eprintln!("inbox: {problem}\n\n{USAGE}");
                 std::process::exit(2);
@@ -351,16 +341,6 @@ SUNO_EXAMPLE_HANDLER_DELAY_MS, SUNO_EXAMPLE_FAIL_FIRST, RUST_LOG.";
         }
         let _ = CREATE;
         Err(format!("unsupported DATABASE_URL {}", redact(url)).into())
-    }
-
-    /// `replay --dead | --id N | --task ID`: put finished events back to pending.
-    async fn replay(which: Replay) -> Result<(), Box<dyn Error>> {
-        let url = database_url();
-        let inbox = Inbox::builder().connect(&url).await?;
-        let replayed = inbox.replay(which).await?;
-        println!("replayed {replayed} event(s) in {}", redact(&url));
-        inbox.close().await;
-        Ok(())
     }
 
     /// The URL without its password.

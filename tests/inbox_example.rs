@@ -81,6 +81,10 @@ fn help_explains_the_commands_and_opens_nothing() {
             stdout.contains("DATABASE_URL is not read"),
             "{flag}: {stdout}"
         );
+        assert!(
+            stdout.contains("cargo run -p suno-callback-cli -- replay"),
+            "{flag} points at the inbox tool for replays: {stdout}"
+        );
     }
     assert_eq!(folder.files(), Vec::<String>::new());
 }
@@ -93,7 +97,9 @@ fn no_command_or_an_unknown_one_is_an_error_that_opens_nothing() {
         &["--serve"],
         &["bogus"],
         &["serve", "--now"],
+        // replaying is the `suno-inbox` tool's job now
         &["replay"],
+        &["replay", "--dead"],
         &["replay", "--id", "x"],
         &["replay", "--dead", "--task", "t"],
     ] {
