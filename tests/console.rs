@@ -423,6 +423,36 @@ async fn a_body_is_shown_escaped_with_its_typed_summary() {
 }
 
 #[tokio::test]
+async fn the_expected_tasks_show_their_last_poll_escaped() {
+    let fixture = fixture().await;
+    let mut connection = sqlx::SqliteConnection::connect(&fixture.url)
+        .await
+        .expect("connect");
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO suno_expected_tasks \
+         (task_id, family, registered_at, due_at, last_poll, last_polled_at) VALUES \
+         ('polled', 'music', ?1, ?1, 'request failed: <b>provider</b> answered 503', ?1), \
+         ('fresh', 'wav', ?1, ?1, NULL, NULL)",
+    )
+    .bind(now)
+    .execute(&mut connection)
+    .await
+    .expect("insert");
+    let page = get(&fixture, "/console/expected", Some(TOKEN)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("last poll"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("request failed: &lt;b&gt;provider&lt;/b&gt; answered 503"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<b>provider"), "{}", page.body);
+    assert!(page.body.contains("not polled yet"), "{}", page.body);
+}
+
+#[tokio::test]
 async fn a_bulk_replay_previews_its_count_and_needs_a_confirmation() {
     let fixture = fixture().await;
     for i in 0..4 {

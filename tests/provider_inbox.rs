@@ -2,7 +2,7 @@
 //! real databases: SQLite (a file in a temporary folder) and PostgreSQL (a schema of
 //! its own per test). The registry conformance suite, two replicas sharing the due
 //! tasks through two connection pools, a registry that outlives its process, and the
-//! reconciler polling through it.
+//! reconciler polling through it, keeping each poll's answer.
 //!
 //! PostgreSQL is `SUNO_CALLBACK_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`). Without a server its tests are reported
@@ -160,6 +160,73 @@ async fn the_reconciler_polls_through_the_inbox_registry(db: &Db) {
     inbox.close().await;
 }
 
+/// Each poll that leaves a task registered keeps what it got, and when, in the task's
+/// row: what the console's expected-tasks page shows.
+async fn each_poll_keeps_its_answer_for_the_operator(db: &Db) {
+    let fake = FakeProvider::start().await;
+    let inbox = db.inbox(Inbox::builder()).await;
+    let callbacks = SunoCallbacks::builder()
+        .hmac_key(common::KEY)
+        .task_registry(inbox.task_registry())
+        .on_complete(|_| async { Ok(()) })
+        .build()
+        .expect("receiver");
+    let client = ProviderClient::builder("k")
+        .base_url(fake.base_url())
+        .max_retries(0)
+        .build()
+        .expect("client");
+    let reconciler = Reconciler::builder(&callbacks, client)
+        .after(Duration::ZERO)
+        .build();
+    fake.script(
+        "polled-task",
+        [
+            Reply::ok(provider_fixture("music_pending", "polled-task")),
+            Reply::status(503),
+            Reply::ok(provider_fixture("music_first_success", "polled-task")),
+        ],
+    );
+    reconciler
+        .expect("polled-task", Family::Music)
+        .await
+        .expect("expect");
+    let admin = inbox.admin();
+    let last_poll = || async {
+        let rows = admin.expected(None, 10).await.expect("expected tasks");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows[0].last_poll.clone()
+    };
+    assert_eq!(last_poll().await, None, "not polled yet");
+
+    let before = now_ms();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        assert!(admin.poll_now("polled-task").await.expect("poll now"));
+        assert_eq!(reconciler.poll_due().await.expect("poll").polled, 1);
+        let (answer, polled_at) = last_poll().await.expect("a poll's answer");
+        assert!(
+            (before..=now_ms()).contains(&polled_at),
+            "{polled_at} not in {before}.."
+        );
+        answers.push(answer);
+    }
+    assert_eq!(answers[0], "pending: nothing to deliver yet");
+    assert!(
+        answers[1].starts_with("request failed:") && answers[1].contains("503"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[2], "first delivered: ignored", "{answers:?}");
+    inbox.close().await;
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit")
+}
+
 fn main() -> ExitCode {
     let arguments = Arguments::from_args();
     let url = postgres_url();
@@ -185,6 +252,7 @@ fn main() -> ExitCode {
                 an_unknown_family_in_the_table_is_skipped,
                 rows_without_a_route_are_classic,
                 the_reconciler_polls_through_the_inbox_registry,
+                each_poll_keeps_its_answer_for_the_operator,
             )
             .into_iter()
             .map(|trial| trial.with_ignored_flag(ignored)),

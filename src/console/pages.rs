@@ -441,13 +441,13 @@ pub(crate) fn expected(
 ) -> Markup {
     let overdue_ms = i64::try_from(overdue_after.as_millis()).unwrap_or(i64::MAX);
     let body = html! {
-        p { "Tasks the reconciler polls the provider for until their outcome arrives, the soonest due first. The last poll's answer is in the reconciler's log and metrics, not stored here." }
+        p { "Tasks the reconciler polls the provider for until their outcome arrives, the soonest due first, with what each one's last poll got." }
         @if rows.is_empty() {
             p { "No expected tasks." }
         } @else {
             div class="scroll" {
                 table {
-                    thead { tr { th { "task" } th { "family" } th { "registered (UTC)" } th { "due (UTC)" } th { "status" } @if frame.csrf.is_some() { th {} } } }
+                    thead { tr { th { "task" } th { "family" } th { "registered (UTC)" } th { "due (UTC)" } th { "status" } th { "last poll" } @if frame.csrf.is_some() { th {} } } }
                     tbody {
                         @for row in rows {
                             tr {
@@ -462,6 +462,13 @@ pub(crate) fn expected(
                                         span class="badge pending" { "due" }
                                     } @else {
                                         "waiting"
+                                    }
+                                }
+                                td class="answer" {
+                                    @if let Some((answer, polled_at_ms)) = &row.last_poll {
+                                        span class="time" { (utc(*polled_at_ms)) } " " (cut(answer, 120))
+                                    } @else {
+                                        "not polled yet"
                                     }
                                 }
                                 @if frame.csrf.is_some() {

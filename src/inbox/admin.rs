@@ -247,6 +247,9 @@ pub struct ExpectedRow {
     pub registered_at_ms: i64,
     /// When it is next due for a poll (Unix milliseconds).
     pub due_at_ms: i64,
+    /// What its last poll got (`"pending: nothing to deliver yet"`, `"request failed:
+    /// …"`) and when (Unix milliseconds); `None` before its first poll.
+    pub last_poll: Option<(String, i64)>,
 }
 
 /// The operator's reads and actions on an inbox's database. Get it from
@@ -977,8 +980,10 @@ impl InboxAdmin {
         limit: usize,
     ) -> Result<Vec<ExpectedRow>, InboxError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let mut sql =
-            self.sql("SELECT task_id, family, registered_at, due_at FROM suno_expected_tasks");
+        let mut sql = self.sql(
+            "SELECT task_id, family, registered_at, due_at, last_poll, last_polled_at \
+                 FROM suno_expected_tasks",
+        );
         if let Some((due_at, task_id)) = after {
             sql.push(" WHERE due_at > ")
                 .bind(Arg::Int(due_at))
@@ -990,17 +995,19 @@ impl InboxAdmin {
         }
         sql.push(" ORDER BY due_at, task_id LIMIT ")
             .bind(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let rows: Vec<(String, String, i64, i64)> = with_pool!(self.backend(), pool => {
+        type Row = (String, String, i64, i64, Option<String>, Option<i64>);
+        let rows: Vec<Row> = with_pool!(self.backend(), pool => {
             bound!(sqlx::query_as, sql).fetch_all(pool).await?
         });
         Ok(rows
             .into_iter()
             .map(
-                |(task_id, family, registered_at_ms, due_at_ms)| ExpectedRow {
+                |(task_id, family, registered_at_ms, due_at_ms, answer, polled_at)| ExpectedRow {
                     task_id,
                     family,
                     registered_at_ms,
                     due_at_ms,
+                    last_poll: answer.zip(polled_at),
                 },
             )
             .collect())

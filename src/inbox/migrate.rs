@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         description: "settled tasks",
         sql: include_str!("../../migrations/sqlite/0006_settled_tasks.sql"),
     },
+    Migration {
+        version: 7,
+        description: "expected task last poll",
+        sql: include_str!("../../migrations/sqlite/0007_expected_task_last_poll.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, oldest first.
@@ -78,6 +83,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         description: "settled tasks",
         sql: include_str!("../../migrations/postgres/0006_settled_tasks.sql"),
+    },
+    Migration {
+        version: 7,
+        description: "expected task last poll",
+        sql: include_str!("../../migrations/postgres/0007_expected_task_last_poll.sql"),
     },
 ];
 

@@ -7,7 +7,9 @@ use std::fmt;
 use super::Inbox;
 use super::backend::Backend;
 use crate::event::{ApiRoute, Family};
-use crate::provider::{ExpectedTask, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry};
+use crate::provider::{
+    ExpectedTask, MAX_POLL_ANSWER_CHARS, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry,
+};
 use crate::provider::{millis, unix_millis};
 
 /// The registry's statements in one backend's placeholder syntax.
@@ -17,6 +19,8 @@ struct Statements {
     /// Takes the due tasks and moves them a lease ahead, in one statement.
     take_due: &'static str,
     reschedule: &'static str,
+    /// Reschedules task `$1` to `$2` and keeps its last poll's answer `$3`, polled at `$4`.
+    reschedule_after_poll: &'static str,
     /// Forgets the settled tasks settled before `$1`, except `$2`.
     forget_settled: &'static str,
     /// Keeps the family of task `$1` among the settled tasks, settled at `$2`.
@@ -40,6 +44,8 @@ const POSTGRES: Statements = Statements {
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = $2 WHERE task_id = $1",
+    reschedule_after_poll: "UPDATE suno_expected_tasks SET due_at = $2, last_poll = $3, \
+         last_polled_at = $4 WHERE task_id = $1",
     forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < $1 AND task_id <> $2",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
          SELECT task_id, family, $2 FROM suno_expected_tasks WHERE task_id = $1 \
@@ -63,6 +69,8 @@ const SQLITE: Statements = Statements {
          ORDER BY due_at LIMIT ?2) \
          RETURNING task_id, family, registered_at, route",
     reschedule: "UPDATE suno_expected_tasks SET due_at = ?2 WHERE task_id = ?1",
+    reschedule_after_poll: "UPDATE suno_expected_tasks SET due_at = ?2, last_poll = ?3, \
+         last_polled_at = ?4 WHERE task_id = ?1",
     forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < ?1 AND task_id <> ?2",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
          SELECT task_id, family, ?2 FROM suno_expected_tasks WHERE task_id = ?1 \
@@ -72,6 +80,15 @@ const SQLITE: Statements = Statements {
     family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1 \
          UNION ALL SELECT family FROM suno_settled_tasks WHERE task_id = ?1 LIMIT 1",
 };
+
+/// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters: a custom reconciler may pass
+/// anything, and the row keeps no more.
+fn cut_poll_answer(answer: &str) -> &str {
+    match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
+        Some((end, _)) => &answer[..end],
+        None => answer,
+    }
+}
 
 /// A [`TaskRegistry`] in the inbox's database: the table `suno_expected_tasks`,
 /// created by the inbox's migrations. Get it from [`Inbox::task_registry`].
@@ -229,6 +246,27 @@ impl TaskRegistry for InboxRegistry {
             sqlx::query(sql.reschedule)
                 .bind(task_id)
                 .bind(db_millis(due_ms))
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
+    }
+
+    /// One statement: the next due time, the answer and the time of the poll.
+    async fn reschedule_after_poll(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+        answer: &str,
+    ) -> Result<(), RegistryError> {
+        let answer = cut_poll_answer(answer);
+        with_pool!(&self.backend, pool, sql => {
+            sqlx::query(sql.reschedule_after_poll)
+                .bind(task_id)
+                .bind(db_millis(due_ms))
+                .bind(answer)
+                .bind(db_millis(unix_millis()))
                 .execute(pool)
                 .await
                 .map_err(RegistryError::new)?;

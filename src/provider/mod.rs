@@ -53,8 +53,8 @@ pub use reconcile::{
     DEFAULT_RECONCILE_INTERVAL, PollReport, Reconciler, ReconcilerBuilder,
 };
 pub use registry::{
-    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MemoryRegistry, RegistryError, SETTLED_FAMILY_TTL,
-    TaskRegistry,
+    DEFAULT_MAX_EXPECTED_TASKS, ExpectedTask, MAX_POLL_ANSWER_CHARS, MemoryRegistry, RegistryError,
+    SETTLED_FAMILY_TTL, TaskRegistry,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -11,7 +11,9 @@ use tracing::Instrument;
 
 use super::client::ProviderClient;
 use super::map::SyntheticCallback;
-use super::registry::{DynRegistry, ExpectedTask, RegistryError, millis, unix_millis};
+use super::registry::{
+    DynRegistry, ExpectedTask, MAX_POLL_ANSWER_CHARS, RegistryError, millis, unix_millis,
+};
 use super::submit::{JobsTask, SubmitError};
 use crate::answer::Answer;
 use crate::event::{ApiRoute, Family};
@@ -312,7 +314,8 @@ impl Reconciler {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll failed; will retry");
                 metrics::poll(task.family(), "request_failed");
                 report.retry_later += 1;
-                return self.registry().reschedule_boxed(task.task_id(), next).await;
+                let answer = format!("request failed: {error}");
+                return self.polled(task, next, &answer).await;
             }
         };
         let synthetic = match SyntheticCallback::from_answer(&answer) {
@@ -320,19 +323,24 @@ impl Reconciler {
             Ok(None) => {
                 metrics::poll(task.family(), "pending");
                 report.retry_later += 1;
-                return self.registry().reschedule_boxed(task.task_id(), next).await;
+                return self
+                    .polled(task, next, "pending: nothing to deliver yet")
+                    .await;
             }
             Ok(Some(_)) => {
                 tracing::warn!(task_id = ?task.task_id(), "provider answered about another task");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule_boxed(task.task_id(), next).await;
+                return self
+                    .polled(task, next, "unmapped: the answer is about another task")
+                    .await;
             }
             Err(error) => {
                 tracing::warn!(task_id = ?task.task_id(), %error, "poll answer cannot be mapped; will retry");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule_boxed(task.task_id(), next).await;
+                let answer = format!("unmapped: {error}");
+                return self.polled(task, next, &answer).await;
             }
         };
         let event = match synthetic.to_event() {
@@ -341,7 +349,8 @@ impl Reconciler {
                 tracing::warn!(task_id = ?task.task_id(), %error, "synthetic callback does not parse");
                 metrics::poll(task.family(), "unmapped");
                 report.retry_later += 1;
-                return self.registry().reschedule_boxed(task.task_id(), next).await;
+                let answer = format!("unmapped: {error}");
+                return self.polled(task, next, &answer).await;
             }
         };
         let labels = Labels::of(event.family(), event.stage().as_str());
@@ -394,8 +403,30 @@ impl Reconciler {
             // briefly unavailable then.
             self.registry().done_boxed(task.task_id()).await
         } else {
-            self.registry().reschedule_boxed(task.task_id(), next).await
+            let answer = if delivered {
+                format!("{} delivered: {}", synthetic.stage(), answer.label())
+            } else {
+                format!("{} not delivered: {}", synthetic.stage(), answer.label())
+            };
+            self.polled(task, next, &answer).await
         }
+    }
+
+    /// Reschedules a task its poll did not settle to `next`, keeping what the poll got
+    /// (cut to [`MAX_POLL_ANSWER_CHARS`] characters) where the registry keeps it.
+    async fn polled(
+        &self,
+        task: &ExpectedTask,
+        next: u64,
+        answer: &str,
+    ) -> Result<(), RegistryError> {
+        let answer = match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
+            Some((end, _)) => &answer[..end],
+            None => answer,
+        };
+        self.registry()
+            .reschedule_after_poll_boxed(task.task_id(), next, answer)
+            .await
     }
 }
 

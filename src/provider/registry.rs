@@ -115,6 +115,9 @@ impl std::error::Error for RegistryError {
     }
 }
 
+/// The longest line [`TaskRegistry::reschedule_after_poll`] is given, in characters.
+pub const MAX_POLL_ANSWER_CHARS: usize = 240;
+
 /// Where expected tasks are kept: a small trait in [`DedupStore`]'s shape (each call
 /// an `async fn` returning `Send` futures, no macro, no boxing of yours), with one
 /// conformance suite (`testing::registry_conformance`, feature `testing`).
@@ -207,6 +210,21 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
         due_ms: u64,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
+    /// Sets a task's next due time after a poll that did not settle it, and keeps
+    /// `answer`, a short line on what that poll got (`"pending: nothing to deliver
+    /// yet"`, `"request failed: …"`, at most [`MAX_POLL_ANSWER_CHARS`] characters),
+    /// for an operator to read. The default only [`reschedule`](Self::reschedule)s;
+    /// the inbox's registry keeps the line, and the console shows it.
+    fn reschedule_after_poll(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+        answer: &str,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        let _ = answer;
+        self.reschedule(task_id, due_ms)
+    }
+
     /// Removes a task: its outcome arrived. It is never due again, but its family
     /// should stay known to [`family_of`](Self::family_of) for
     /// [`SETTLED_FAMILY_TTL`]: a late callback of the task that names no family (a
@@ -246,6 +264,14 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).reschedule(task_id, due_ms)
     }
+    fn reschedule_after_poll(
+        &self,
+        task_id: &str,
+        due_ms: u64,
+        answer: &str,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        (**self).reschedule_after_poll(task_id, due_ms, answer)
+    }
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).done(task_id)
     }
@@ -266,7 +292,12 @@ pub(crate) trait DynRegistry: Send + Sync + 'static {
         limit: usize,
         lease_ms: u64,
     ) -> BoxFuture<'_, Vec<ExpectedTask>>;
-    fn reschedule_boxed<'a>(&'a self, task_id: &'a str, due_ms: u64) -> BoxFuture<'a, ()>;
+    fn reschedule_after_poll_boxed<'a>(
+        &'a self,
+        task_id: &'a str,
+        due_ms: u64,
+        answer: &'a str,
+    ) -> BoxFuture<'a, ()>;
     fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()>;
     fn family_of_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Option<Family>>;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
@@ -284,8 +315,13 @@ impl<R: TaskRegistry> DynRegistry for R {
     ) -> BoxFuture<'_, Vec<ExpectedTask>> {
         Box::pin(self.take_due(now_ms, limit, lease_ms))
     }
-    fn reschedule_boxed<'a>(&'a self, task_id: &'a str, due_ms: u64) -> BoxFuture<'a, ()> {
-        Box::pin(self.reschedule(task_id, due_ms))
+    fn reschedule_after_poll_boxed<'a>(
+        &'a self,
+        task_id: &'a str,
+        due_ms: u64,
+        answer: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.reschedule_after_poll(task_id, due_ms, answer))
     }
     fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.done(task_id))
