@@ -49,6 +49,7 @@
 
 // The other lints are in the `[lints]` table of Cargo.toml.
 #![warn(unreachable_pub)]
+#![warn(clippy::missing_errors_doc)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;

@@ -292,6 +292,11 @@ impl ConsoleBuilder {
 
     /// The console; an error if nothing grants access and it is not
     /// [`loopback_only`](Self::loopback_only).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConsoleError`] when no bearer token, basic credentials or authorization hook
+    /// was given and the console is not [`loopback_only`](Self::loopback_only).
     pub fn build(self) -> Result<Console, ConsoleError> {
         if self.tokens.is_empty()
             && self.basic.is_empty()

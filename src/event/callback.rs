@@ -43,6 +43,12 @@ pub struct CallbackEvent {
 impl CallbackEvent {
     /// Parses a callback body; its family comes from its shape. See [`ParseError`]
     /// for what is refused.
+    ///
+    /// # Errors
+    ///
+    /// A [`ParseError`] (answered `400` by the receiver) when the body is not a JSON
+    /// object, nests too deep, has no task id or no integer `code`, or carries an
+    /// unprintable or over-long `callbackType`, `status` or `state`.
     pub fn from_json(body: impl Into<Bytes>) -> Result<Self, ParseError> {
         let raw = body.into();
         let envelope = Envelope::parse(&raw, None)?;
@@ -60,6 +66,11 @@ impl CallbackEvent {
     /// assert_eq!(CallbackEvent::from_json_as(Family::Midi, body)?.family(), Family::Midi);
     /// # Ok::<(), suno_callback::ParseError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ParseError`] when the body is not a callback, as for
+    /// [`from_json`](Self::from_json).
     pub fn from_json_as(family: Family, body: impl Into<Bytes>) -> Result<Self, ParseError> {
         let raw = body.into();
         let envelope = Envelope::parse(&raw, Some(family))?;

@@ -515,6 +515,11 @@ impl InboxAdmin {
 
     /// One page of the events `filter` takes, newest first, older than the event
     /// `before` when given; at most `limit` (capped at [`MAX_PAGE`]) rows.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the query
+    /// fails.
     pub async fn list(
         &self,
         filter: &EventFilter,
@@ -551,6 +556,11 @@ impl InboxAdmin {
 
     /// How many events `filter` takes, counted up to `cap` rows. Past the cap:
     /// PostgreSQL's planner estimate when it is higher, else [`Count::AtLeast`].
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the count
+    /// (or, past the cap, the planner's `EXPLAIN`) fails.
     pub async fn count(&self, filter: &EventFilter, cap: u64) -> Result<Count, InboxError> {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX - 1);
         let mut sql = self.sql("SELECT COUNT(*) FROM (SELECT 1 FROM suno_inbox_events");
@@ -651,6 +661,12 @@ impl InboxAdmin {
     /// done per minute over the last hour, and the expected tasks (older than
     /// `overdue_after` is overdue). Three statements (four on PostgreSQL, which adds
     /// its statistics for the estimates), whatever the size of the table.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the counts,
+    /// the table's statistics or the last hour's query fail. A database without the
+    /// registry table is not an error: `expected` is then `None`.
     pub async fn overview(&self, overdue_after: Duration) -> Result<Overview, InboxError> {
         const STATES: [EventState; 4] = [
             EventState::Pending,
@@ -838,6 +854,11 @@ impl InboxAdmin {
     }
 
     /// One event in full, with the task's other events; `None` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the query of
+    /// the event or of its task's other events fails.
     pub async fn event(&self, id: i64) -> Result<Option<EventDetail>, InboxError> {
         let mut sql = self.sql(&format!(
             "SELECT {ROW_COLUMNS}, last_error, run_after, body FROM suno_inbox_events WHERE id = "
@@ -888,11 +909,21 @@ impl InboxAdmin {
     }
 
     /// Replays one done or dead event; returns how many (0 or 1).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the update
+    /// fails (as for [`Inbox::replay`]).
     pub async fn replay_event(&self, id: i64) -> Result<u64, InboxError> {
         self.inbox.replay(super::Replay::Event(id)).await
     }
 
     /// Replays every done or dead event of a task; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the update
+    /// fails (as for [`Inbox::replay`]).
     pub async fn replay_task(&self, task_id: &str) -> Result<u64, InboxError> {
         self.inbox
             .replay(super::Replay::Task(task_id.to_owned()))
@@ -902,6 +933,11 @@ impl InboxAdmin {
     /// Replays the done or dead events `filter` takes, at most `cap` of them (the
     /// newest); returns how many. Preview the number with [`count`](Self::count)
     /// first.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the update
+    /// fails.
     pub async fn replay_matching(&self, filter: &EventFilter, cap: u64) -> Result<u64, InboxError> {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         let mut sql = self.sql(
@@ -923,6 +959,11 @@ impl InboxAdmin {
 
     /// Deletes a dead event; returns whether there was one (an event in any other
     /// state is left alone).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the delete
+    /// fails.
     pub async fn discard(&self, id: i64) -> Result<bool, InboxError> {
         let mut sql = self.sql("DELETE FROM suno_inbox_events WHERE state = 'dead' AND id = ");
         sql.bind(Arg::Int(id));
@@ -930,6 +971,11 @@ impl InboxAdmin {
     }
 
     /// Prunes now what the housekeeper would prune ([`Inbox::prune`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the delete
+    /// fails.
     pub async fn prune(&self) -> Result<u64, InboxError> {
         self.inbox.prune().await
     }
@@ -974,6 +1020,11 @@ impl InboxAdmin {
 
     /// The expected tasks, the soonest due first, after the task `after` (by due time,
     /// then id) when given; at most `limit` (capped at [`MAX_PAGE`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the query
+    /// fails (as it does on a database without the `suno_expected_tasks` table).
     pub async fn expected(
         &self,
         after: Option<(i64, &str)>,
@@ -1015,6 +1066,11 @@ impl InboxAdmin {
 
     /// Makes an expected task due now, so the reconciler polls it on its next round;
     /// returns whether the task is registered.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or the update
+    /// fails (as it does on a database without the `suno_expected_tasks` table).
     pub async fn poll_now(&self, task_id: &str) -> Result<bool, InboxError> {
         let mut sql = self.sql("UPDATE suno_expected_tasks SET due_at = {now} WHERE task_id = ");
         sql.bind(Arg::Text(task_id.to_owned()));

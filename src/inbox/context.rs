@@ -117,6 +117,12 @@ impl EventContext {
 
     /// The inbox's SQLite transaction for this run, begun on first use. Its writes
     /// commit with the event's `done`.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::is_unavailable`] when the transaction cannot be begun (the
+    /// database cannot be reached or refuses it), [`InboxError::is_wrong_backend`] when
+    /// the inbox is on PostgreSQL.
     #[cfg(feature = "sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn sqlite_transaction(
@@ -134,6 +140,12 @@ impl EventContext {
 
     /// The inbox's PostgreSQL transaction for this run, begun on first use. Its writes
     /// commit with the event's `done`.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::is_unavailable`] when the transaction cannot be begun (the
+    /// database cannot be reached or refuses it), [`InboxError::is_wrong_backend`] when
+    /// the inbox is on SQLite.
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres_transaction(

@@ -181,6 +181,11 @@ impl Inbox {
     /// Runs the migrations that are not applied yet (done by
     /// [`connect`](InboxBuilder::connect) unless
     /// [`migrate_on_start(false)`](InboxBuilder::migrate_on_start)).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// statements of a migration (none is then applied).
     pub async fn migrate(&self) -> Result<(), InboxError> {
         self.shared.backend.migrate().await
     }
@@ -223,6 +228,11 @@ impl Inbox {
 
     /// Puts done or dead events back to pending, with their attempts reset, so the
     /// workers run them again. Returns how many were replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// statement.
     pub async fn replay(&self, which: Replay) -> Result<u64, InboxError> {
         let replayed = self.shared.backend.replay(&which).await?;
         if replayed > 0 {
@@ -235,26 +245,51 @@ impl Inbox {
     /// Deletes done and dead events finished longer ago than the configured
     /// [`prune_after`](InboxBuilder::prune_after); returns how many. The workers'
     /// housekeeper calls it every hour.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// statement.
     pub async fn prune(&self) -> Result<u64, InboxError> {
         self.prune_older_than(self.shared.config.prune_after).await
     }
 
     /// Deletes done and dead events finished longer ago than `age`.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// statement.
     pub async fn prune_older_than(&self, age: Duration) -> Result<u64, InboxError> {
         self.shared.backend.prune(age).await
     }
 
     /// How many events are in each state, and the age of the oldest pending one.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// query.
     pub async fn stats(&self) -> Result<InboxStats, InboxError> {
         self.shared.backend.stats().await
     }
 
     /// One stored event, with its body exactly as received.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// query (`Ok(None)` when there is no event `id`).
     pub async fn event(&self, id: i64) -> Result<Option<StoredEvent>, InboxError> {
         self.shared.backend.event(id).await
     }
 
     /// Every stored event of a task, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// query.
     pub async fn events_of_task(&self, task_id: &str) -> Result<Vec<StoredEvent>, InboxError> {
         self.shared.backend.events_of_task(task_id).await
     }
@@ -485,6 +520,13 @@ impl InboxBuilder {
 
     /// Connects to `url` (`sqlite://path` or `postgres://…`; a missing SQLite file is
     /// created) and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::is_config`] when the URL cannot be read or names no enabled
+    /// backend (`sqlite` or `postgres` feature); [`InboxError::unavailable`] when the
+    /// database cannot be opened or reached, or a migration fails (neither is tried
+    /// with [`migrate_on_start(false)`](Self::migrate_on_start)).
     pub async fn connect(self, url: &str) -> Result<Inbox, InboxError> {
         let backend = Backend::connect(url, &self.config).await?;
         self.finish(backend).await
@@ -492,6 +534,12 @@ impl InboxBuilder {
 
     /// Connects to SQLite with these options (WAL journal, `synchronous=FULL` and a
     /// busy timeout are set on top of them).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the file cannot be opened or created, or a
+    /// migration fails (neither is tried with
+    /// [`migrate_on_start(false)`](Self::migrate_on_start)).
     #[cfg(feature = "sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn connect_sqlite(
@@ -504,6 +552,12 @@ impl InboxBuilder {
 
     /// Connects to PostgreSQL with these options (for example a `search_path` to keep
     /// the table in its own schema).
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
+    /// login, or a migration fails (neither is tried with
+    /// [`migrate_on_start(false)`](Self::migrate_on_start)).
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn connect_postgres(

@@ -437,6 +437,13 @@ impl ProviderClientBuilder {
     }
 
     /// Checks the settings and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`is_config`](ProviderError::is_config) when the API key is empty or not a valid
+    /// header value, the base URL is not an `http` or `https` URL, the rate or the
+    /// timeout is not positive, a root certificate cannot be read, or the HTTP client
+    /// cannot be built. Nothing is sent.
     pub fn build(self) -> Result<ProviderClient, ProviderError> {
         if self.api_key.trim().is_empty() {
             return Err(ProviderError::config("API key is empty"));

@@ -91,6 +91,11 @@ impl fmt::Debug for RedisRegistry {
 impl RedisRegistry {
     /// Connects to the server at `url` and keeps tasks under `prefix` (for example
     /// [`DEFAULT_REGISTRY_PREFIX`]). Fails if the server cannot be reached now.
+    ///
+    /// # Errors
+    ///
+    /// A [`RegistryError`] when the URL cannot be read, the connection fails, or the
+    /// server does not answer within 2 seconds.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RegistryError> {
         let client = Client::open(url).map_err(RegistryError::new)?;
         let config = ConnectionManagerConfig::new()

@@ -45,6 +45,11 @@ pub enum TaskStatus {
 impl TaskStatus {
     /// Parses a status value (the `status` or `successFlag` field) in the family's
     /// vocabulary. Integers written as strings are accepted, case is ignored.
+    ///
+    /// # Errors
+    ///
+    /// An [`AnswerError`] when the value is `null` (missing), neither a string nor an
+    /// integer, or a word or flag outside the family's vocabulary.
     pub fn from_wire(family: Family, value: &Value) -> Result<Self, AnswerError> {
         let text = match value {
             Value::String(text) => text.trim(),

@@ -45,6 +45,13 @@ impl HmacVerifier {
     /// assert_eq!(forged.status_code(), http::StatusCode::UNAUTHORIZED);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyEventError`]: [`is_invalid`](VerifyEventError::is_invalid) when the
+    /// body is not a callback (checked first),
+    /// [`is_rejected`](VerifyEventError::is_rejected) when a signature header is
+    /// missing or malformed, the timestamp is stale, or the signature matches no key.
     pub fn verify_event(
         &self,
         headers: &HeaderMap,
@@ -70,6 +77,10 @@ impl HmacVerifier {
     /// assert!(event.is_failure());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyEventError`], as for [`verify_event`](Self::verify_event).
     pub fn verify_event_as(
         &self,
         family: Family,
