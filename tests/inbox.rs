@@ -864,6 +864,43 @@ async fn prune_removes_old_finished_events_only(db: &Db) {
     inbox.close().await;
 }
 
+/// More events to prune than one pruning statement deletes: all of them go, over
+/// several short statements, and nothing that is not due for pruning.
+async fn prune_deletes_past_one_batch(db: &Db) {
+    let inbox = db.inbox(quick()).await;
+    // 2,500 done events finished a day ago, 3 finished now, 2 dead a day ago, 1 pending.
+    let day_ago = "(1000 * 86400)";
+    for (rows, state, finished) in [
+        (2500, "'done'", day_ago),
+        (3, "'done'", "0"),
+        (2, "'dead'", day_ago),
+        (1, "'pending'", day_ago),
+    ] {
+        db.exec(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+             INSERT INTO suno_inbox_events (task_id, family, stage, outcome, body, state, \
+             attempts, received_at, run_after, finished_at) \
+             SELECT 'prune-' || {state} || '-' || {finished} || '-' || i, 'music', 'complete', \
+             'success', CAST('{{}}' AS {blob}), {state}, 1, 0, 0, \
+             CASE WHEN {state} = 'pending' THEN NULL ELSE {now} - {finished} END FROM n",
+            blob = db.blob_type(),
+            now = db.now_ms_sql(),
+        ))
+        .await;
+    }
+    assert_eq!(
+        inbox
+            .prune_older_than(Duration::from_secs(3600))
+            .await
+            .expect("prune"),
+        2502,
+        "every done and dead event finished a day ago"
+    );
+    let stats = inbox.stats().await.expect("stats");
+    assert_eq!((stats.done, stats.dead, stats.pending), (3, 0, 1));
+    inbox.close().await;
+}
+
 async fn stats_report_depth_and_oldest_age(db: &Db) {
     let inbox = db.inbox(quick()).await;
     let runs = Runs::default();
@@ -1975,6 +2012,7 @@ fn main() -> ExitCode {
             shutdown_releases_what_it_cannot_finish,
             a_handlers_transaction_commits_with_done,
             prune_removes_old_finished_events_only,
+            prune_deletes_past_one_batch,
             stats_report_depth_and_oldest_age,
             a_large_body_is_stored_intact,
             a_database_down_is_503_with_retry_after,

@@ -83,6 +83,9 @@ fn server_now(
     statement
 }
 
+/// How many events one pruning statement deletes at most.
+pub(crate) const PRUNE_BATCH: i64 = 1000;
+
 /// Runs `$body` with the backend in use: its pool as `$pool`, its statements as `$sql`,
 /// `$now` binding the clock where the backend takes it as a parameter, `$wrap` making
 /// a [`Tx`] of its transaction and `$own` taking its transaction out of a [`Tx`].
@@ -381,11 +384,21 @@ impl Backend {
         })
     }
 
+    /// Deletes in batches of [`PRUNE_BATCH`], each its own short transaction, so the
+    /// intake's writes (SQLite's single writer above all) go on between batches.
     pub(crate) async fn prune(&self, older_than: Duration) -> Result<u64, InboxError> {
-        with_backend!(self, |pool, sql, now, wrap, own| {
-            let statement = query(sql.prune).bind(millis(older_than));
-            Ok(now(statement).execute(pool).await?.rows_affected())
-        })
+        let mut pruned = 0;
+        loop {
+            let deleted: u64 = with_backend!(self, |pool, sql, now, wrap, own| {
+                let statement = query(sql.prune).bind(millis(older_than)).bind(PRUNE_BATCH);
+                now(statement).execute(pool).await?.rows_affected()
+            });
+            pruned += deleted;
+            if deleted < PRUNE_BATCH.unsigned_abs() {
+                return Ok(pruned);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     pub(crate) async fn stats(&self) -> Result<InboxStats, InboxError> {

@@ -129,9 +129,10 @@ pub(crate) const STATEMENTS: Statements = Statements {
          WHERE task_id = $1 AND state IN ('done', 'dead')"
     ),
     prune: concat!(
-        "DELETE FROM suno_inbox_events WHERE state IN ('done', 'dead') AND finished_at <= ",
+        "DELETE FROM suno_inbox_events WHERE id IN (SELECT id FROM suno_inbox_events \
+         WHERE state IN ('done', 'dead') AND finished_at <= ",
         now!(),
-        " - $1"
+        " - $1 ORDER BY id LIMIT $2)"
     ),
     stats: concat!(
         "SELECT state, COUNT(*), ",

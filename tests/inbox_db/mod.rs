@@ -108,6 +108,22 @@ impl Db {
         }
     }
 
+    /// The SQL type of a body column.
+    pub fn blob_type(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "BLOB",
+            Kind::Postgres => "BYTEA",
+        }
+    }
+
+    /// An SQL expression of the current time in Unix milliseconds.
+    pub fn now_ms_sql(&self) -> &'static str {
+        match self.kind {
+            Kind::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Kind::Postgres => "(extract(epoch from now()) * 1000)::bigint",
+        }
+    }
+
     /// The first column of the first row of a query returning one integer.
     pub async fn count(&self, sql: &str) -> i64 {
         use sqlx::Row as _;
