@@ -12,7 +12,8 @@
 //! a schema of its own that is dropped afterwards (skipped when no server answers).
 //! No workers run while the callbacks are sent: that measures what the sender waits
 //! for. Then the workers (`BENCH_WORKERS`, default 32) run every stored event with a
-//! no-op handler: events processed per second.
+//! no-op handler: events processed per second. `BENCH_PREFILL_DONE=1000000` stores that
+//! many done events first, to compare the rates with a grown table.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +43,64 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn complete_body(task_id: &str) -> Bytes {
     let template = include_str!("../tests/fixtures/music/add_instrumental_complete.json");
     Bytes::from(template.replace("2fac7b1e4d5a4c3f8e9d0a1b2c3d9f72", task_id))
+}
+
+/// How many done events are in the table before the run (`BENCH_PREFILL_DONE`,
+/// default 0): the intake and processing rates with a table that has grown.
+fn prefill_done() -> u64 {
+    env_usize("BENCH_PREFILL_DONE", 0) as u64
+}
+
+/// Fills the inbox's table with `rows` done events received over the last 14 days, in
+/// one statement, then refreshes the planner's statistics (as autovacuum would).
+async fn prefill<C>(connection: &mut C, postgres: bool, rows: u64)
+where
+    for<'c> &'c mut C: sqlx::Executor<'c>,
+{
+    if rows == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let now = now_ms();
+    let span: i64 = 14 * 86_400_000;
+    let json = r#"'{"code":200,"msg":"All generated successfully.","data":{"callbackType":"complete","task_id":"prefill-' || i || '","data":[{"id":"a","title":"Night drive","audio_url":"https://cdn.example/a.mp3","duration":182.4}]}}'"#;
+    let values = |body: String| {
+        format!(
+            "'prefill-' || i, 'music', 'complete', 'success', {body}, 'done', 1, \
+             {now} - {span} + i * {span} / {rows}, {now} - {span} + i * {span} / {rows}, \
+             {now} - {span} + i * {span} / {rows} + 900"
+        )
+    };
+    let columns = "task_id, family, stage, outcome, body, state, attempts, received_at, \
+                   run_after, finished_at";
+    let sql = if postgres {
+        format!(
+            "INSERT INTO suno_inbox_events ({columns}) SELECT {} \
+             FROM generate_series(1::bigint, {rows}::bigint) AS i",
+            values(format!("convert_to({json}, 'UTF8')"))
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+             INSERT INTO suno_inbox_events ({columns}) SELECT {} FROM n; ANALYZE;",
+            values(format!("CAST({json} AS BLOB)"))
+        )
+    };
+    sqlx::raw_sql(&sql)
+        .execute(&mut *connection)
+        .await
+        .expect("prefill");
+    if postgres {
+        // Not in the insert's statement: VACUUM cannot run in a transaction.
+        sqlx::raw_sql("VACUUM ANALYZE suno_inbox_events")
+            .execute(&mut *connection)
+            .await
+            .expect("vacuum");
+    }
+    println!(
+        "  {rows} done events stored first, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// How many events the workers run at once (`BENCH_WORKERS`, default 32).
@@ -150,12 +209,34 @@ async fn inbox_over_http(
 
 /// Runs every stored event with a no-op handler: events per second until all are
 /// done.
-async fn processing(inbox: &Inbox, callbacks: &SunoCallbacks, count: usize) -> f64 {
+/// It watches the events not yet run through an index range (`state IN ('pending',
+/// 'running')`), not `Inbox::stats`, which counts the whole table.
+async fn processing(
+    inbox: &Inbox,
+    callbacks: &SunoCallbacks,
+    count: usize,
+    url: &str,
+    postgres: bool,
+) -> f64 {
+    const LEFT: &str =
+        "SELECT COUNT(*) FROM suno_inbox_events WHERE state IN ('pending', 'running')";
+    let mut sqlite = None;
+    let mut pg = None;
+    if postgres {
+        pg = Some(sqlx::PgConnection::connect(url).await.expect("connect"));
+    } else {
+        sqlite = Some(sqlx::SqliteConnection::connect(url).await.expect("connect"));
+    }
     let started = Instant::now();
     let workers = inbox.start_workers(callbacks);
     loop {
-        let stats = inbox.stats().await.expect("stats");
-        if stats.done >= count as u64 {
+        let left: i64 = match (&mut sqlite, &mut pg) {
+            (Some(connection), _) => sqlx::query_scalar(LEFT).fetch_one(connection).await,
+            (_, Some(connection)) => sqlx::query_scalar(LEFT).fetch_one(connection).await,
+            _ => unreachable!("one connection is open"),
+        }
+        .expect("events left");
+        if left == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -214,9 +295,14 @@ async fn sqlite(count: usize, concurrency: usize) {
         .connect(&url)
         .await
         .expect("connect");
+    let mut connection = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    prefill(&mut connection, false, prefill_done()).await;
+    connection.close().await.expect("close");
     let tasks: Vec<String> = (0..count).map(|n| format!("bench-{n:08}")).collect();
     let (inbox_figures, callbacks) = inbox_over_http(&inbox, &tasks, concurrency).await;
-    let processed = processing(&inbox, &callbacks, count).await;
+    let processed = processing(&inbox, &callbacks, count, &url, false).await;
     inbox.close().await;
 
     use std::str::FromStr as _;
@@ -290,9 +376,12 @@ async fn postgres(count: usize, concurrency: usize) {
         .connect(&url)
         .await
         .expect("connect");
+    let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+    prefill(&mut connection, true, prefill_done()).await;
+    connection.close().await.expect("close");
     let tasks: Vec<String> = (0..count).map(|n| format!("bench-{n:08}")).collect();
     let (inbox_figures, callbacks) = inbox_over_http(&inbox, &tasks, concurrency).await;
-    let processed = processing(&inbox, &callbacks, count).await;
+    let processed = processing(&inbox, &callbacks, count, &url, true).await;
     inbox.close().await;
 
     use std::str::FromStr as _;
