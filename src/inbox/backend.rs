@@ -85,6 +85,11 @@ fn server_now(
 
 /// How many events one pruning statement deletes at most.
 pub(crate) const PRUNE_BATCH: i64 = 1000;
+/// The pause between two pruning statements.
+const PRUNE_PAUSE: Duration = Duration::from_millis(10);
+/// At most this many pruning statements per call (1,000,000 events); the next call
+/// takes the rest.
+const PRUNE_MAX_BATCHES: u32 = 1000;
 
 /// Runs `$body` with the backend in use: its pool as `$pool`, its statements as `$sql`,
 /// `$now` binding the clock where the backend takes it as a parameter, `$wrap` making
@@ -384,21 +389,39 @@ impl Backend {
         })
     }
 
-    /// Deletes in batches of [`PRUNE_BATCH`], each its own short transaction, so the
-    /// intake's writes (SQLite's single writer above all) go on between batches.
-    pub(crate) async fn prune(&self, older_than: Duration) -> Result<u64, InboxError> {
+    /// Deletes in batches of [`PRUNE_BATCH`], each its own short transaction with its
+    /// own time limit (`batch_timeout`), pausing [`PRUNE_PAUSE`] between them so the
+    /// intake's writes (SQLite's single writer above all) go first; at most
+    /// [`PRUNE_MAX_BATCHES`] per call, the rest left for the next.
+    pub(crate) async fn prune(
+        &self,
+        older_than: Duration,
+        batch_timeout: Duration,
+    ) -> Result<u64, InboxError> {
         let mut pruned = 0;
-        loop {
-            let deleted: u64 = with_backend!(self, |pool, sql, now, wrap, own| {
-                let statement = query(sql.prune).bind(millis(older_than)).bind(PRUNE_BATCH);
-                now(statement).execute(pool).await?.rows_affected()
-            });
+        for _ in 0..PRUNE_MAX_BATCHES {
+            let batch = async {
+                Ok::<u64, InboxError>(with_backend!(self, |pool, sql, now, wrap, own| {
+                    let statement = query(sql.prune).bind(millis(older_than)).bind(PRUNE_BATCH);
+                    now(statement).execute(pool).await?.rows_affected()
+                }))
+            };
+            let deleted =
+                tokio::time::timeout(batch_timeout, batch)
+                    .await
+                    .map_err(|_elapsed| {
+                        InboxError::unavailable(format!(
+                            "a pruning statement took longer than {batch_timeout:?} \
+                         ({pruned} events pruned before it)"
+                        ))
+                    })??;
             pruned += deleted;
             if deleted < PRUNE_BATCH.unsigned_abs() {
-                return Ok(pruned);
+                break;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(PRUNE_PAUSE).await;
         }
+        Ok(pruned)
     }
 
     pub(crate) async fn stats(&self) -> Result<InboxStats, InboxError> {

@@ -244,24 +244,32 @@ impl Inbox {
 
     /// Deletes done and dead events finished longer ago than the configured
     /// [`prune_after`](InboxBuilder::prune_after); returns how many. The workers'
-    /// housekeeper calls it every hour.
+    /// housekeeper calls it every hour. It deletes in statements of at most 1,000
+    /// events, the longest finished first, with a pause between them and each within
+    /// [`store_timeout`](InboxBuilder::store_timeout), and at most 1,000,000 events
+    /// per call (the next call takes the rest).
     ///
     /// # Errors
     ///
-    /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
-    /// statement.
+    /// [`InboxError::unavailable`] when the database cannot be reached, refuses a
+    /// statement or takes longer than the store timeout for one (what was pruned
+    /// before stays pruned).
     pub async fn prune(&self) -> Result<u64, InboxError> {
         self.prune_older_than(self.shared.config.prune_after).await
     }
 
-    /// Deletes done and dead events finished longer ago than `age`.
+    /// Deletes done and dead events finished longer ago than `age`, in batches as
+    /// [`prune`](Self::prune) does.
     ///
     /// # Errors
     ///
     /// [`InboxError::unavailable`] when the database cannot be reached or refuses the
     /// statement.
     pub async fn prune_older_than(&self, age: Duration) -> Result<u64, InboxError> {
-        self.shared.backend.prune(age).await
+        self.shared
+            .backend
+            .prune(age, self.shared.config.store_timeout)
+            .await
     }
 
     /// How many events are in each state, and the age of the oldest pending one.

@@ -132,7 +132,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
         "DELETE FROM suno_inbox_events WHERE id IN (SELECT id FROM suno_inbox_events \
          WHERE state IN ('done', 'dead') AND finished_at <= ",
         now!(),
-        " - $1 ORDER BY id LIMIT $2)"
+        " - $1 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
     ),
     stats: concat!(
         "SELECT state, COUNT(*), ",

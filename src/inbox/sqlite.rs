@@ -106,7 +106,8 @@ pub(crate) const STATEMENTS: Statements = Statements {
          WHERE task_id = ?1 AND state IN ('done', 'dead')"
     ),
     prune: "DELETE FROM suno_inbox_events WHERE id IN (SELECT id FROM suno_inbox_events \
-         WHERE state IN ('done', 'dead') AND finished_at <= ?3 - ?1 ORDER BY id LIMIT ?2)",
+         WHERE state IN ('done', 'dead') AND finished_at <= ?3 - ?1 ORDER BY finished_at \
+         LIMIT ?2)",
     stats: "SELECT state, COUNT(*), ?1 - MIN(received_at) FROM suno_inbox_events GROUP BY state",
     event: "SELECT id, task_id, family, stage, outcome, body, state, attempts, last_error \
          FROM suno_inbox_events WHERE id = ?1",

@@ -48,8 +48,10 @@ pub(crate) struct Statements {
     pub(crate) replay_dead: &'static str,
     /// `(task_id, now)`.
     pub(crate) replay_task: &'static str,
-    /// `(older_than_ms, batch, now)`: deletes at most `batch` of the oldest events to
-    /// prune, so one statement holds the table's write lock only briefly.
+    /// `(older_than_ms, batch, now)`: deletes at most `batch` of the events to prune,
+    /// the longest finished first (the partial index on `finished_at`), so one
+    /// statement holds the table's write lock only briefly; on PostgreSQL it skips rows
+    /// another replica's pruning holds.
     pub(crate) prune: &'static str,
     /// `(now)`, returning `(state, count, age_ms of the oldest)` per state.
     pub(crate) stats: &'static str,

@@ -110,15 +110,20 @@ pub(super) async fn housekeeper(worker: Arc<Worker>, ready: watch::Sender<bool>)
     let mut last_prune: Option<Instant> = None;
     loop {
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            match timeout(config.store_timeout, inbox.prune()).await {
-                Ok(Ok(pruned)) => {
+            // Each pruning statement has the store timeout of its own; a shutdown
+            // stops a long pruning between two statements (each its own transaction).
+            let pruning = tokio::select! {
+                pruning = inbox.prune() => pruning,
+                _stopping = stop.wait_for(|stopping| *stopping) => return,
+            };
+            match pruning {
+                Ok(pruned) => {
                     last_prune = Some(Instant::now());
                     if pruned > 0 {
                         tracing::info!(inbox_event = "pruned", pruned, "old inbox events pruned");
                     }
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "could not prune the inbox"),
-                Err(_elapsed) => tracing::warn!("pruning the inbox timed out"),
+                Err(error) => tracing::warn!(%error, "could not prune the inbox"),
             }
         }
         match timeout(config.store_timeout, inbox.stats()).await {
