@@ -217,6 +217,63 @@ async fn each_poll_keeps_its_answer_for_the_operator(db: &Db) {
         "{answers:?}"
     );
     assert_eq!(answers[2], "first delivered: ignored", "{answers:?}");
+    // Registered again, the task starts afresh: no answer of its earlier life.
+    reconciler
+        .expect("polled-task", Family::Music)
+        .await
+        .expect("expect");
+    assert_eq!(last_poll().await, None, "registered again");
+    inbox.close().await;
+}
+
+/// A settled task's family answers for `SETTLED_FAMILY_TTL`, then not; each `done`
+/// deletes a bounded number of the expired rows.
+async fn settled_families_expire(db: &Db) {
+    let inbox = db.inbox(Inbox::builder()).await;
+    let registry = inbox.task_registry();
+    let week_ms = i64::try_from(suno_callback::provider::SETTLED_FAMILY_TTL.as_millis()).unwrap();
+    let now = now_ms();
+    db.exec(&format!(
+        "INSERT INTO suno_settled_tasks (task_id, family, settled_at) VALUES \
+         ('old', 'midi', {}), ('recent', 'wav', {})",
+        now - week_ms - 60_000,
+        now - week_ms + 600_000
+    ))
+    .await;
+    assert_eq!(registry.family_of("old").await.expect("family"), None);
+    assert_eq!(
+        registry.family_of("recent").await.expect("family"),
+        Some(Family::Wav)
+    );
+    registry
+        .expect(ExpectedTask::new("fresh", Family::Midi, 0), 0)
+        .await
+        .expect("expect");
+    registry.done("fresh").await.expect("done");
+    assert_eq!(
+        registry.family_of("fresh").await.expect("family"),
+        Some(Family::Midi)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM suno_settled_tasks WHERE task_id = 'old'")
+            .await,
+        0,
+        "done forgets the expired rows"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM suno_settled_tasks").await,
+        2,
+        "recent and fresh stay"
+    );
+    // A task that was never registered settles nothing.
+    registry.done("never-registered").await.expect("done");
+    assert_eq!(
+        registry
+            .family_of("never-registered")
+            .await
+            .expect("family"),
+        None
+    );
     inbox.close().await;
 }
 
@@ -253,6 +310,7 @@ fn main() -> ExitCode {
                 rows_without_a_route_are_classic,
                 the_reconciler_polls_through_the_inbox_registry,
                 each_poll_keeps_its_answer_for_the_operator,
+                settled_families_expire,
             )
             .into_iter()
             .map(|trial| trial.with_ignored_flag(ignored)),

@@ -99,6 +99,21 @@ async fn the_reconciler_polls_through_redis() {
         Some(Family::Music),
         "a task delivered keeps its family for a late callback"
     );
+    let client = redis::Client::open(redis_url().as_str()).expect("REDIS_URL");
+    let mut direct = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}:settled:redis-task"))
+        .query_async(&mut direct)
+        .await
+        .expect("TTL");
+    let week = i64::try_from(suno_callback::provider::SETTLED_FAMILY_TTL.as_secs()).unwrap();
+    assert!(
+        (week - 60..=week).contains(&ttl),
+        "the settled family expires after a week: TTL {ttl}"
+    );
 }
 
 /// Two replicas share one store and one registry. Replica A's reconciler polls a MIDI

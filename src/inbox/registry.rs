@@ -21,12 +21,13 @@ struct Statements {
     reschedule: &'static str,
     /// Reschedules task `$1` to `$2` and keeps its last poll's answer `$3`, polled at `$4`.
     reschedule_after_poll: &'static str,
-    /// Forgets the settled tasks settled before `$1`, except `$2`.
+    /// Forgets at most 100 of the tasks settled before `$1`, the oldest first (each
+    /// `done` keeps one, so this keeps up without a long delete).
     forget_settled: &'static str,
     /// Keeps the family of task `$1` among the settled tasks, settled at `$2`.
     keep_settled: &'static str,
     done: &'static str,
-    /// The family of a registered task, else of a settled one.
+    /// The family of registered task `$1`, else of one settled at `$2` or later.
     family_of: &'static str,
 }
 
@@ -38,7 +39,7 @@ const POSTGRES: Statements = Statements {
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          registered_at = excluded.registered_at, due_at = excluded.due_at, \
-         route = excluded.route",
+         route = excluded.route, last_poll = NULL, last_polled_at = NULL",
     take_due: "UPDATE suno_expected_tasks SET due_at = $3 \
          WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= $1 \
          ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -46,14 +47,16 @@ const POSTGRES: Statements = Statements {
     reschedule: "UPDATE suno_expected_tasks SET due_at = $2 WHERE task_id = $1",
     reschedule_after_poll: "UPDATE suno_expected_tasks SET due_at = $2, last_poll = $3, \
          last_polled_at = $4 WHERE task_id = $1",
-    forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < $1 AND task_id <> $2",
+    forget_settled: "DELETE FROM suno_settled_tasks WHERE task_id IN (SELECT task_id \
+         FROM suno_settled_tasks WHERE settled_at < $1 ORDER BY settled_at LIMIT 100)",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
          SELECT task_id, family, $2 FROM suno_expected_tasks WHERE task_id = $1 \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = $1",
-    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = $1 \
-         UNION ALL SELECT family FROM suno_settled_tasks WHERE task_id = $1 LIMIT 1",
+    family_of: "SELECT COALESCE(\
+         (SELECT family FROM suno_expected_tasks WHERE task_id = $1), \
+         (SELECT family FROM suno_settled_tasks WHERE task_id = $1 AND settled_at >= $2))",
 };
 
 /// SQLite runs one writer at a time, so the `UPDATE … RETURNING` is atomic as it is.
@@ -63,7 +66,7 @@ const SQLITE: Statements = Statements {
          VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          registered_at = excluded.registered_at, due_at = excluded.due_at, \
-         route = excluded.route",
+         route = excluded.route, last_poll = NULL, last_polled_at = NULL",
     take_due: "UPDATE suno_expected_tasks SET due_at = ?3 \
          WHERE task_id IN (SELECT task_id FROM suno_expected_tasks WHERE due_at <= ?1 \
          ORDER BY due_at LIMIT ?2) \
@@ -71,14 +74,16 @@ const SQLITE: Statements = Statements {
     reschedule: "UPDATE suno_expected_tasks SET due_at = ?2 WHERE task_id = ?1",
     reschedule_after_poll: "UPDATE suno_expected_tasks SET due_at = ?2, last_poll = ?3, \
          last_polled_at = ?4 WHERE task_id = ?1",
-    forget_settled: "DELETE FROM suno_settled_tasks WHERE settled_at < ?1 AND task_id <> ?2",
+    forget_settled: "DELETE FROM suno_settled_tasks WHERE task_id IN (SELECT task_id \
+         FROM suno_settled_tasks WHERE settled_at < ?1 ORDER BY settled_at LIMIT 100)",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
          SELECT task_id, family, ?2 FROM suno_expected_tasks WHERE task_id = ?1 \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = ?1",
-    family_of: "SELECT family FROM suno_expected_tasks WHERE task_id = ?1 \
-         UNION ALL SELECT family FROM suno_settled_tasks WHERE task_id = ?1 LIMIT 1",
+    family_of: "SELECT COALESCE(\
+         (SELECT family FROM suno_expected_tasks WHERE task_id = ?1), \
+         (SELECT family FROM suno_settled_tasks WHERE task_id = ?1 AND settled_at >= ?2))",
 };
 
 /// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters: a custom reconciler may pass
@@ -274,41 +279,47 @@ impl TaskRegistry for InboxRegistry {
         Ok(())
     }
 
-    /// In one transaction: forgets the tasks settled longer than
-    /// [`SETTLED_FAMILY_TTL`] ago (an index range, a few rows per call), keeps this
-    /// task's family among the settled ones and removes it from the expected ones.
+    /// Keeps the task's family among the settled ones, then removes it from the
+    /// expected ones, then forgets at most 100 tasks settled longer than
+    /// [`SETTLED_FAMILY_TTL`] ago. A task that was not registered costs the first
+    /// statement only. In this order a reader always finds the family in one of the
+    /// tables, and a process that stops between two statements leaves the task
+    /// registered and settled (polled once more, then done again), never unknown.
     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
         let now = unix_millis();
         let cutoff = db_millis(now.saturating_sub(millis(SETTLED_FAMILY_TTL)));
         with_pool!(&self.backend, pool, sql => {
-            let mut tx = pool.begin().await.map_err(RegistryError::new)?;
-            sqlx::query(sql.forget_settled)
-                .bind(cutoff)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(RegistryError::new)?;
-            sqlx::query(sql.keep_settled)
+            let kept = sqlx::query(sql.keep_settled)
                 .bind(task_id)
                 .bind(db_millis(now))
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
-                .map_err(RegistryError::new)?;
+                .map_err(RegistryError::new)?
+                .rows_affected();
+            if kept == 0 {
+                return Ok(());
+            }
             sqlx::query(sql.done)
                 .bind(task_id)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .map_err(RegistryError::new)?;
-            tx.commit().await.map_err(RegistryError::new)?;
+            sqlx::query(sql.forget_settled)
+                .bind(cutoff)
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
         });
         Ok(())
     }
 
     async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {
+        let cutoff = db_millis(unix_millis().saturating_sub(millis(SETTLED_FAMILY_TTL)));
         let family: Option<String> = with_pool!(&self.backend, pool, sql => {
             sqlx::query_scalar(sql.family_of)
                 .bind(task_id)
-                .fetch_optional(pool)
+                .bind(cutoff)
+                .fetch_one(pool)
                 .await
                 .map_err(RegistryError::new)?
         });

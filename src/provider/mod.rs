@@ -150,11 +150,14 @@ impl ProviderHooks {
         }
     }
 
-    /// The family `task_id` was registered with, or, once its final outcome reached
-    /// the handlers in this process, the family that outcome was keyed with (maybe
-    /// `Unknown`). `None` when neither knows it (or the registry does not answer in
-    /// time).
+    /// The family a final outcome of `task_id` was keyed with in this process (maybe
+    /// `Unknown`: its redeliveries keep that key), else the family the registry knows
+    /// (registered, or kept since the task settled, maybe on another replica). `None`
+    /// when neither knows it (or the registry does not answer in time).
     pub(crate) async fn family_of(&self, task_id: &str) -> Option<crate::Family> {
+        if let Some(settled_here) = self.settled_families.get(task_id) {
+            return Some(settled_here);
+        }
         let registered =
             match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.family_of_boxed(task_id))
                 .await
@@ -169,9 +172,7 @@ impl ProviderHooks {
                     None
                 }
             };
-        registered
-            .filter(|family| *family != crate::Family::Unknown)
-            .or_else(|| self.settled_families.get(task_id))
+        registered.filter(|family| *family != crate::Family::Unknown)
     }
 
     /// Whether the confirm stage may ask the provider about a callback of `family`

@@ -381,6 +381,13 @@ impl SettledTasks {
             };
             self.remove_if_settled_at(&oldest, at);
         }
+        // A task settled again leaves a stale entry in `order`: bound those too.
+        while self.order.len() >= 2 * max.max(1) {
+            let Some((oldest, at)) = self.order.pop_front() else {
+                break;
+            };
+            self.remove_if_settled_at(&oldest, at);
+        }
         self.families.insert(task_id.to_owned(), (family, now_ms));
         self.order.push_back((task_id.to_owned(), now_ms));
     }
@@ -541,5 +548,30 @@ impl TaskRegistry for MemoryRegistry {
         let registered = self.lock().get(task_id).map(|(task, _)| task.family);
         let family = registered.or_else(|| self.settled().family_of(task_id, unix_millis()));
         std::future::ready(Ok(family))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_tasks_stay_bounded_and_expire() {
+        let mut settled = SettledTasks::default();
+        // One task settled again and again leaves stale entries in the order: bounded.
+        for round in 0..10 {
+            settled.insert("same", Family::Wav, 1_000 + round, 4);
+        }
+        assert!(settled.order.len() <= 8, "{}", settled.order.len());
+        assert_eq!(settled.family_of("same", 1_010), Some(Family::Wav));
+        for i in 0..10 {
+            settled.insert(&format!("t{i}"), Family::Midi, 2_000 + i, 4);
+        }
+        assert_eq!(settled.families.len(), 4);
+        assert!(settled.order.len() <= 8, "{}", settled.order.len());
+        assert_eq!(settled.family_of("t9", 3_000), Some(Family::Midi));
+        assert_eq!(settled.family_of("t0", 3_000), None, "the oldest forgotten");
+        let expired = 2_009 + millis(SETTLED_FAMILY_TTL);
+        assert_eq!(settled.family_of("t9", expired), None, "expired");
     }
 }
