@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --example inbox --features sqlite -- serve
 //! SUNO_INBOX_DATABASE_URL=postgres://127.0.0.1:5432/test cargo run --example inbox --features postgres -- serve
-//! DATABASE_URL=sqlite://suno-inbox.db cargo run -p suno-callback-cli -- replay --dead
+//! DATABASE_URL=sqlite://suno-inbox.db cargo run -p suno-callback-cli -- replay --dead --yes
 //! cargo run --example inbox --features sqlite -- --help
 //! SUNO_CONSOLE_TOKEN=secret cargo run --example inbox --features sqlite,console -- serve
 //! ```
@@ -97,8 +97,9 @@ Commands (nothing is opened without one):
            the table example_results) and mark it done. Point it only at a database
            made for this example.
 
-To see, replay or discard the stored events, use the workspace's tool:
-  DATABASE_URL=<the same URL> cargo run -p suno-callback-cli -- replay --dead
+To see, replay or discard the stored events, use the workspace's tool (a bulk
+replay shows its count first; add --yes to run it):
+  DATABASE_URL=<the same URL> cargo run -p suno-callback-cli -- replay --dead --yes
 
 The database is SUNO_INBOX_DATABASE_URL (sqlite://... or postgres://...; default
 sqlite://suno-inbox.db in the working folder). DATABASE_URL is not read.
