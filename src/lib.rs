@@ -33,12 +33,12 @@
 //!
 //! | stage | module | refusal |
 //! |---|---|---|
-//! | method, content type, body size | `intake` | 405 / 415 / 413 |
+//! | method, content type, body size | `pipeline::intake` | 405 / 415 / 413 |
 //! | read the envelope (task id, family, stage, code) | `event::envelope` | 400 |
 //! | verify the source, bind the signature to its first use | [`verify`] | 401 |
-//! | claim the dedup key | `claim`, [`store`] | 200 duplicate / 409 / 503 |
-//! | build the typed event, run the handler | [`CallbackEvent`], `dispatch` | 500 (claim released) |
-//! | complete or release the key | `settle` | |
+//! | claim the dedup key | `pipeline::claim`, [`store`] | 200 duplicate / 409 / 503 |
+//! | build the typed event, run the handler | [`CallbackEvent`], `pipeline::dispatch` | 500 (claim released) |
+//! | complete or release the key | `pipeline::settle` | |
 //!
 //! In inbox mode (features `sqlite`, `postgres`, module `inbox`) stage 4 stores the
 //! verified callback in a database table and answers `200 accepted`; the inbox's
@@ -53,16 +53,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;
-mod claim;
 mod deadline;
 mod detach;
-mod dispatch;
 mod error;
 mod event;
-mod intake;
 mod pipeline;
 mod receiver;
-mod settle;
 mod source;
 mod timing;
 mod untrusted;
@@ -98,7 +94,6 @@ pub mod testing;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use crate::dispatch::Route;
 pub use crate::error::{BoxError, BuildError, HandlerError};
 pub use crate::event::{
     ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, JobsMeta,
@@ -106,7 +101,8 @@ pub use crate::event::{
     SeparationPayload, Stage, Stem, Track, UnknownFamily, VideoPayload, VoicePayload, VoiceStatus,
     WavPayload,
 };
-pub use crate::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
+pub use crate::pipeline::dispatch::Route;
+pub use crate::pipeline::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
 pub use crate::receiver::{
     DEFAULT_CLAIM_LEASE, DEFAULT_DONE_TTL, DEFAULT_HANDLER_TIMEOUT, DEFAULT_IN_FLIGHT_WAIT,
     DEFAULT_STORE_TIMEOUT, SunoCallbacks, SunoCallbacksBuilder,

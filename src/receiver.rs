@@ -5,11 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dispatch::{Handlers, Route, boxed};
 use crate::error::{BuildError, HandlerError};
 use crate::event::{CallbackEvent, Family};
-use crate::intake::DEFAULT_BODY_LIMIT;
 use crate::pipeline::Pipeline;
+use crate::pipeline::dispatch::{Handlers, Route, boxed};
+use crate::pipeline::intake::DEFAULT_BODY_LIMIT;
 use crate::service::{CallbackService, SunoCallbackLayer};
 use crate::store::{DedupStore, DynStore, MemoryStore};
 use crate::timing::Timing;
@@ -184,9 +184,22 @@ impl SunoCallbacks {
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "provider-api"))]
 impl SunoCallbacks {
-    /// The pipeline, for the inbox's workers and the reconciler that feeds it.
-    pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
-        &self.pipeline
+    /// The handlers, for the inbox's workers.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn handlers(&self) -> Arc<crate::pipeline::dispatch::Handlers> {
+        Arc::clone(&self.pipeline.handlers)
+    }
+
+    /// Stage 4's door for verified events, for the reconciler.
+    #[cfg(feature = "provider-api")]
+    pub(crate) fn admission(&self) -> Arc<dyn crate::pipeline::admit::AdmitVerified> {
+        Arc::clone(&self.pipeline) as Arc<dyn crate::pipeline::admit::AdmitVerified>
+    }
+
+    /// The task registry, for the reconciler.
+    #[cfg(feature = "provider-api")]
+    pub(crate) fn task_registry_handle(&self) -> Arc<dyn crate::provider::DynRegistry> {
+        Arc::clone(&self.pipeline.provider.registry)
     }
 }
 
@@ -641,9 +654,9 @@ impl SunoCallbacksBuilder {
                 verify,
                 binding,
                 store,
-                waiters: crate::claim::Waiters::default(),
+                waiters: crate::pipeline::claim::Waiters::default(),
                 completing: Arc::default(),
-                handlers: self.handlers,
+                handlers: Arc::new(self.handlers),
                 timing,
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
                 inbox: self.inbox,

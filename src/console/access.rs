@@ -254,7 +254,7 @@ impl Gate {
             }
         }
         if self.loopback_only
-            && crate::intake::peer_addr(&parts.extensions)
+            && crate::pipeline::intake::peer_addr(&parts.extensions)
                 .is_some_and(|peer: SocketAddr| peer.ip().is_loopback())
             && from_this_machine(&parts.headers)
         {

@@ -223,7 +223,7 @@ impl Inbox {
     /// through the same dispatch (timeout, panic catching) as inline mode, with this
     /// inbox's handler timeout. Stop them with [`Workers::shutdown`].
     pub fn start_workers(&self, callbacks: &crate::SunoCallbacks) -> Workers {
-        worker::start(self.clone(), Arc::clone(callbacks.pipeline()))
+        worker::start(self.clone(), callbacks.handlers())
     }
 
     /// Puts done or dead events back to pending, with their attempts reset, so the

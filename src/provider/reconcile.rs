@@ -18,7 +18,7 @@ use super::submit::{JobsTask, SubmitError};
 use crate::answer::Answer;
 use crate::event::{ApiRoute, Family};
 use crate::metrics::{self, Labels};
-use crate::pipeline::Pipeline;
+use crate::pipeline::admit::AdmitVerified;
 use crate::receiver::SunoCallbacks;
 use crate::source::EventSource;
 use crate::untrusted::Untrusted;
@@ -66,7 +66,8 @@ pub struct Reconciler {
 }
 
 struct Inner {
-    pipeline: Arc<Pipeline>,
+    admission: Arc<dyn AdmitVerified>,
+    registry: Arc<dyn DynRegistry>,
     client: ProviderClient,
     after: Duration,
     interval: Duration,
@@ -83,7 +84,7 @@ impl fmt::Debug for Reconciler {
         let inner = &*self.inner;
         f.debug_struct("Reconciler")
             .field("client", &inner.client)
-            .field("registry", &inner.pipeline.provider.registry)
+            .field("registry", &inner.registry)
             .field("after", &inner.after)
             .field("interval", &inner.interval)
             .field("max_interval", &inner.max_interval)
@@ -114,7 +115,8 @@ impl Reconciler {
     /// sharing its task registry.
     pub fn builder(callbacks: &SunoCallbacks, client: ProviderClient) -> ReconcilerBuilder {
         ReconcilerBuilder {
-            pipeline: Arc::clone(callbacks.pipeline()),
+            admission: callbacks.admission(),
+            registry: callbacks.task_registry_handle(),
             client,
             after: DEFAULT_RECONCILE_AFTER,
             interval: DEFAULT_RECONCILE_INTERVAL,
@@ -127,7 +129,7 @@ impl Reconciler {
     }
 
     fn registry(&self) -> &dyn DynRegistry {
-        &*self.inner.pipeline.provider.registry
+        &*self.inner.registry
     }
 
     /// Registers a task submitted on the classic route: polled at its family's
@@ -364,8 +366,8 @@ impl Reconciler {
             result = event.outcome().as_str(),
             source = "poll",
         );
-        let answer = Arc::clone(&inner.pipeline)
-            .deliver_verified(event, EventSource::Poll)
+        let answer = Arc::clone(&inner.admission)
+            .admit_verified(event, EventSource::Poll)
             .instrument(span)
             .await;
         let delivered = match answer {
@@ -432,7 +434,8 @@ impl Reconciler {
 
 /// Configures a [`Reconciler`].
 pub struct ReconcilerBuilder {
-    pipeline: Arc<Pipeline>,
+    admission: Arc<dyn AdmitVerified>,
+    registry: Arc<dyn DynRegistry>,
     client: ProviderClient,
     after: Duration,
     interval: Duration,
@@ -513,7 +516,8 @@ impl ReconcilerBuilder {
         let lease = self.interval.max(Duration::from_secs(120));
         Reconciler {
             inner: Arc::new(Inner {
-                pipeline: self.pipeline,
+                admission: self.admission,
+                registry: self.registry,
                 client: self.client,
                 after: self.after,
                 interval: self.interval,

@@ -8,7 +8,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::intake::PeerAddr;
+use crate::pipeline::intake::PeerAddr;
 
 /// A layer that inserts the connection's peer address into every request as a
 /// [`PeerAddr`] extension, so that an [`IpAllowlist`](crate::verify::IpAllowlist)

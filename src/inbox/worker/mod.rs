@@ -28,7 +28,7 @@ use self::decision::Limits;
 use self::health::StoreHealth;
 use self::housekeeping::housekeeper;
 use super::Inbox;
-use crate::pipeline::Pipeline;
+use crate::pipeline::dispatch::Handlers;
 
 /// The longest share of the shutdown grace kept for releasing the events of the
 /// handlers it drops.
@@ -100,7 +100,7 @@ impl fmt::Debug for Workers {
 /// What the workers of one [`Workers`] share.
 pub(crate) struct Worker {
     inbox: Inbox,
-    pipeline: Arc<Pipeline>,
+    handlers: Arc<Handlers>,
     stop: watch::Receiver<bool>,
     abort: watch::Receiver<Option<Instant>>,
     health: StoreHealth,
@@ -120,13 +120,13 @@ impl Worker {
     }
 }
 
-pub(crate) fn start(inbox: Inbox, pipeline: Arc<Pipeline>) -> Workers {
+pub(crate) fn start(inbox: Inbox, handlers: Arc<Handlers>) -> Workers {
     let (stop, stop_rx) = watch::channel(false);
     let (abort, abort_rx) = watch::channel(None);
     let config = inbox.config().clone();
     let worker = Arc::new(Worker {
         inbox,
-        pipeline,
+        handlers,
         stop: stop_rx,
         abort: abort_rx,
         health: StoreHealth::default(),

@@ -6,7 +6,6 @@ use tokio::time::{Instant, timeout_at};
 use super::Worker;
 use super::decision::{self, Ending, Transition};
 use super::heartbeat::{LeaseClock, LeaseEnd};
-use crate::dispatch::{self, HandlerOutcome};
 use crate::event::{CallbackEvent, Family, ParseError};
 use crate::inbox::backend::Tx;
 use crate::inbox::context::EventContext;
@@ -14,6 +13,7 @@ use crate::inbox::error::InboxError;
 use crate::inbox::rows::Leased;
 use crate::inbox::types::{RunReport, RunResult, cut_error};
 use crate::metrics::{self, InboxCount};
+use crate::pipeline::dispatch::{self, HandlerOutcome};
 use crate::untrusted::Untrusted;
 
 /// The stored body as its typed event. A known stored family (the one a per-family path
@@ -75,7 +75,7 @@ impl Worker {
                     let why = cut_error(&format!("stored body is not a callback: {error}"));
                     (Ending::Unreadable, Some(why), None)
                 }
-                Ok(parsed) => match self.pipeline.handlers.route_event(&parsed) {
+                Ok(parsed) => match self.handlers.route_event(&parsed) {
                     None => {
                         // No handler (and no fallback): done, as inline mode answers
                         // `200 ignored`. A replay runs it once a handler exists.

@@ -1,19 +1,28 @@
 //! The pipeline: the one place that knows the order of the stages.
 //!
-//! 1. [`intake`](crate::intake): method, content type, body size;
+//! 1. [`intake`](crate::pipeline::intake): method, content type, body size;
 //! 2. [`envelope`](crate::event::envelope): the task id, family, stage and outcome;
 //! 3. [`verify`](crate::verify): is it from the sender, and is its signature still
 //!    bound to this `(family, stage, outcome)`; (confirm mode, feature
 //!    `provider-api`: the provider's task-details answer replaces the body's outcome,
 //!    and a reused signature under `SignatureReuse::Confirm` is confirmed the same way);
-//! 4. [`claim`](crate::claim): take the dedup key, or wait for whoever holds it; in inbox
+//! 4. [`claim`](crate::pipeline::claim): take the dedup key, or wait for whoever holds it; in inbox
 //!    mode instead, store the body and its key in the inbox and answer (`crate::inbox`);
-//! 5. [`dispatch`](crate::dispatch): build the typed event, run its handler;
-//! 6. [`settle`](crate::settle): complete or release the key;
+//! 5. [`dispatch`](crate::pipeline::dispatch): build the typed event, run its handler;
+//! 6. [`settle`](crate::pipeline::settle): complete or release the key;
 //!
-//! and [`answer`](crate::answer) turns the result into a response. Events that need no
-//! verification (the reconciler's polls, confirmed callbacks) enter at stage 4 through
-//! [`Pipeline::deliver_verified`], with the same dedup keys.
+//! and [`answer`](crate::answer) turns the result into a response. Stage 4 has one
+//! entry, `Pipeline::admit`: a verified callback reaches it from stage 3, and the
+//! events that need no verification (the reconciler's polls, confirmed callbacks)
+//! through [`Pipeline::deliver_verified`] ([`admit::AdmitVerified`], what the
+//! reconciler holds), with the same dedup keys.
+
+#[cfg(feature = "provider-api")]
+pub(crate) mod admit;
+pub(crate) mod claim;
+pub(crate) mod dispatch;
+pub(crate) mod intake;
+pub(crate) mod settle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,15 +33,14 @@ use http::{HeaderMap, Method, Request};
 use http_body::Body;
 use tracing::{Instrument, Span};
 
+use self::claim::{ClaimOutcome, Waiters, claim_or_wait};
+use self::dispatch::{Chosen, HandlerOutcome, Handlers, Invocation};
+use self::settle::{Completing, settle};
 use crate::answer::Answer;
-use crate::claim::{ClaimOutcome, Waiters, claim_or_wait};
 use crate::detach::Detachable;
-use crate::dispatch::{self, Chosen, HandlerOutcome, Handlers, Invocation};
 use crate::error::BoxError;
 use crate::event::{CallbackEvent, Envelope, Family};
-use crate::intake;
 use crate::metrics::{self, Labels};
-use crate::settle::{Completing, settle};
 use crate::source::{self, EventSource};
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore};
 use crate::timing::Timing;
@@ -53,7 +61,8 @@ pub(crate) struct Pipeline {
     pub(crate) waiters: Waiters,
     /// The keys processed here whose completion the store has not taken yet.
     pub(crate) completing: Arc<Completing>,
-    pub(crate) handlers: Handlers,
+    /// Shared with the inbox's workers, which run the stored events with them.
+    pub(crate) handlers: Arc<Handlers>,
     pub(crate) timing: Timing,
     /// Inbox mode: stage 4 stores the event, and the inbox's workers run stages 5-6.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -290,27 +299,15 @@ impl Pipeline {
             // Nothing can confirm it in this build: the sender retries.
             return Answer::Unconfirmed(key);
         }
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        if let Some(inbox) = &self.inbox {
-            return inbox.accept(&key, &body).await;
-        }
-        let chosen = self.handlers.route(&envelope);
-        let answer = Arc::clone(&self)
-            .claim_and_run(
-                key,
-                chosen,
-                Unbuilt::Envelope(envelope),
-                body,
-                family,
-                EventSource::Callback,
-                first_claim,
-            )
-            .await;
-        #[cfg(feature = "provider-api")]
-        if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
-            self.provider.settled_key(key).await;
-        }
-        answer
+        self.admit(Admission {
+            key,
+            unbuilt: Unbuilt::Envelope(envelope),
+            body,
+            family,
+            source: EventSource::Callback,
+            first_claim,
+        })
+        .await
     }
 
     /// Stages 4 to 6 (claim, dispatch, settle) on an event that needs no verification:
@@ -332,31 +329,47 @@ impl Pipeline {
             event.outcome(),
         );
         let body = event.raw_body().clone();
-        // In inbox mode a confirmed or polled event is stored like a callback, and the
-        // inbox's workers run it.
+        self.admit(Admission {
+            key,
+            unbuilt: Unbuilt::Event(event),
+            body,
+            family: Some(family).filter(|family| *family != Family::Unknown),
+            source,
+            first_claim: None,
+        })
+        .await
+    }
+
+    /// Stage 4, the one entry of every verified event. In inbox mode the event is
+    /// stored (a polled or confirmed event's task is then settled: its outcome is
+    /// durable); otherwise its key is claimed and its handler run and settled (stages 5
+    /// and 6), after which a final outcome settles its task in the registry.
+    async fn admit(self: Arc<Self>, admission: Admission) -> Answer {
+        let Admission {
+            key,
+            unbuilt,
+            body,
+            family,
+            source,
+            first_claim,
+        } = admission;
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         if let Some(inbox) = &self.inbox {
             let answer = inbox.accept(&key, &body).await;
-            if let Answer::Accepted(key) | Answer::Duplicate(key) = &answer {
+            #[cfg(feature = "provider-api")]
+            if source != EventSource::Callback
+                && let Answer::Accepted(key) | Answer::Duplicate(key) = &answer
+            {
                 self.provider.settled_key(key).await;
             }
             return answer;
         }
-        let path_family = Some(family).filter(|family| *family != Family::Unknown);
-        // The event is built already: route it and run it as it is, without reading its
-        // body again.
-        let chosen = self.handlers.route_event(&event);
+        // A built event is routed as it is, without reading its body again.
+        let chosen = unbuilt.route(&self.handlers);
         let answer = Arc::clone(&self)
-            .claim_and_run(
-                key,
-                chosen,
-                Unbuilt::Event(event),
-                body,
-                path_family,
-                source,
-                None,
-            )
+            .claim_and_run(key, chosen, unbuilt, body, family, source, first_claim)
             .await;
+        #[cfg(feature = "provider-api")]
         if let Answer::Processed(key) | Answer::Duplicate(key) | Answer::Ignored(key) = &answer {
             self.provider.settled_key(key).await;
         }
@@ -622,7 +635,38 @@ enum Unbuilt {
     Event(CallbackEvent),
 }
 
+/// What stage 4 admits: the event (unbuilt), its key and body, the family its path
+/// named (to parse a standby body alike), where it came from, and the claim made with
+/// its signature's binding, if any.
+struct Admission {
+    key: DedupKey,
+    unbuilt: Unbuilt,
+    body: Bytes,
+    family: Option<Family>,
+    source: EventSource,
+    first_claim: Option<Claim>,
+}
+
+#[cfg(feature = "provider-api")]
+impl admit::AdmitVerified for Pipeline {
+    fn admit_verified(
+        self: Arc<Self>,
+        event: CallbackEvent,
+        source: EventSource,
+    ) -> admit::Admitting {
+        Box::pin(self.deliver_verified(event, source))
+    }
+}
+
 impl Unbuilt {
+    fn route(&self, handlers: &Handlers) -> Option<Chosen> {
+        match self {
+            Self::Envelope(envelope) => handlers.route(envelope),
+            #[cfg(feature = "provider-api")]
+            Self::Event(event) => handlers.route_event(event),
+        }
+    }
+
     fn build(self, body: Bytes) -> CallbackEvent {
         match self {
             Self::Envelope(envelope) => CallbackEvent::build(envelope, body),

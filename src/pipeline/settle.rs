@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::deadline::timeout;
 
-use crate::dispatch::HandlerOutcome;
+use crate::pipeline::dispatch::HandlerOutcome;
 use crate::store::{Claim, ClaimToken, DedupKey, DynStore, StoreError};
 use crate::timing::Timing;
 
