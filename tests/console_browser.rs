@@ -2,7 +2,8 @@
 //! (WebDriver). One walk through the pages as an operator does it, with a screenshot of
 //! each page under `target/console-screenshots/`:
 //!
-//! log in, see the overview, filter the dead events, open one whose title is a
+//! log in, see the overview, the expected tasks with their last poll's answer (a
+//! `<script>` in it stays text), filter the dead events, open one whose title is a
 //! `<script>` (it stays text and runs nothing), replay it and see it done; a read-only
 //! login sees no button and a forged POST gets 403; a form on another origin is
 //! refused.
@@ -186,6 +187,20 @@ async fn seed(url: &str) -> i64 {
     )
     .await;
     hostile += id;
+    // The reconciler's expected tasks: one polled (its answer hostile text), one due.
+    sqlx::query(
+        "INSERT INTO suno_expected_tasks \
+         (task_id, family, registered_at, due_at, last_poll, last_polled_at) VALUES \
+         ('task-0041-7c1e', 'music', ?1, ?2, \
+          'request failed: <script>window.__xss = 3</script> 503', ?3), \
+         ('task-0042-7c1e', 'wav', ?1, ?1, NULL, NULL)",
+    )
+    .bind(now - 1_800_000)
+    .bind(now + 60_000)
+    .bind(now - 30_000)
+    .execute(&mut connection)
+    .await
+    .expect("expected tasks");
     hostile
 }
 
@@ -323,6 +338,28 @@ async fn walk(driver: &Driver) {
         "the chart"
     );
     shoot(&browser, "overview").await;
+
+    // The expected tasks, with what each one's last poll got, as text.
+    browser
+        .goto(&format!("{base}/console/expected"))
+        .await
+        .expect("goto");
+    let expected = text(&browser).await;
+    assert!(
+        expected.contains("request failed: <script>window.__xss = 3</script> 503"),
+        "{expected}"
+    );
+    assert!(expected.contains("not polled yet"), "{expected}");
+    let ran = browser
+        .execute("return window.__xss === undefined", vec![])
+        .await
+        .expect("execute");
+    assert_eq!(
+        ran,
+        serde_json::json!(true),
+        "the poll answer's script did not run"
+    );
+    shoot(&browser, "expected").await;
 
     // Filter the dead events.
     browser
