@@ -425,9 +425,20 @@ impl Backend {
     }
 
     pub(crate) async fn stats(&self) -> Result<InboxStats, InboxError> {
+        self.counts(false).await
+    }
+
+    /// [`stats`](Self::stats) without the done events (`done` is 0): what the
+    /// housekeeper reports every round, at the cost of the queue, not of the table.
+    pub(crate) async fn queue(&self) -> Result<InboxStats, InboxError> {
+        self.counts(true).await
+    }
+
+    async fn counts(&self, queue_only: bool) -> Result<InboxStats, InboxError> {
         let rows: Vec<(String, i64, Option<i64>)> =
             with_backend!(self, |pool, sql, now, wrap, own| {
-                let rows = now(query(sql.stats)).fetch_all(pool).await?;
+                let statement = if queue_only { sql.queue } else { sql.stats };
+                let rows = now(query(statement)).fetch_all(pool).await?;
                 rows.iter()
                     .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
                     .collect::<Result<_, sqlx::Error>>()?

@@ -272,7 +272,9 @@ impl Inbox {
             .await
     }
 
-    /// How many events are in each state, and the age of the oldest pending one.
+    /// How many events are in each state, and the age of the oldest pending one. It
+    /// counts the whole table (the done events too); the workers' housekeeper reads the
+    /// pending, running and dead ones only.
     ///
     /// # Errors
     ///
@@ -280,6 +282,11 @@ impl Inbox {
     /// query.
     pub async fn stats(&self) -> Result<InboxStats, InboxError> {
         self.shared.backend.stats().await
+    }
+
+    /// [`stats`](Self::stats) without counting the done events (`done` is 0).
+    pub(crate) async fn queue_stats(&self) -> Result<InboxStats, InboxError> {
+        self.shared.backend.queue().await
     }
 
     /// One stored event, with its body exactly as received.
@@ -598,5 +605,62 @@ impl fmt::Debug for InboxBuilder {
             .field("config", &self.config)
             .field("on_outcome", &self.on_outcome.is_some())
             .finish()
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The housekeeper's queue counts agree with the full counts, done events aside.
+    #[tokio::test]
+    async fn queue_stats_count_all_but_the_done_events() {
+        let dir = std::env::temp_dir().join(format!(
+            "suno_inbox_queue_{}",
+            crate::store::ClaimToken::new_unique()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("inbox.db").display());
+        let inbox = Inbox::builder().connect(&url).await.expect("inbox");
+        let Backend::Sqlite(backend) = inbox.backend() else {
+            unreachable!("a sqlite:// URL")
+        };
+        for (i, state) in [
+            "done", "done", "done", "pending", "pending", "running", "dead",
+        ]
+        .iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO suno_inbox_events (task_id, family, stage, outcome, body, state, \
+                 attempts, received_at, run_after) VALUES (?1, 'music', 'complete', 'success', \
+                 X'7B7D', ?2, 0, ?3, 0)",
+            )
+            .bind(format!("t{i}"))
+            .bind(*state)
+            .bind(1_000 + i64::try_from(i).expect("small"))
+            .execute(backend.pool())
+            .await
+            .expect("insert");
+        }
+        let all = inbox.stats().await.expect("stats");
+        let queue = inbox.queue_stats().await.expect("queue");
+        assert_eq!((all.done, queue.done), (3, 0));
+        assert_eq!(
+            (queue.pending, queue.running, queue.dead),
+            (all.pending, all.running, all.dead)
+        );
+        assert_eq!((queue.pending, queue.running, queue.dead), (2, 1, 1));
+        // Each reads the clock itself: the ages differ by the time between the two.
+        let (Some(queue_age), Some(all_age)) = (queue.oldest_pending_age, all.oldest_pending_age)
+        else {
+            panic!("both see the oldest pending event: {queue:?} {all:?}");
+        };
+        assert!(
+            queue_age.abs_diff(all_age) < Duration::from_secs(1),
+            "{queue_age:?} vs {all_age:?}"
+        );
+        inbox.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

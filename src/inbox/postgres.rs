@@ -139,6 +139,12 @@ pub(crate) const STATEMENTS: Statements = Statements {
         now!(),
         " - MIN(received_at) FROM suno_inbox_events GROUP BY state"
     ),
+    queue: concat!(
+        "SELECT state, COUNT(*), ",
+        now!(),
+        " - MIN(received_at) FROM suno_inbox_events \
+         WHERE state IN ('pending', 'running', 'dead') GROUP BY state"
+    ),
     event: "SELECT id, task_id, family, stage, outcome, body, state, attempts::bigint, \
          last_error FROM suno_inbox_events WHERE id = $1",
     events_of_task: "SELECT id, task_id, family, stage, outcome, body, state, \

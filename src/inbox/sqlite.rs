@@ -109,6 +109,8 @@ pub(crate) const STATEMENTS: Statements = Statements {
          WHERE state IN ('done', 'dead') AND finished_at <= ?3 - ?1 ORDER BY finished_at \
          LIMIT ?2)",
     stats: "SELECT state, COUNT(*), ?1 - MIN(received_at) FROM suno_inbox_events GROUP BY state",
+    queue: "SELECT state, COUNT(*), ?1 - MIN(received_at) FROM suno_inbox_events \
+         WHERE state IN ('pending', 'running', 'dead') GROUP BY state",
     event: "SELECT id, task_id, family, stage, outcome, body, state, attempts, last_error \
          FROM suno_inbox_events WHERE id = ?1",
     events_of_task: "SELECT id, task_id, family, stage, outcome, body, state, attempts, \

@@ -55,6 +55,9 @@ pub(crate) struct Statements {
     pub(crate) prune: &'static str,
     /// `(now)`, returning `(state, count, age_ms of the oldest)` per state.
     pub(crate) stats: &'static str,
+    /// `(now)`, as `stats` but for the pending, running and dead events only: one
+    /// index range per state (`(state, id)`), whatever the number of done events.
+    pub(crate) queue: &'static str,
     /// `(id)`, returning `(id, task_id, family, stage, outcome, body, state, attempts,
     /// last_error)`.
     pub(crate) event: &'static str,

@@ -126,7 +126,8 @@ pub(super) async fn housekeeper(worker: Arc<Worker>, ready: watch::Sender<bool>)
                 Err(error) => tracing::warn!(%error, "could not prune the inbox"),
             }
         }
-        match timeout(config.store_timeout, inbox.stats()).await {
+        // The queue only: counting the done events would read the whole table.
+        match timeout(config.store_timeout, inbox.queue_stats()).await {
             Ok(Ok(stats)) => {
                 metrics::inbox_queue(stats.queue_depth(), stats.oldest_pending_age);
                 tracing::info!(
