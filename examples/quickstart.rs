@@ -39,8 +39,9 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use suno_callback::event::Payload;
 use suno_callback::verify::{Clock, DEFAULT_TOLERANCE, IpAllowlist, SystemClock, sign};
-use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, HandlerError, Route, SunoCallbacks};
 use tokio::net::TcpListener;
 
 const PATH: &str = "/callbacks/suno";

@@ -56,7 +56,7 @@ mod answer;
 mod deadline;
 mod detach;
 mod error;
-mod event;
+pub mod event;
 mod pipeline;
 mod receiver;
 mod source;
@@ -95,12 +95,7 @@ pub mod testing;
 struct ReadmeDoctests;
 
 pub use crate::error::{BoxError, BuildError, HandlerError};
-pub use crate::event::{
-    ApiRoute, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, Instrument, JobsMeta,
-    LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note, Outcome, ParseError, Payload,
-    SeparationPayload, Stage, Stem, Track, UnknownFamily, VideoPayload, VoicePayload, VoiceStatus,
-    WavPayload,
-};
+pub use crate::event::{ApiRoute, CallbackEvent, Family, Outcome, ParseError, Stage};
 pub use crate::pipeline::dispatch::Route;
 pub use crate::pipeline::intake::{DEFAULT_BODY_LIMIT, PeerAddr};
 pub use crate::receiver::{

@@ -435,7 +435,8 @@ impl SunoCallbacksBuilder {
     /// handler a callback goes to when several could take it.
     ///
     /// ```
-    /// use suno_callback::{Family, Payload, Route, SunoCallbacks};
+    /// use suno_callback::{Family, Route, SunoCallbacks};
+    /// use suno_callback::event::Payload;
     ///
     /// let callbacks = SunoCallbacks::builder()
     ///     .hmac_key("webhook-hmac-key")

@@ -7,12 +7,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{KEY, PATH, fixture, send, signer};
+use suno_callback::event::{CreateTime, FailureReason};
 use suno_callback::testing::{
     DOCUMENTED_FAILURE_CODES, MusicCallback, Signer, TaskIdAt, TestTrack, failure_msg,
 };
-use suno_callback::{
-    CallbackEvent, CreateTime, FailureReason, Family, Outcome, Stage, SunoCallbacks,
-};
+use suno_callback::{CallbackEvent, Family, Outcome, Stage, SunoCallbacks};
 
 /// A receiver whose fallback records every event it is handed (with no specific
 /// handler registered, the fallback receives every stage).

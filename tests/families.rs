@@ -11,9 +11,8 @@ use bytes::Bytes;
 use common::{KEY, PATH, fixture, send, signed_to};
 use http::{Request, Response};
 use http_body_util::Full;
-use suno_callback::{
-    CallbackEvent, Family, Outcome, Payload, Route, Stage, SunoCallbacks, VoiceStatus,
-};
+use suno_callback::event::{Payload, VoiceStatus};
+use suno_callback::{CallbackEvent, Family, Outcome, Route, Stage, SunoCallbacks};
 use tower::service_fn;
 
 /// One fixture: the family it is typed as on the shared path and on its own path, its
@@ -235,7 +234,7 @@ fn cases() -> Vec<Case> {
             |ev| {
                 assert_eq!(
                     ev.reason(),
-                    Some(suno_callback::FailureReason::DownloadFailed)
+                    Some(suno_callback::event::FailureReason::DownloadFailed)
                 );
             },
         ),

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{fixture, fixtures_in};
-use suno_callback::{CallbackEvent, CreateTime, FailureReason, Family, Stage};
+use suno_callback::event::{CreateTime, FailureReason};
+use suno_callback::{CallbackEvent, Family, Stage};
 
 #[test]
 fn every_music_fixture_parses() {

@@ -20,12 +20,13 @@ use std::time::Duration;
 use common::{KEY, RunningExample, http_send, send, signed};
 use inbox_db::{Db, Kind, REQUIRE, postgres_answers, postgres_url};
 use libtest_mimic::Arguments;
+use suno_callback::event::Payload;
 use suno_callback::inbox::sqlx;
 use suno_callback::inbox::{
     EventContext, EventState, Inbox, InboxBuilder, Replay, RetryPolicy, RunReport, RunResult,
 };
 use suno_callback::testing::{FamilyCallback, MusicCallback};
-use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, HandlerError, Route, SunoCallbacks};
 
 /// Settings that make tests quick: tiny retry delays, short polls.
 fn quick() -> InboxBuilder {

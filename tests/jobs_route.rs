@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::{PATH, fixture, send, signed_to};
 use serde_json::{Value, json};
-use suno_callback::{
-    ApiRoute, CallbackEvent, FailureReason, Family, Outcome, Payload, Route, Stage, SunoCallbacks,
-};
+use suno_callback::event::{FailureReason, Payload};
+use suno_callback::{ApiRoute, CallbackEvent, Family, Outcome, Route, Stage, SunoCallbacks};
 
 type Seen = Arc<Mutex<Vec<(&'static str, CallbackEvent)>>>;
 
@@ -300,7 +299,7 @@ async fn every_family_reads_its_old_fields_from_the_result() {
         ),
         ("create-voice", json!({"voiceId": "v-1"}), |p| {
             matches!(p, Payload::Voice(v) if v.voice_id() == Some("v-1")
-                && v.status() == suno_callback::VoiceStatus::Success)
+                && v.status() == suno_callback::event::VoiceStatus::Success)
         }),
         (
             "generate-lyrics",

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use common::{KEY, PATH, fixture, send, signer};
 use fake_provider::{FakeProvider, Reply, provider_fixture};
 use serde_json::{Map, Value};
+use suno_callback::event::Payload;
 use suno_callback::provider::{
     ConfirmMode, MemoryRegistry, Outcome, ProviderClient, Reconciler, SyntheticCallback,
     TaskAnswer, TaskPayload, TaskRegistry, TaskStatus,
 };
-use suno_callback::{CallbackEvent, EventSource, Family, Payload, Stage, SunoCallbacks};
+use suno_callback::{CallbackEvent, EventSource, Family, Stage, SunoCallbacks};
 
 const API_KEY: &str = "test-api-key";
 

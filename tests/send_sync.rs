@@ -2,6 +2,11 @@
 //! as a tower service, its layer and its futures must in a multi-threaded server.
 //! A type that stops being either fails to compile here.
 
+use suno_callback::event::{
+    CoverPayload, CreateTime, FailureReason, Instrument, LyricsPayload, LyricsVariation,
+    MidiPayload, MusicPayload, Note, Payload, SeparationPayload, Stem, Track, VideoPayload,
+    VoicePayload, VoiceStatus, WavPayload,
+};
 use suno_callback::service::{
     AnswerBody, CallbackService, ResponseFuture, SetPeerAddr, SetPeerAddrLayer, SunoCallback,
     SunoCallbackBody, SunoCallbackFuture, SunoCallbackLayer,
@@ -13,10 +18,8 @@ use suno_callback::verify::{
     VerifyRequest,
 };
 use suno_callback::{
-    BuildError, CallbackEvent, CoverPayload, CreateTime, FailureReason, Family, HandlerError,
-    Instrument, LyricsPayload, LyricsVariation, MidiPayload, MusicPayload, Note, Outcome,
-    ParseError, Payload, PeerAddr, Route, SeparationPayload, Stage, Stem, SunoCallbacks,
-    SunoCallbacksBuilder, Track, VideoPayload, VoicePayload, VoiceStatus, WavPayload,
+    BuildError, CallbackEvent, Family, HandlerError, Outcome, ParseError, PeerAddr, Route, Stage,
+    SunoCallbacks, SunoCallbacksBuilder,
 };
 
 fn send_sync<T: Send + Sync>() {}

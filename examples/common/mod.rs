@@ -18,8 +18,9 @@ use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use suno_callback::event::Payload;
 use suno_callback::verify::{Clock, IpAllowlist, SystemClock, sign};
-use suno_callback::{CallbackEvent, Family, HandlerError, Payload, Route, SunoCallbacks};
+use suno_callback::{CallbackEvent, Family, HandlerError, Route, SunoCallbacks};
 use tracing_subscriber::EnvFilter;
 
 /// The path every example answers callbacks on.

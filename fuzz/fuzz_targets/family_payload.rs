@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use suno_callback::{CallbackEvent, Family, Payload};
+use suno_callback::{CallbackEvent, Family};
+use suno_callback::event::Payload;
 
 fuzz_target!(|data: &[u8]| {
     let [pick, body @ ..] = data else {

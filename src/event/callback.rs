@@ -31,7 +31,7 @@ use super::track::Track;
 ///     r#"{"code":531,"msg":"refunded","data":{"callbackType":"error","task_id":"t1"}}"#,
 /// )?;
 /// assert!(failure.is_failure());
-/// assert_eq!(failure.reason(), Some(suno_callback::FailureReason::FailedCreditsRefunded));
+/// assert_eq!(failure.reason(), Some(suno_callback::event::FailureReason::FailedCreditsRefunded));
 /// # Ok::<(), suno_callback::ParseError>(())
 /// ```
 #[derive(Clone, Debug)]

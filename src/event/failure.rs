@@ -6,7 +6,7 @@ use std::fmt;
 /// in [`FailureReason::Other`], so a new code never breaks parsing.
 ///
 /// ```
-/// use suno_callback::FailureReason;
+/// use suno_callback::event::FailureReason;
 ///
 /// assert_eq!(FailureReason::from_code(413), FailureReason::MatchesExistingWork);
 /// assert_eq!(FailureReason::from_code(599), FailureReason::Other(599));

@@ -117,7 +117,7 @@ impl FromStr for Family {
     /// assert_eq!("wav".parse::<Family>()?, Family::Wav);
     /// assert_eq!("MP4".parse::<Family>()?, Family::Video);
     /// assert!("sora".parse::<Family>().is_err());
-    /// # Ok::<(), suno_callback::UnknownFamily>(())
+    /// # Ok::<(), suno_callback::event::UnknownFamily>(())
     /// ```
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let lower = name.trim().to_ascii_lowercase();

@@ -1,5 +1,19 @@
-//! The typed events: the envelope read before verification ([`envelope`]), and the
-//! whole event built from a verified body ([`CallbackEvent`]).
+//! The typed events: the envelope read before verification (the crate's `envelope`
+//! module), and the whole event built from a verified body ([`CallbackEvent`]), with
+//! its payload types ([`Payload`] and one per family, [`Track`], [`CreateTime`],
+//! [`FailureReason`], [`JobsMeta`]). The receiver's vocabulary ([`CallbackEvent`],
+//! [`Family`], [`Stage`], [`Outcome`], [`ApiRoute`]) is also at the crate's root.
+//!
+//! ```
+//! use suno_callback::CallbackEvent;
+//! use suno_callback::event::Payload;
+//!
+//! let body = br#"{"code": 200, "msg": "ok", "data": {"callbackType": "complete",
+//!     "task_id": "2fac7b1e", "data": [{"id": "a", "audio_url": "https://cdn.example/a.mp3"}]}}"#;
+//! let event = CallbackEvent::from_json(&body[..])?;
+//! assert!(matches!(event.payload(), Payload::Music(_)));
+//! # Ok::<(), suno_callback::ParseError>(())
+//! ```
 //!
 //! Parsing is strict only about what the pipeline cannot work without (a JSON object
 //! with a `code` and a task id, a short printable `callbackType`) and tolerant of

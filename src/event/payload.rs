@@ -18,7 +18,8 @@ use super::track::Track;
 /// (often nothing: [`Payload::Unknown`] or an empty payload of its family).
 ///
 /// ```
-/// use suno_callback::{CallbackEvent, Payload};
+/// use suno_callback::CallbackEvent;
+/// use suno_callback::event::Payload;
 ///
 /// let body = r#"{"code":200,"msg":"success","data":{"task_id":"t1",
 ///     "audioWavUrl":"https://cdn.example.net/a.wav"}}"#;
@@ -133,7 +134,7 @@ impl LyricsPayload {
 /// `error_message`.
 ///
 /// ```
-/// use suno_callback::LyricsVariation;
+/// use suno_callback::event::LyricsVariation;
 ///
 /// let failed: LyricsVariation =
 ///     serde_json::from_str(r#"{"text":"","status":"failed","error_message":"flagged"}"#)?;
@@ -235,7 +236,8 @@ impl CoverPayload {
 /// others a new mode sends.
 ///
 /// ```
-/// use suno_callback::{CallbackEvent, Payload};
+/// use suno_callback::CallbackEvent;
+/// use suno_callback::event::Payload;
 ///
 /// let body = r#"{"code":200,"data":{"task_id":"t","vocal_removal_info":{
 ///     "vocal_url":"https://x/v.mp3","instrumental_url":"https://x/i.mp3",
@@ -401,7 +403,7 @@ impl Instrument {
 /// One MIDI note. `start` and `end` are seconds, sent as numbers or strings.
 ///
 /// ```
-/// use suno_callback::Note;
+/// use suno_callback::event::Note;
 ///
 /// let note: Note = serde_json::from_str(r#"{"pitch":73,"start":"0.5","end":1.25,"velocity":1}"#)?;
 /// assert_eq!((note.pitch(), note.start(), note.end()), (Some(73), Some(0.5), Some(1.25)));
@@ -483,7 +485,7 @@ impl VoicePayload {
 /// [`validate_info`](VoicePayload::validate_info) aloud), not the end.
 ///
 /// ```
-/// use suno_callback::VoiceStatus;
+/// use suno_callback::event::VoiceStatus;
 ///
 /// assert_eq!(VoiceStatus::from_wire("wait_validating"), VoiceStatus::WaitValidating);
 /// assert!(!VoiceStatus::WaitValidating.is_final());

@@ -7,18 +7,18 @@ use serde::Serialize;
 /// (`"2025-01-01 00:00:00"`), others epoch milliseconds (`1786343609818`).
 ///
 /// ```
-/// use suno_callback::CreateTime;
+/// use suno_callback::event::CreateTime;
 ///
 /// let text = CreateTime::Text("2025-01-01 00:00:00".into());
 /// let millis = CreateTime::EpochMillis(1_735_689_600_000);
 /// assert_eq!(text.epoch_millis(), millis.epoch_millis());
 /// ```
 ///
-/// The same rules apply inside a [`Track`](crate::Track) and alone: a number, or a numeric string,
-/// is epoch milliseconds (a fraction is dropped).
+/// The same rules apply inside a [`Track`](crate::event::Track) and alone: a number,
+/// or a numeric string, is epoch milliseconds (a fraction is dropped).
 ///
 /// ```
-/// use suno_callback::CreateTime;
+/// use suno_callback::event::CreateTime;
 ///
 /// let alone: CreateTime = serde_json::from_str(r#""1786343609818.0""#)?;
 /// assert_eq!(alone, CreateTime::EpochMillis(1_786_343_609_818));

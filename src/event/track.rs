@@ -18,7 +18,7 @@ use super::time::CreateTime;
 /// reachable through the event's [`raw_json`](crate::CallbackEvent::raw_json).
 ///
 /// ```
-/// use suno_callback::Track;
+/// use suno_callback::event::Track;
 ///
 /// let track: Track = serde_json::from_str(r#"{
 ///     "id": "85510f3c", "audio_url": "https://cdn.example.net/a.mp3",

@@ -40,7 +40,8 @@ pub fn jobs_model(family: Family) -> String {
 /// and every field overridable.
 ///
 /// ```
-/// use suno_callback::{CallbackEvent, Family, Payload};
+/// use suno_callback::{CallbackEvent, Family};
+/// use suno_callback::event::Payload;
 /// use suno_callback::testing::FamilyCallback;
 ///
 /// let wav = FamilyCallback::success(Family::Wav, "task-1");
@@ -425,7 +426,7 @@ mod tests {
         assert_eq!(event.stage().as_str(), "wait_validating");
         let stems =
             CallbackEvent::from_json(FamilyCallback::split_stem("t-s").body()).expect("parses");
-        let crate::Payload::Separation(stems) = stems.payload() else {
+        let crate::event::Payload::Separation(stems) = stems.payload() else {
             panic!("separation")
         };
         assert_eq!(stems.stems().len(), 12);
@@ -473,7 +474,7 @@ mod tests {
         let stems =
             CallbackEvent::from_json(FamilyCallback::split_stem("t-s").body()).expect("parses");
         assert_eq!(stems.api_route(), ApiRoute::Classic);
-        let crate::Payload::Separation(stems) = stems.payload() else {
+        let crate::event::Payload::Separation(stems) = stems.payload() else {
             panic!("separation")
         };
         assert_eq!(stems.stems().len(), 12);

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 /// (sunoapi.org), 500, 501 and 531.
 ///
 /// ```
-/// use suno_callback::FailureReason;
+/// use suno_callback::event::FailureReason;
 /// use suno_callback::testing::DOCUMENTED_FAILURE_CODES;
 ///
 /// for code in DOCUMENTED_FAILURE_CODES {
@@ -419,7 +419,7 @@ impl From<MusicCallback> for Bytes {
 /// One track of a [`MusicCallback`], as a JSON object with every field overridable.
 ///
 /// ```
-/// use suno_callback::Track;
+/// use suno_callback::event::Track;
 /// use suno_callback::testing::TestTrack;
 ///
 /// let track = TestTrack::finished("task-1", 0)
