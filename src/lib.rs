@@ -53,6 +53,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod answer;
+mod batches;
 mod deadline;
 mod detach;
 mod error;

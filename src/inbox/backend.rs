@@ -84,9 +84,7 @@ fn server_now(
 }
 
 /// How many events one pruning statement deletes at most.
-pub(crate) const PRUNE_BATCH: i64 = 1000;
-/// The pause between two pruning statements.
-const PRUNE_PAUSE: Duration = Duration::from_millis(10);
+const PRUNE_BATCH: i64 = 1000;
 /// At most this many pruning statements per call (1,000,000 events); the next call
 /// takes the rest.
 const PRUNE_MAX_BATCHES: u32 = 1000;
@@ -390,16 +388,15 @@ impl Backend {
     }
 
     /// Deletes in batches of [`PRUNE_BATCH`], each its own short transaction with its
-    /// own time limit (`batch_timeout`), pausing [`PRUNE_PAUSE`] between them so the
-    /// intake's writes (SQLite's single writer above all) go first; at most
-    /// [`PRUNE_MAX_BATCHES`] per call, the rest left for the next.
+    /// own time limit (`batch_timeout`), pausing between them so the intake's writes
+    /// (SQLite's single writer above all) go first; at most [`PRUNE_MAX_BATCHES`] per
+    /// call, the rest left for the next.
     pub(crate) async fn prune(
         &self,
         older_than: Duration,
         batch_timeout: Duration,
     ) -> Result<u64, InboxError> {
-        let mut pruned = 0;
-        for _ in 0..PRUNE_MAX_BATCHES {
+        crate::batches::delete_in_batches(PRUNE_MAX_BATCHES, || async move {
             let batch = async {
                 Ok::<u64, InboxError>(with_backend!(self, |pool, sql, now, wrap, own| {
                     let statement = query(sql.prune).bind(millis(older_than)).bind(PRUNE_BATCH);
@@ -411,17 +408,12 @@ impl Backend {
                     .await
                     .map_err(|_elapsed| {
                         InboxError::unavailable(format!(
-                            "a pruning statement took longer than {batch_timeout:?} \
-                         ({pruned} events pruned before it)"
+                            "a pruning statement took longer than {batch_timeout:?}"
                         ))
                     })??;
-            pruned += deleted;
-            if deleted < PRUNE_BATCH.unsigned_abs() {
-                break;
-            }
-            tokio::time::sleep(PRUNE_PAUSE).await;
-        }
-        Ok(pruned)
+            Ok((deleted, deleted >= PRUNE_BATCH.unsigned_abs()))
+        })
+        .await
     }
 
     pub(crate) async fn stats(&self) -> Result<InboxStats, InboxError> {

@@ -7,10 +7,8 @@ use std::fmt;
 use super::Inbox;
 use super::backend::Backend;
 use crate::event::{ApiRoute, Family};
-use crate::provider::{
-    ExpectedTask, MAX_POLL_ANSWER_CHARS, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry,
-};
-use crate::provider::{millis, unix_millis};
+use crate::provider::{ExpectedTask, RegistryError, SETTLED_FAMILY_TTL, TaskRegistry};
+use crate::provider::{cut_poll_answer, millis, unix_millis};
 
 /// The registry's statements in one backend's placeholder syntax.
 struct Statements {
@@ -85,15 +83,6 @@ const SQLITE: Statements = Statements {
          (SELECT family FROM suno_expected_tasks WHERE task_id = ?1), \
          (SELECT family FROM suno_settled_tasks WHERE task_id = ?1 AND settled_at >= ?2))",
 };
-
-/// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters: a custom reconciler may pass
-/// anything, and the row keeps no more.
-fn cut_poll_answer(answer: &str) -> &str {
-    match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
-        Some((end, _)) => &answer[..end],
-        None => answer,
-    }
-}
 
 /// A [`TaskRegistry`] in the inbox's database: the table `suno_expected_tasks`,
 /// created by the inbox's migrations. Get it from [`Inbox::task_registry`].
@@ -265,6 +254,7 @@ impl TaskRegistry for InboxRegistry {
         due_ms: u64,
         answer: &str,
     ) -> Result<(), RegistryError> {
+        // Whoever calls it may pass anything: the row keeps no more than the bound.
         let answer = cut_poll_answer(answer);
         with_pool!(&self.backend, pool, sql => {
             sqlx::query(sql.reschedule_after_poll)

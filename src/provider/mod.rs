@@ -64,7 +64,7 @@ pub use submit::{JobsTask, SubmitError};
 
 pub(crate) use family::stored_family;
 pub(crate) use map::is_final;
-pub(crate) use registry::{DynRegistry, millis, unix_millis};
+pub(crate) use registry::{DynRegistry, cut_poll_answer, millis, unix_millis};
 
 use bytes::Bytes;
 

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::client::ProviderClient;
 use super::map::SyntheticCallback;
 use super::registry::{
-    DynRegistry, ExpectedTask, MAX_POLL_ANSWER_CHARS, RegistryError, millis, unix_millis,
+    DynRegistry, ExpectedTask, RegistryError, cut_poll_answer, millis, unix_millis,
 };
 use super::submit::{JobsTask, SubmitError};
 use crate::answer::Answer;
@@ -422,12 +422,8 @@ impl Reconciler {
         next: u64,
         answer: &str,
     ) -> Result<(), RegistryError> {
-        let answer = match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
-            Some((end, _)) => &answer[..end],
-            None => answer,
-        };
         self.registry()
-            .reschedule_after_poll_boxed(task.task_id(), next, answer)
+            .reschedule_after_poll_boxed(task.task_id(), next, cut_poll_answer(answer))
             .await
     }
 }

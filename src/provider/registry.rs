@@ -118,6 +118,14 @@ impl std::error::Error for RegistryError {
 /// The longest line [`TaskRegistry::reschedule_after_poll`] is given, in characters.
 pub const MAX_POLL_ANSWER_CHARS: usize = 240;
 
+/// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters (at a character boundary).
+pub(crate) fn cut_poll_answer(answer: &str) -> &str {
+    match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
+        Some((end, _)) => &answer[..end],
+        None => answer,
+    }
+}
+
 /// Where expected tasks are kept: a small trait in [`DedupStore`]'s shape (each call
 /// an `async fn` returning `Send` futures, no macro, no boxing of yours), with one
 /// conformance suite (`testing::registry_conformance`, feature `testing`).
@@ -375,14 +383,9 @@ struct SettledTasks {
 impl SettledTasks {
     fn insert(&mut self, task_id: &str, family: Family, now_ms: u64, max: usize) {
         self.forget_before(now_ms.saturating_sub(millis(SETTLED_FAMILY_TTL)));
-        while self.families.len() >= max.max(1) {
-            let Some((oldest, at)) = self.order.pop_front() else {
-                break;
-            };
-            self.remove_if_settled_at(&oldest, at);
-        }
         // A task settled again leaves a stale entry in `order`: bound those too.
-        while self.order.len() >= 2 * max.max(1) {
+        let max = max.max(1);
+        while self.families.len() >= max || self.order.len() >= 2 * max {
             let Some((oldest, at)) = self.order.pop_front() else {
                 break;
             };

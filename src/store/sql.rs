@@ -22,9 +22,6 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The size of a SQL store's own connection pool by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 
-/// The pause between two pruning batches, so the claims waiting for a row or for
-/// SQLite's write lock go first.
-const PRUNE_PAUSE: Duration = Duration::from_millis(10);
 /// At most this many batches per pruning run; the rest waits for the next run.
 const PRUNE_MAX_BATCHES: u32 = 200;
 
@@ -135,16 +132,7 @@ impl Pruner {
 /// Deletes the expired rows, one small batch per statement, pausing between batches.
 pub(super) async fn prune<P: Prunable>(store: &P, batch: u32) -> Result<u64, StoreError> {
     let batch = batch.max(1);
-    let mut total = 0;
-    for _ in 0..PRUNE_MAX_BATCHES {
-        let (deleted, full) = store.prune_batch(batch).await?;
-        total += deleted;
-        if !full {
-            break;
-        }
-        tokio::time::sleep(PRUNE_PAUSE).await;
-    }
-    Ok(total)
+    crate::batches::delete_in_batches(PRUNE_MAX_BATCHES, || store.prune_batch(batch)).await
 }
 
 /// The dedup store in an inbox's own database: [`SqliteStore`](super::SqliteStore) or
