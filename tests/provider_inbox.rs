@@ -265,6 +265,38 @@ async fn settled_families_expire(db: &Db) {
         2,
         "recent and fresh stay"
     );
+    // Keyed as unknown (a shapeless failure whose family was not known then): that
+    // is the family kept, so its redeliveries keep the key on every replica.
+    registry
+        .expect(ExpectedTask::new("keyed-unknown", Family::Wav, 0), 0)
+        .await
+        .expect("expect");
+    registry
+        .done_as("keyed-unknown", Family::Unknown)
+        .await
+        .expect("done as");
+    assert_eq!(
+        registry.family_of("keyed-unknown").await.expect("family"),
+        Some(Family::Unknown)
+    );
+    // A poll's answer quoting a NUL (which PostgreSQL's text refuses) is stored.
+    registry
+        .expect(ExpectedTask::new("nul-answer", Family::Wav, 0), 0)
+        .await
+        .expect("expect");
+    registry
+        .reschedule_after_poll("nul-answer", 0, "unmapped: status \"a\u{0}b\"")
+        .await
+        .expect("an answer with a NUL");
+    let rows = inbox.admin().expected(None, 10).await.expect("expected");
+    let row = rows
+        .iter()
+        .find(|row| row.task_id == "nul-answer")
+        .expect("the task");
+    assert_eq!(
+        row.last_poll.as_ref().map(|(answer, _)| answer.as_str()),
+        Some("unmapped: status \"a b\"")
+    );
     // A task that was never registered settles nothing.
     registry.done("never-registered").await.expect("done");
     assert_eq!(

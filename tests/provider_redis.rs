@@ -114,6 +114,22 @@ async fn the_reconciler_polls_through_redis() {
         (week - 60..=week).contains(&ttl),
         "the settled family expires after a week: TTL {ttl}"
     );
+    // Keyed as unknown, a task keeps `Unknown` for its late callbacks.
+    check
+        .expect(
+            suno_callback::provider::ExpectedTask::new("keyed-unknown", Family::Wav, 0),
+            0,
+        )
+        .await
+        .unwrap();
+    check
+        .done_as("keyed-unknown", Family::Unknown)
+        .await
+        .unwrap();
+    assert_eq!(
+        check.family_of("keyed-unknown").await.unwrap(),
+        Some(Family::Unknown)
+    );
 }
 
 /// Two replicas share one store and one registry. Replica A's reconciler polls a MIDI

@@ -88,6 +88,9 @@ const PRUNE_BATCH: i64 = 1000;
 /// At most this many pruning statements per call (1,000,000 events); the next call
 /// takes the rest.
 const PRUNE_MAX_BATCHES: u32 = 1000;
+/// The most events one pruning call deletes: a call that deleted this many may have
+/// left more.
+pub(crate) const PRUNE_MAX_EVENTS: u64 = PRUNE_BATCH.unsigned_abs() * PRUNE_MAX_BATCHES as u64;
 
 /// Runs `$body` with the backend in use: its pool as `$pool`, its statements as `$sql`,
 /// `$now` binding the clock where the backend takes it as a parameter, `$wrap` making

@@ -22,7 +22,8 @@ struct Statements {
     /// Forgets at most 100 of the tasks settled before `$1`, the oldest first (each
     /// `done` keeps one, so this keeps up without a long delete).
     forget_settled: &'static str,
-    /// Keeps the family of task `$1` among the settled tasks, settled at `$2`.
+    /// Keeps the family of task `$1` among the settled tasks, settled at `$2`: the
+    /// family it was keyed as (`$3`), else the registered one.
     keep_settled: &'static str,
     done: &'static str,
     /// The family of registered task `$1`, else of one settled at `$2` or later.
@@ -48,7 +49,8 @@ const POSTGRES: Statements = Statements {
     forget_settled: "DELETE FROM suno_settled_tasks WHERE task_id IN (SELECT task_id \
          FROM suno_settled_tasks WHERE settled_at < $1 ORDER BY settled_at LIMIT 100)",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
-         SELECT task_id, family, $2 FROM suno_expected_tasks WHERE task_id = $1 \
+         SELECT task_id, COALESCE($3, family), $2 FROM suno_expected_tasks \
+         WHERE task_id = $1 \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = $1",
@@ -75,7 +77,8 @@ const SQLITE: Statements = Statements {
     forget_settled: "DELETE FROM suno_settled_tasks WHERE task_id IN (SELECT task_id \
          FROM suno_settled_tasks WHERE settled_at < ?1 ORDER BY settled_at LIMIT 100)",
     keep_settled: "INSERT INTO suno_settled_tasks (task_id, family, settled_at) \
-         SELECT task_id, family, ?2 FROM suno_expected_tasks WHERE task_id = ?1 \
+         SELECT task_id, COALESCE(?3, family), ?2 FROM suno_expected_tasks \
+         WHERE task_id = ?1 \
          ON CONFLICT (task_id) DO UPDATE SET family = excluded.family, \
          settled_at = excluded.settled_at",
     done: "DELETE FROM suno_expected_tasks WHERE task_id = ?1",
@@ -194,6 +197,39 @@ macro_rules! with_pool {
     };
 }
 
+impl InboxRegistry {
+    /// The statements of [`done`](TaskRegistry::done), keeping `keyed_as` as the
+    /// settled family when given.
+    async fn settle(&self, task_id: &str, keyed_as: Option<Family>) -> Result<(), RegistryError> {
+        let now = unix_millis();
+        let cutoff = db_millis(now.saturating_sub(millis(SETTLED_FAMILY_TTL)));
+        with_pool!(&self.backend, pool, sql => {
+            let kept = sqlx::query(sql.keep_settled)
+                .bind(task_id)
+                .bind(db_millis(now))
+                .bind(keyed_as.map(Family::as_str))
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?
+                .rows_affected();
+            if kept == 0 {
+                return Ok(());
+            }
+            sqlx::query(sql.done)
+                .bind(task_id)
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+            sqlx::query(sql.forget_settled)
+                .bind(cutoff)
+                .execute(pool)
+                .await
+                .map_err(RegistryError::new)?;
+        });
+        Ok(())
+    }
+}
+
 impl TaskRegistry for InboxRegistry {
     async fn expect(&self, task: ExpectedTask, due_ms: u64) -> Result<(), RegistryError> {
         with_pool!(&self.backend, pool, sql => {
@@ -260,7 +296,7 @@ impl TaskRegistry for InboxRegistry {
             sqlx::query(sql.reschedule_after_poll)
                 .bind(task_id)
                 .bind(db_millis(due_ms))
-                .bind(answer)
+                .bind(answer.as_ref())
                 .bind(db_millis(unix_millis()))
                 .execute(pool)
                 .await
@@ -276,31 +312,11 @@ impl TaskRegistry for InboxRegistry {
     /// tables, and a process that stops between two statements leaves the task
     /// registered and settled (polled once more, then done again), never unknown.
     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
-        let now = unix_millis();
-        let cutoff = db_millis(now.saturating_sub(millis(SETTLED_FAMILY_TTL)));
-        with_pool!(&self.backend, pool, sql => {
-            let kept = sqlx::query(sql.keep_settled)
-                .bind(task_id)
-                .bind(db_millis(now))
-                .execute(pool)
-                .await
-                .map_err(RegistryError::new)?
-                .rows_affected();
-            if kept == 0 {
-                return Ok(());
-            }
-            sqlx::query(sql.done)
-                .bind(task_id)
-                .execute(pool)
-                .await
-                .map_err(RegistryError::new)?;
-            sqlx::query(sql.forget_settled)
-                .bind(cutoff)
-                .execute(pool)
-                .await
-                .map_err(RegistryError::new)?;
-        });
-        Ok(())
+        self.settle(task_id, None).await
+    }
+
+    async fn done_as(&self, task_id: &str, keyed_as: Family) -> Result<(), RegistryError> {
+        self.settle(task_id, Some(keyed_as)).await
     }
 
     async fn family_of(&self, task_id: &str) -> Result<Option<Family>, RegistryError> {

@@ -220,13 +220,15 @@ impl ProviderHooks {
     pub(crate) async fn settled_key(&self, key: &DedupKey) {
         if is_final(key.stage(), key.outcome()) {
             self.settled_families.insert(key.task_id(), key.family());
-            self.settled(key.task_id()).await;
+            self.settled(key.task_id(), key.family()).await;
         }
     }
 
-    /// The task is no longer expected: its final outcome reached the handlers.
-    pub(crate) async fn settled(&self, task_id: &str) {
-        match tokio::time::timeout(REGISTRY_TIMEOUT, self.registry.done_boxed(task_id)).await {
+    /// The task is no longer expected: its final outcome reached the handlers, keyed
+    /// with `keyed_as`, the family the registry keeps for its late callbacks.
+    pub(crate) async fn settled(&self, task_id: &str, keyed_as: crate::Family) {
+        let done = self.registry.done_as_boxed(task_id, keyed_as);
+        match tokio::time::timeout(REGISTRY_TIMEOUT, done).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not mark the task done"),
             Err(_elapsed) => tracing::warn!("task registry timed out marking the task done"),

@@ -423,7 +423,7 @@ impl Reconciler {
         answer: &str,
     ) -> Result<(), RegistryError> {
         self.registry()
-            .reschedule_after_poll_boxed(task.task_id(), next, cut_poll_answer(answer))
+            .reschedule_after_poll_boxed(task.task_id(), next, &cut_poll_answer(answer))
             .await
     }
 }

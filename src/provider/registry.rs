@@ -118,11 +118,21 @@ impl std::error::Error for RegistryError {
 /// The longest line [`TaskRegistry::reschedule_after_poll`] is given, in characters.
 pub const MAX_POLL_ANSWER_CHARS: usize = 240;
 
-/// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters (at a character boundary).
-pub(crate) fn cut_poll_answer(answer: &str) -> &str {
-    match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
+/// `answer` cut to [`MAX_POLL_ANSWER_CHARS`] characters (at a character boundary), its
+/// control characters (a NUL, which PostgreSQL's text refuses, among them) shown as
+/// spaces: a poll's answer quotes the provider's text.
+pub(crate) fn cut_poll_answer(answer: &str) -> std::borrow::Cow<'_, str> {
+    let cut = match answer.char_indices().nth(MAX_POLL_ANSWER_CHARS) {
         Some((end, _)) => &answer[..end],
         None => answer,
+    };
+    if cut.chars().any(char::is_control) {
+        cut.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        cut.into()
     }
 }
 
@@ -240,6 +250,20 @@ pub trait TaskRegistry: fmt::Debug + Send + Sync + 'static {
     /// whichever replica it arrives. The crate's registries all keep it.
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
 
+    /// [`done`](Self::done) for a task whose final outcome reached the handlers keyed
+    /// with `keyed_as`, which is the family to keep for [`family_of`](Self::family_of)
+    /// (a shapeless failure keyed [`Family::Unknown`] keeps `Unknown`, so its
+    /// redeliveries on any replica keep that key). The default is `done`, which keeps
+    /// the registered family; the crate's registries keep `keyed_as`.
+    fn done_as(
+        &self,
+        task_id: &str,
+        keyed_as: Family,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        let _ = keyed_as;
+        self.done(task_id)
+    }
+
     /// The family of a registered task, or of one [`done`](Self::done) less than
     /// [`SETTLED_FAMILY_TTL`] ago.
     fn family_of(
@@ -283,6 +307,13 @@ impl<T: TaskRegistry> TaskRegistry for std::sync::Arc<T> {
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
         (**self).done(task_id)
     }
+    fn done_as(
+        &self,
+        task_id: &str,
+        keyed_as: Family,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        (**self).done_as(task_id, keyed_as)
+    }
     fn family_of(
         &self,
         task_id: &str,
@@ -307,6 +338,7 @@ pub(crate) trait DynRegistry: Send + Sync + 'static {
         answer: &'a str,
     ) -> BoxFuture<'a, ()>;
     fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()>;
+    fn done_as_boxed<'a>(&'a self, task_id: &'a str, keyed_as: Family) -> BoxFuture<'a, ()>;
     fn family_of_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Option<Family>>;
     fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
@@ -333,6 +365,9 @@ impl<R: TaskRegistry> DynRegistry for R {
     }
     fn done_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.done(task_id))
+    }
+    fn done_as_boxed<'a>(&'a self, task_id: &'a str, keyed_as: Family) -> BoxFuture<'a, ()> {
+        Box::pin(self.done_as(task_id, keyed_as))
     }
     fn family_of_boxed<'a>(&'a self, task_id: &'a str) -> BoxFuture<'a, Option<Family>> {
         Box::pin(self.family_of(task_id))
@@ -469,6 +504,21 @@ impl MemoryRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Removes a registered task and keeps `keyed_as`, else its registered family.
+    fn settle(
+        &self,
+        task_id: &str,
+        keyed_as: Option<Family>,
+    ) -> std::future::Ready<Result<(), RegistryError>> {
+        let removed = self.lock().remove(task_id);
+        if let Some((task, _)) = removed {
+            let family = keyed_as.unwrap_or(task.family);
+            self.settled()
+                .insert(task_id, family, unix_millis(), self.max_tasks);
+        }
+        std::future::ready(Ok(()))
+    }
+
     fn settled(&self) -> std::sync::MutexGuard<'_, SettledTasks> {
         self.settled
             .lock()
@@ -536,12 +586,15 @@ impl TaskRegistry for MemoryRegistry {
     }
 
     fn done(&self, task_id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send {
-        let removed = self.lock().remove(task_id);
-        if let Some((task, _)) = removed {
-            self.settled()
-                .insert(task_id, task.family, unix_millis(), self.max_tasks);
-        }
-        std::future::ready(Ok(()))
+        self.settle(task_id, None)
+    }
+
+    fn done_as(
+        &self,
+        task_id: &str,
+        keyed_as: Family,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        self.settle(task_id, Some(keyed_as))
     }
 
     fn family_of(
@@ -576,5 +629,37 @@ mod tests {
         assert_eq!(settled.family_of("t0", 3_000), None, "the oldest forgotten");
         let expired = 2_009 + millis(SETTLED_FAMILY_TTL);
         assert_eq!(settled.family_of("t9", expired), None, "expired");
+    }
+
+    #[tokio::test]
+    async fn done_as_keeps_the_family_the_outcome_was_keyed_as() {
+        let registry = MemoryRegistry::new();
+        for (task, keyed_as) in [("a", None), ("b", Some(Family::Unknown))] {
+            registry
+                .expect(ExpectedTask::new(task, Family::Wav, 0), 0)
+                .await
+                .expect("expect");
+            match keyed_as {
+                Some(family) => registry.done_as(task, family).await,
+                None => registry.done(task).await,
+            }
+            .expect("done");
+        }
+        assert_eq!(registry.family_of("a").await.unwrap(), Some(Family::Wav));
+        assert_eq!(
+            registry.family_of("b").await.unwrap(),
+            Some(Family::Unknown)
+        );
+    }
+
+    #[test]
+    fn a_poll_answer_is_cut_and_shows_control_characters_as_spaces() {
+        assert_eq!(cut_poll_answer("pending"), "pending");
+        assert_eq!(cut_poll_answer("a\u{0}b\nc"), "a b c");
+        let long = "é".repeat(MAX_POLL_ANSWER_CHARS + 5);
+        assert_eq!(
+            cut_poll_answer(&long).chars().count(),
+            MAX_POLL_ANSWER_CHARS
+        );
     }
 }

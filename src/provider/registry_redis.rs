@@ -36,12 +36,16 @@ return out
 ";
 
 /// Removes a task (`KEYS[1]` due set, `KEYS[2]` task hash, `ARGV[1]` its id) and keeps
-/// its value under `KEYS[3]` for `ARGV[2]` seconds, for `family_of` of a late callback.
+/// its value under `KEYS[3]` for `ARGV[2]` seconds, for `family_of` of a late callback;
+/// with the family it was keyed as in `ARGV[3]` (`done_as`), that family instead.
 const DONE_SCRIPT: &str = r"
 local info = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if info then
+  if ARGV[3] ~= '' then
+    info = ARGV[3] .. ':0'
+  end
   redis.call('SET', KEYS[3], info, 'EX', ARGV[2])
 end
 return 0
@@ -120,6 +124,20 @@ impl RedisRegistry {
             take_script: Script::new(TAKE_SCRIPT),
             done_script: Script::new(DONE_SCRIPT),
         }
+    }
+
+    /// Removes a task and keeps its value for late callbacks, with the family it was
+    /// keyed as (`""`: the registered one).
+    async fn settle(&self, task_id: &str, keyed_as: &str) -> Result<(), RegistryError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.done_script.key(&self.due_key);
+        invocation
+            .key(&self.tasks_key)
+            .key(format!("{}{task_id}", self.settled_prefix))
+            .arg(task_id)
+            .arg(SETTLED_FAMILY_TTL.as_secs().max(1))
+            .arg(keyed_as);
+        Self::call(invocation.invoke_async::<()>(&mut connection)).await
     }
 
     async fn call<T>(
@@ -202,14 +220,11 @@ impl TaskRegistry for RedisRegistry {
     }
 
     async fn done(&self, task_id: &str) -> Result<(), RegistryError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.done_script.key(&self.due_key);
-        invocation
-            .key(&self.tasks_key)
-            .key(format!("{}{task_id}", self.settled_prefix))
-            .arg(task_id)
-            .arg(SETTLED_FAMILY_TTL.as_secs().max(1));
-        Self::call(invocation.invoke_async::<()>(&mut connection)).await
+        self.settle(task_id, "").await
+    }
+
+    async fn done_as(&self, task_id: &str, keyed_as: Family) -> Result<(), RegistryError> {
+        self.settle(task_id, keyed_as.as_str()).await
     }
 
     /// The registered task's family, else the family of the task done (one round trip

@@ -118,7 +118,11 @@ pub(super) async fn housekeeper(worker: Arc<Worker>, ready: watch::Sender<bool>)
             };
             match pruning {
                 Ok(pruned) => {
-                    last_prune = Some(Instant::now());
+                    // A pruning that reached its bound may have left more: the next
+                    // round goes on with it rather than an hour later.
+                    if pruned < crate::inbox::backend::PRUNE_MAX_EVENTS {
+                        last_prune = Some(Instant::now());
+                    }
                     if pruned > 0 {
                         tracing::info!(inbox_event = "pruned", pruned, "old inbox events pruned");
                     }
