@@ -291,7 +291,7 @@ impl Dialect {
             #[cfg(feature = "sqlite")]
             Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
             #[cfg(feature = "postgres")]
-            Self::Postgres => "(extract(epoch from now()) * 1000)::bigint",
+            Self::Postgres => "floor(extract(epoch from now()) * 1000)::bigint",
         }
     }
 }

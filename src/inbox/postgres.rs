@@ -12,7 +12,7 @@ use super::statements::Statements;
 /// The server's time in Unix milliseconds (fixed for one statement).
 macro_rules! now {
     () => {
-        "(extract(epoch from now()) * 1000)::bigint"
+        "floor(extract(epoch from now()) * 1000)::bigint"
     };
 }
 

@@ -18,7 +18,7 @@ use super::{Binding, Claim, ClaimToken, DedupKey, DedupStore, SignatureUse, Stor
 /// The server's time in Unix milliseconds (fixed for one statement).
 macro_rules! now {
     () => {
-        "(extract(epoch from now()) * 1000)::bigint"
+        "floor(extract(epoch from now()) * 1000)::bigint"
     };
 }
 

@@ -120,7 +120,7 @@ impl Db {
     pub fn now_ms_sql(&self) -> &'static str {
         match self.kind {
             Kind::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
-            Kind::Postgres => "(extract(epoch from now()) * 1000)::bigint",
+            Kind::Postgres => "floor(extract(epoch from now()) * 1000)::bigint",
         }
     }
 
